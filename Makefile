@@ -1,0 +1,56 @@
+# The verbs a person types. `make demo` is the main job; `make test` runs the whole suite.
+# Both create .venv on first use (Python 3.11+) and install the project into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test export verify data lint format clean clean-store
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	@echo "==> Creating $(VENV) and installing the project (TensorFlow, PyTorch, TorchServe; about 2 minutes the first time)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)  ## create .venv and install everything
+
+demo: $(STAMP)  ## main job: data -> train/export (or reuse a verified store) -> verify -> summary
+	$(BIN)/python -m exporters demo
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest
+
+export: $(STAMP)  ## always train both models and export a new version N+1
+	$(BIN)/python -m exporters export
+
+verify: $(STAMP)  ## verify the latest version in the store
+	$(BIN)/python -m exporters verify
+
+data: $(STAMP)  ## fetch, verify and cache MNIST
+	$(BIN)/python -m exporters data
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove caches (keeps .venv and the model store)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+clean-store:  ## delete every exported version (asks first)
+	@read -p "Delete model_store/artifacts? [y/N] " answer && [ "$$answer" = y ] && rm -rf model_store/artifacts || true

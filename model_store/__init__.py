@@ -1,0 +1,22 @@
+"""The versioned artifact store shared by exporters, servers, gateway and tests."""
+
+from model_store.contract import CONTRACT, MODEL_NAME, NUM_CLASSES, ModelContract, TensorSpec
+from model_store.errors import IntegrityError, StoreError, StoreNotWritable, VersionNotFound
+from model_store.manifest import ArtifactRecord, VersionRecord
+from model_store.store import ModelStore, default_root
+
+__all__ = [
+    "CONTRACT",
+    "MODEL_NAME",
+    "NUM_CLASSES",
+    "ArtifactRecord",
+    "IntegrityError",
+    "ModelContract",
+    "ModelStore",
+    "StoreError",
+    "StoreNotWritable",
+    "TensorSpec",
+    "VersionNotFound",
+    "VersionRecord",
+    "default_root",
+]

@@ -1,0 +1,1 @@
+"""Local model servers: TorchServe (handler, config, launcher) and TF Serving."""
