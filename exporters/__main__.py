@@ -37,7 +37,9 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
 
 def cmd_data(args: argparse.Namespace) -> int:
     data = load_mnist(cache_dir=args.cache_dir)
-    _say(f"MNIST from {data.source}: {len(data.train_labels)} training and {len(data.test_labels)} test images")
+    _say(
+        f"MNIST from {data.source}: {len(data.train_labels)} training and {len(data.test_labels)} test images"
+    )
     for name, sha in data.files.items():
         _say(f"  {name}  sha256 {sha}  verified")
     return 0
@@ -45,7 +47,16 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def verify_in_fresh_process(store: ModelStore, version: int, cache_dir: Path | None) -> bool:
     """Run ``verify`` in a new interpreter so nothing from this process can mask a broken artifact."""
-    command = [sys.executable, "-m", "exporters", "verify", "--store", str(store.root), "--version", str(version)]
+    command = [
+        sys.executable,
+        "-m",
+        "exporters",
+        "verify",
+        "--store",
+        str(store.root),
+        "--version",
+        str(version),
+    ]
     if cache_dir is not None:
         command += ["--cache-dir", str(cache_dir)]
     return subprocess.run(command, check=False).returncode == 0
@@ -101,9 +112,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from exporters.verify import VerificationFailed, verify_version
 
     store = _store(args)
-    versions = store.versions() if args.version == "all" else [int(args.version or store.latest_version() or 0)]
+    versions = (
+        store.versions() if args.version == "all" else [int(args.version or store.latest_version() or 0)]
+    )
     if versions == [0] or not versions:
-        print(f"error: no version in the store at {store.model_dir}; run `make export` first", file=sys.stderr)
+        print(
+            f"error: no version in the store at {store.model_dir}; run `make export` first", file=sys.stderr
+        )
         return 1
     data = load_mnist(cache_dir=args.cache_dir)
     for version in versions:
@@ -113,7 +128,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except (StoreError, VerificationFailed) as exc:
             print(f"error: version {version} failed verification: {exc}", file=sys.stderr)
             return 1
-        _say(f"Version {version}: verified in {time.perf_counter() - started:.1f} s (fresh process, full test set)")
+        elapsed = time.perf_counter() - started
+        _say(f"Version {version}: verified in {elapsed:.1f} s (fresh process, full test set)")
         _say(verification_table(report))
         _say(f"Keras vs PyTorch agreement (reloaded artifacts): {report.agreement:.2%}")
     return 0
@@ -161,27 +177,44 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainSettings()
     parser = argparse.ArgumentParser(prog="python -m exporters", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=str(default_root()),
-                        help="model store root (default: $MODEL_STORE_DIR or model_store/artifacts)")  # fmt: skip
-    common.add_argument("--cache-dir", type=Path, default=None,
-                        help=f"MNIST cache (default: $MNIST_CACHE_DIR or {default_cache_dir()})")  # fmt: skip
+    common.add_argument(
+        "--store",
+        default=str(default_root()),
+        help="model store root (default: $MODEL_STORE_DIR or model_store/artifacts)",
+    )
+    common.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help=f"MNIST cache (default: $MNIST_CACHE_DIR or {default_cache_dir()})",
+    )
     training = argparse.ArgumentParser(add_help=False)
     training.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
     training.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default %(default)s")
-    training.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="default %(default)s")
+    training.add_argument(
+        "--learning-rate", type=float, default=defaults.learning_rate, help="default %(default)s"
+    )
     training.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
-    training.add_argument("--device", default=defaults.device, help="auto (GPU if present), cpu, cuda, cuda:N")
+    training.add_argument(
+        "--device", default=defaults.device, help="auto (GPU if present), cpu, cuda, cuda:N"
+    )
     training.add_argument("--train-limit", type=int, default=None, help="train on the first N images only")
 
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("data", parents=[common], help="fetch, verify and cache MNIST").set_defaults(run=cmd_data)
-    export = commands.add_parser("export", parents=[common, training], help="train both models, export version N+1")
+    commands.add_parser("data", parents=[common], help="fetch, verify and cache MNIST").set_defaults(
+        run=cmd_data
+    )
+    export = commands.add_parser(
+        "export", parents=[common, training], help="train both models, export version N+1"
+    )
     export.add_argument("--skip-verify", action="store_true", help="do not verify the new version")
     export.set_defaults(run=cmd_export)
     verify = commands.add_parser("verify", parents=[common], help="verify a version (default: the latest)")
     verify.add_argument("--version", default=None, help="a version number or 'all'")
     verify.set_defaults(run=cmd_verify)
-    demo = commands.add_parser("demo", parents=[common, training], help="data, train/export (or reuse), verify")
+    demo = commands.add_parser(
+        "demo", parents=[common, training], help="data, train/export (or reuse), verify"
+    )
     demo.add_argument("--retrain", action="store_true", help="train a new version even if one verifies")
     demo.set_defaults(run=cmd_demo)
     show = commands.add_parser("show", parents=[common], help="print the summary table of a version")

@@ -63,13 +63,18 @@ def build_mar(model_name: str, version: int, torchscript: Path, export_dir: Path
     archiver = Path(sys.executable).parent / "torch-model-archiver"
     command = [
         str(archiver) if archiver.exists() else "torch-model-archiver",
-        "--model-name", model_name,
-        "--version", str(version),
-        "--serialized-file", str(torchscript),
-        "--handler", str(HANDLER_FILE),
-        "--export-path", str(export_dir),
+        "--model-name",
+        model_name,
+        "--version",
+        str(version),
+        "--serialized-file",
+        str(torchscript),
+        "--handler",
+        str(HANDLER_FILE),
+        "--export-path",
+        str(export_dir),
         "--force",
-    ]  # fmt: skip
+    ]
     export_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
@@ -77,7 +82,9 @@ def build_mar(model_name: str, version: int, torchscript: Path, export_dir: Path
         raise ExportError(f"torch-model-archiver could not run: {exc}") from exc
     mar = export_dir / f"{model_name}.mar"
     if result.returncode != 0 or not mar.is_file():
-        raise ExportError(f"torch-model-archiver failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        raise ExportError(
+            f"torch-model-archiver failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+        )
     return mar
 
 
@@ -102,7 +109,9 @@ def export_version(store: ModelStore, trained: TrainedPair, data: MnistData) -> 
 
         saved_model_files = hash_tree(root, exclude=_NOT_SAVED_MODEL)
         mar_path = mar_name(store.model_name)
-        reference_files = {f"{REFERENCE_DIR}/{name}": sha for name, sha in hash_tree(root / REFERENCE_DIR).items()}
+        reference_files = {
+            f"{REFERENCE_DIR}/{name}": sha for name, sha in hash_tree(root / REFERENCE_DIR).items()
+        }
         artifacts = {
             "saved_model": _artifact(
                 root, "tensorflow", "saved_model", ".", saved_model_files, trained.keras.test_accuracy
@@ -123,7 +132,9 @@ def export_version(store: ModelStore, trained: TrainedPair, data: MnistData) -> 
                 {mar_path: sha256_file(root / mar_path)},
                 trained.torch.test_accuracy,
             ),
-            "reference_outputs": _artifact(root, "both", "numpy_float32", REFERENCE_DIR, reference_files, None),
+            "reference_outputs": _artifact(
+                root, "both", "numpy_float32", REFERENCE_DIR, reference_files, None
+            ),
         }
         record = VersionRecord(
             model_name=store.model_name,
@@ -151,7 +162,11 @@ def export_version(store: ModelStore, trained: TrainedPair, data: MnistData) -> 
                 ),
             },
             library_versions=library_versions(),
-            data={"source": data.source, "files_sha256": data.files, "test_images": int(len(data.test_labels))},
+            data={
+                "source": data.source,
+                "files_sha256": data.files,
+                "test_images": len(data.test_labels),
+            },
         )
         store.publish(draft, record)
     return record

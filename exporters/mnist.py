@@ -14,8 +14,8 @@ file renamed into place, so the cache never holds a partial or unverified file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import gzip
+import hashlib
 import os
 import shutil
 import subprocess
@@ -62,10 +62,26 @@ class IdxFile:
 
 
 MNIST_FILES: tuple[IdxFile, ...] = (
-    IdxFile("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", IMAGES_MAGIC),
-    IdxFile("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", LABELS_MAGIC),
-    IdxFile("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", IMAGES_MAGIC),
-    IdxFile("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", LABELS_MAGIC),
+    IdxFile(
+        "train-images-idx3-ubyte",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        IMAGES_MAGIC,
+    ),
+    IdxFile(
+        "train-labels-idx1-ubyte",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        LABELS_MAGIC,
+    ),
+    IdxFile(
+        "t10k-images-idx3-ubyte",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        IMAGES_MAGIC,
+    ),
+    IdxFile(
+        "t10k-labels-idx1-ubyte",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        LABELS_MAGIC,
+    ),
 )
 
 
@@ -232,7 +248,7 @@ class MirrorSource:
 
 
 def _download(url: str, deadline: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response:  # noqa: S310 - fixed https mirrors
+    with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response:
         total = int(response.headers.get("Content-Length") or 0)
         progress = ProgressBar(total, f"Downloading {url.rsplit('/', 1)[-1]}", unit="B")
         chunks = []

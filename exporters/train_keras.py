@@ -62,7 +62,9 @@ def train(data: MnistData, settings: TrainSettings, verbose: int = 1) -> KerasRe
     with tf.device(device):
         model = build_model()
         model.compile(
-            optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)),
+            optimizer=keras.optimizers.Adam(
+                keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
+            ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,11 @@ def train(data: MnistData, settings: TrainSettings, show_progress: bool = True) 
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         network.train()
-        progress = ProgressBar(len(loader), f"Epoch {epoch}/{settings.epochs}", unit=" steps") if show_progress else None
+        progress = (
+            ProgressBar(len(loader), f"Epoch {epoch}/{settings.epochs}", unit=" steps")
+            if show_progress
+            else None
+        )
         correct = seen = 0
         loss_sum = 0.0
         for batch_images, batch_labels in loader:
@@ -106,10 +111,19 @@ def train(data: MnistData, settings: TrainSettings, show_progress: bool = True) 
     return TorchResult(classifier, probabilities, accuracy, train_seconds, str(device))
 
 
-def predict_probabilities(module: torch.nn.Module, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def predict_probabilities(
+    module: torch.nn.Module, images: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     with torch.inference_mode():
         return module(torch.from_numpy(images)).numpy().astype(np.float32)
 
 
 def export_torchscript(classifier: Classifier, path: str) -> None:
-    torch.jit.save(torch.jit.script(classifier), path)
+    """Script and save the classifier.
+
+    torch 2.13 marks TorchScript deprecated in favour of torch.export, but TorchServe 0.12's
+    handlers and the issue's contract load TorchScript, so the deprecation notice is muted here only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
+        torch.jit.save(torch.jit.script(classifier), path)

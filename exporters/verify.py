@@ -52,13 +52,21 @@ class VerificationReport:
     agreement: float = 0.0
 
 
-def _compare(name: str, framework: str, got: FloatArray, reference: FloatArray, labels: npt.NDArray[np.uint8],
-             details: str = "") -> ArtifactCheck:  # fmt: skip
+def _compare(
+    name: str,
+    framework: str,
+    got: FloatArray,
+    reference: FloatArray,
+    labels: npt.NDArray[np.uint8],
+    details: str = "",
+) -> ArtifactCheck:
     if got.shape != reference.shape:
         raise VerificationFailed(f"{name}: output shape {got.shape}, expected {reference.shape}")
     diff = float(np.max(np.abs(got - reference)))
     identical = bool(np.array_equal(got.argmax(axis=1), reference.argmax(axis=1)))
-    check = ArtifactCheck(name, framework, diff, identical, float(np.mean(got.argmax(axis=1) == labels)), details)
+    check = ArtifactCheck(
+        name, framework, diff, identical, float(np.mean(got.argmax(axis=1) == labels)), details
+    )
     if diff > MAX_ABS_DIFF or not identical:
         raise VerificationFailed(
             f"{name}: max |Δprobability| {diff:.2e} (limit {MAX_ABS_DIFF:.0e}), identical argmax: {identical}"
@@ -107,7 +115,9 @@ def check_torchscript(path: Path) -> Predict:
     return predict
 
 
-def run_mar_handler(mar: Path, images: FloatArray, pixels: npt.NDArray[np.uint8]) -> tuple[FloatArray, FloatArray]:
+def run_mar_handler(
+    mar: Path, images: FloatArray, pixels: npt.NDArray[np.uint8]
+) -> tuple[FloatArray, FloatArray]:
     """The archive's handler on every image as JSON batches, and on a sample as PNG bodies."""
     from serving.torchserve.inprocess import InProcessHandler
 
@@ -159,16 +169,29 @@ def verify_version(store: ModelStore, version: int, data: MnistData) -> Verifica
 
     mar = version_dir / record.artifacts["torchserve_mar"].path
     json_probabilities, png_probabilities = run_mar_handler(mar, images, data.test_images)
-    _compare("torchserve_mar (PNG)", "pytorch", png_probabilities, torch_reference[: len(png_probabilities)],
-             labels[: len(png_probabilities)])  # fmt: skip
+    _compare(
+        "torchserve_mar (PNG)",
+        "pytorch",
+        png_probabilities,
+        torch_reference[: len(png_probabilities)],
+        labels[: len(png_probabilities)],
+    )
     report.checks.append(
-        _compare("torchserve_mar", "pytorch", json_probabilities, torch_reference, labels,
-                 f"handler: {len(images)} JSON + {len(png_probabilities)} PNG")  # fmt: skip
+        _compare(
+            "torchserve_mar",
+            "pytorch",
+            json_probabilities,
+            torch_reference,
+            labels,
+            f"handler: {len(images)} JSON + {len(png_probabilities)} PNG",
+        )
     )
 
     for check in report.checks:
         recorded = record.artifacts[check.name].test_accuracy
         if recorded is not None and abs(recorded - check.accuracy) > 1e-9:
-            raise VerificationFailed(f"{check.name}: accuracy {check.accuracy:.4f}, manifest says {recorded:.4f}")
+            raise VerificationFailed(
+                f"{check.name}: accuracy {check.accuracy:.4f}, manifest says {recorded:.4f}"
+            )
     report.agreement = float(np.mean(tf_probabilities.argmax(axis=1) == torch_probabilities.argmax(axis=1)))
     return report

@@ -99,7 +99,9 @@ class ModelStore:
     def record(self, version: int) -> VersionRecord:
         path = self.version_dir(version) / VERSION_RECORD
         if not path.is_file():
-            raise VersionNotFound(f"{self.model_name} version {version} is not in the store at {self.model_dir}")
+            raise VersionNotFound(
+                f"{self.model_name} version {version} is not in the store at {self.model_dir}"
+            )
         return VersionRecord.from_dict(json.loads(path.read_text()))
 
     def check_integrity(self, version: int) -> VersionRecord:
@@ -118,7 +120,9 @@ class ModelStore:
                         f"(artifact {name!r} of version {version}; truncated or altered)"
                     )
             if combined_sha256(artifact.files) != artifact.sha256:
-                raise IntegrityError(f"{version_dir / VERSION_RECORD}: digest of artifact {name!r} is inconsistent")
+                raise IntegrityError(
+                    f"{version_dir / VERSION_RECORD}: digest of artifact {name!r} is inconsistent"
+                )
         return record
 
     # -- writing -------------------------------------------------------------------------
