@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@echo "==> Creating $(VENV) and installing the project (TensorFlow, PyTorch, TorchServe; about 2 minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[serving,gateway,loadtests,k8s,dev]'
 	@touch $@
 
 venv: $(STAMP)  ## create .venv and install everything

@@ -1,0 +1,1 @@
+"""The Flask gateway: one API in front of TF Serving and TorchServe."""

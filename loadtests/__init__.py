@@ -1,0 +1,1 @@
+"""Locust load tests and the TF Serving vs TorchServe comparison runner."""
