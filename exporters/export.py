@@ -58,8 +58,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def build_mar(model_name: str, version: int, torchscript: Path, export_dir: Path) -> Path:
-    """Package the TorchScript file and our handler with torch-model-archiver."""
+def build_mar(
+    model_name: str, version: int, torchscript: Path, export_dir: Path, handler: Path = HANDLER_FILE
+) -> Path:
+    """Package the TorchScript file and a handler (ours by default) with torch-model-archiver."""
     archiver = Path(sys.executable).parent / "torch-model-archiver"
     command = [
         str(archiver) if archiver.exists() else "torch-model-archiver",
@@ -70,7 +72,7 @@ def build_mar(model_name: str, version: int, torchscript: Path, export_dir: Path
         "--serialized-file",
         str(torchscript),
         "--handler",
-        str(HANDLER_FILE),
+        str(handler),
         "--export-path",
         str(export_dir),
         "--force",

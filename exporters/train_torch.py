@@ -125,5 +125,7 @@ def export_torchscript(classifier: Classifier, path: str) -> None:
     handlers and the issue's contract load TorchScript, so the deprecation notice is muted here only.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning
+        )
         torch.jit.save(torch.jit.script(classifier), path)

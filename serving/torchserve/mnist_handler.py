@@ -2,6 +2,8 @@
 
 It runs inside TorchServe's Python worker, where only this file, the serialized model and
 TorchServe's own packages are importable: it must not import anything from this project.
+TorchServe's loader also requires exactly one class in this module (the handler), so
+invalid input travels as ``ValueError`` and then as a plain message string.
 
 Each request in TorchServe's batch may carry:
 - JSON ``{"instances": [...]}`` (or ``{"inputs": [...]}``): one image or a list of images,
@@ -29,40 +31,36 @@ IMAGE_SIDE = 28
 MAX_IMAGES_PER_REQUEST = 1024
 
 
-class InvalidInput(ValueError):
-    """The request body is not a valid MNIST input; the message says why."""
-
-
 def _as_image_array(instance: Any, index: int) -> np.ndarray:
     try:
         array = np.asarray(instance, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"instance {index}: not a numeric array ({exc})") from exc
+        raise ValueError(f"instance {index}: not a numeric array ({exc})") from exc
     if array.shape == (IMAGE_SIDE * IMAGE_SIDE,):
         array = array.reshape(IMAGE_SIDE, IMAGE_SIDE)
     if array.shape != (IMAGE_SIDE, IMAGE_SIDE):
-        raise InvalidInput(f"instance {index}: shape {list(array.shape)}, expected [28, 28] or [784]")
+        raise ValueError(f"instance {index}: shape {list(array.shape)}, expected [28, 28] or [784]")
     if not np.isfinite(array).all():
-        raise InvalidInput(f"instance {index}: contains NaN or Infinity")
+        raise ValueError(f"instance {index}: contains NaN or Infinity")
     if array.min() < 0.0 or array.max() > 1.0:
-        raise InvalidInput(f"instance {index}: values must lie in [0, 1] (pixel / 255)")
+        raise ValueError(f"instance {index}: values must lie in [0, 1] (pixel / 255)")
     return array
 
 
 def decode_json(payload: Any) -> np.ndarray:
     """``{"instances": ...}`` or ``{"inputs": ...}`` -> float32 [N, 28, 28]."""
     if not isinstance(payload, dict):
-        raise InvalidInput('JSON body must be an object with "instances" or "inputs"')
+        raise ValueError('JSON body must be an object with "instances" or "inputs"')
     keys = [key for key in ("instances", "inputs") if key in payload]
     if len(keys) != 1:
-        raise InvalidInput('JSON body must have exactly one of "instances" or "inputs"')
+        raise ValueError('JSON body must have exactly one of "instances" or "inputs"')
     instances = payload[keys[0]]
     if not isinstance(instances, list) or not instances:
-        raise InvalidInput(f'"{keys[0]}" must be a non-empty list')
+        raise ValueError(f'"{keys[0]}" must be a non-empty list')
     if _is_single_image(instances):
         instances = [instances]
     if len(instances) > MAX_IMAGES_PER_REQUEST:
-        raise InvalidInput(f"{len(instances)} images in one request; the limit is {MAX_IMAGES_PER_REQUEST}")
+        raise ValueError(f"{len(instances)} images in one request; the limit is {MAX_IMAGES_PER_REQUEST}")
     return np.stack([_as_image_array(instance, index) for index, instance in enumerate(instances)])
 
 
@@ -84,10 +82,10 @@ def decode_image(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.size != (IMAGE_SIDE, IMAGE_SIDE):
-                raise InvalidInput(f"image is {image.size[0]}x{image.size[1]}, expected 28x28")
+                raise ValueError(f"image is {image.size[0]}x{image.size[1]}, expected 28x28")
             pixels = np.asarray(image.convert("L"), dtype=np.float32)
     except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidInput(f"body is neither JSON nor a readable PNG/JPEG image ({exc})") from exc
+        raise ValueError(f"body is neither JSON nor a readable PNG/JPEG image ({exc})") from exc
     return (pixels / 255.0)[np.newaxis]
 
 
@@ -96,7 +94,7 @@ def decode_request(request: dict[str, Any]) -> np.ndarray:
     if body is None:
         body = request.get("body")
     if body is None:
-        raise InvalidInput("empty request")
+        raise ValueError("empty request")
     if isinstance(body, (dict, list)):
         return decode_json(body)
     if isinstance(body, str):
@@ -106,13 +104,13 @@ def decode_request(request: dict[str, Any]) -> np.ndarray:
         try:
             parsed = json.loads(data, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
-            raise InvalidInput(f"malformed JSON: {exc}") from exc
+            raise ValueError(f"malformed JSON: {exc}") from exc
         return decode_json(parsed)
     return decode_image(data)
 
 
 def _reject_constant(token: str) -> float:
-    raise InvalidInput(f"JSON token {token} is not a valid pixel value")
+    raise ValueError(f"JSON token {token} is not a valid pixel value")
 
 
 class MnistHandler(BaseHandler):
@@ -130,16 +128,17 @@ class MnistHandler(BaseHandler):
         self.model = torch.jit.load(model_path, map_location=self.device).eval()
         self.initialized = True
 
-    def preprocess(self, data: list[dict[str, Any]]) -> list[np.ndarray | InvalidInput]:
-        decoded: list[np.ndarray | InvalidInput] = []
+    def preprocess(self, data: list[dict[str, Any]]) -> list[np.ndarray | str]:
+        """Each request becomes an image batch, or the message saying why it is invalid."""
+        decoded: list[np.ndarray | str] = []
         for request in data:
             try:
                 decoded.append(decode_request(request))
-            except InvalidInput as exc:
-                decoded.append(exc)
+            except ValueError as exc:
+                decoded.append(str(exc))
         return decoded
 
-    def inference(self, data: list[np.ndarray | InvalidInput], *args: Any, **kwargs: Any) -> list[Any]:
+    def inference(self, data: list[np.ndarray | str], *args: Any, **kwargs: Any) -> list[Any]:
         images = [item for item in data if isinstance(item, np.ndarray)]
         if not images:
             return list(data)
@@ -159,9 +158,9 @@ class MnistHandler(BaseHandler):
     def postprocess(self, data: list[Any]) -> list[dict[str, Any]]:
         responses: list[dict[str, Any]] = []
         for index, item in enumerate(data):
-            if isinstance(item, InvalidInput):
-                self.context.set_response_status(400, str(item), idx=index)
-                responses.append({"code": 400, "type": "InvalidInput", "message": str(item)})
+            if isinstance(item, str):
+                self.context.set_response_status(400, item, idx=index)
+                responses.append({"code": 400, "type": "InvalidInput", "message": item})
                 continue
             responses.append(
                 {

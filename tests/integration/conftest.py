@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,11 @@ QUICK_TRAINING = ["--epochs", "1", "--train-limit", "5000"]
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -m exporters ...`` in a fresh interpreter, as a user would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "exporters", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "exporters", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

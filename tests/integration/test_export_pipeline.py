@@ -81,8 +81,9 @@ def test_verify_reports_every_artifact(exported_store: ModelStore) -> None:
         ("torchscript/model.pt", "delete"),
     ],
 )
-def test_verify_detects_damaged_artifacts(tmp_path: Path, exported_store: ModelStore, relative: str,
-                                          damage: str) -> None:  # fmt: skip
+def test_verify_detects_damaged_artifacts(
+    tmp_path: Path, exported_store: ModelStore, relative: str, damage: str
+) -> None:
     copy = tmp_path / "store"
     shutil.copytree(exported_store.root, copy)
     target = copy / "mnist" / "1" / relative

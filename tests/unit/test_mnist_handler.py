@@ -31,7 +31,7 @@ def handler(tmp_path_factory: pytest.TempPathFactory) -> InProcessHandler:
 
 @pytest.fixture(scope="module")
 def reference(handler: InProcessHandler) -> torch.jit.ScriptModule:
-    return handler.handler.model
+    return handler.model
 
 
 def _images(count: int, seed: int = 0) -> np.ndarray:
@@ -64,7 +64,9 @@ def test_json_single_image(handler: InProcessHandler, reference: torch.jit.Scrip
     assert reply.body["digits"] == [int(_expected(reference, pixels).argmax())]
 
 
-def test_json_many_images_and_flat_vectors(handler: InProcessHandler, reference: torch.jit.ScriptModule) -> None:
+def test_json_many_images_and_flat_vectors(
+    handler: InProcessHandler, reference: torch.jit.ScriptModule
+) -> None:
     pixels = _images(5, seed=1)
     nested = [(image / 255.0).tolist() for image in pixels]
     flat = [(image.reshape(-1) / 255.0).tolist() for image in pixels]
@@ -96,7 +98,9 @@ def test_rgb_png_is_converted_to_grayscale(handler: InProcessHandler) -> None:
     assert reply.status == 200
 
 
-def test_batch_of_mixed_requests_answers_each_one(handler: InProcessHandler, reference: torch.jit.ScriptModule) -> None:
+def test_batch_of_mixed_requests_answers_each_one(
+    handler: InProcessHandler, reference: torch.jit.ScriptModule
+) -> None:
     pixels = _images(3, seed=5)
     replies = handler.handle(
         [
@@ -147,5 +151,17 @@ def test_read_mar_manifest_rejects_non_archives(tmp_path: Path) -> None:
 
     bogus = tmp_path / "broken.mar"
     bogus.write_bytes(b"not a zip")
-    with pytest.raises(ArchiveError, match="broken.mar"):
+    with pytest.raises(ArchiveError, match=r"broken\.mar"):
         read_mar_manifest(bogus)
+
+
+def test_torchserve_loader_rejects_a_handler_module_with_two_classes(tmp_path: Path) -> None:
+    """TorchServe's loader wants exactly one class in the handler file; ours must obey that rule."""
+    from exporters.export import HANDLER_FILE
+
+    handler_file = tmp_path / "mnist_handler.py"
+    handler_file.write_text(HANDLER_FILE.read_text() + "\n\nclass Extra(ValueError):\n    pass\n")
+    export_torchscript(Classifier(DenseNet()).eval(), str(tmp_path / "model.pt"))
+    mar = build_mar("mnist", 1, tmp_path / "model.pt", tmp_path / "export", handler=handler_file)
+    with pytest.raises(ValueError, match="Expected only one class"):
+        InProcessHandler(mar, tmp_path / "unpacked")

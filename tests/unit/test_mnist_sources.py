@@ -67,9 +67,12 @@ def test_named_directory_accepts_gzip_originals(tmp_path: Path) -> None:
     for name, data in contents.items():
         (named / f"{name}.gz").write_bytes(gzip.compress(data))
     data = load_mnist(
-        cache_dir=tmp_path / "cache", environ={MNIST_DIR_ENV: str(named)}, remote_sources=[],
-        files=specs_for(contents), log=_quiet,
-    )  # fmt: skip
+        cache_dir=tmp_path / "cache",
+        environ={MNIST_DIR_ENV: str(named)},
+        remote_sources=[],
+        files=specs_for(contents),
+        log=_quiet,
+    )
     assert data.train_images.shape == (6, 28, 28)
     assert data.test_labels.shape == (3,)
 
@@ -130,11 +133,16 @@ def test_checksum_mismatch_names_the_file(tmp_path: Path) -> None:
     data[-1] = (data[-1] + 1) % 10
     altered["train-labels-idx1-ubyte"] = bytes(data)
     named = write_dataset(tmp_path / "named", altered)
-    with pytest.raises(MnistUnavailable, match=r"train-labels-idx1-ubyte: SHA-256 [0-9a-f]{64} does not match"):
+    with pytest.raises(
+        MnistUnavailable, match=r"train-labels-idx1-ubyte: SHA-256 [0-9a-f]{64} does not match"
+    ):
         locate_mnist(
-            cache_dir=tmp_path / "cache", environ={MNIST_DIR_ENV: str(named)}, remote_sources=[],
-            files=specs, log=_quiet,
-        )  # fmt: skip
+            cache_dir=tmp_path / "cache",
+            environ={MNIST_DIR_ENV: str(named)},
+            remote_sources=[],
+            files=specs,
+            log=_quiet,
+        )
 
 
 def test_published_checksums_are_the_four_originals() -> None:
@@ -147,7 +155,9 @@ def test_published_checksums_are_the_four_originals() -> None:
     assert MNIST_FILES[0].sha256 == "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
 
 
-def test_write_atomic_leaves_nothing_when_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_atomic_leaves_nothing_when_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def failing_fsync(fd: int) -> None:
         raise OSError("disk full (simulated)")
 

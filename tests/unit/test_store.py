@@ -23,9 +23,12 @@ def _publish(store: ModelStore, payload: bytes = b"weights") -> int:
     with store.draft() as draft:
         (draft.path / "model.bin").write_bytes(payload)
         files = {"model.bin": sha256_file(draft.path / "model.bin")}
-        artifact = ArtifactRecord("pytorch", "test", "model.bin", files, combined_sha256(files), len(payload), 0.5)
-        record = VersionRecord("mnist", draft.version, "2026-01-01T00:00:00+00:00", CONTRACT.to_dict(),
-                               {"model": artifact})  # fmt: skip
+        artifact = ArtifactRecord(
+            "pytorch", "test", "model.bin", files, combined_sha256(files), len(payload), 0.5
+        )
+        record = VersionRecord(
+            "mnist", draft.version, "2026-01-01T00:00:00+00:00", CONTRACT.to_dict(), {"model": artifact}
+        )
         store.publish(draft, record)
     return draft.version
 
