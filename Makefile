@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test export verify data lint format clean clean-store
+.PHONY: help venv demo test export verify data serve serve-status serve-down lint format clean clean-store
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,15 @@ verify: $(STAMP)  ## verify the latest version in the store
 
 data: $(STAMP)  ## fetch, verify and cache MNIST
 	$(BIN)/python -m exporters data
+
+serve: $(STAMP)  ## start TorchServe and TF Serving (or its named stand-in) on the store; wait until ready
+	$(BIN)/python -m serving up
+
+serve-status: $(STAMP)  ## each server's versions and readiness
+	$(BIN)/python -m serving status
+
+serve-down: $(STAMP)  ## stop every server `make serve` started (workers included)
+	$(BIN)/python -m serving down
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

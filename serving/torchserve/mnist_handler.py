@@ -94,7 +94,11 @@ def decode_request(request: dict[str, Any]) -> np.ndarray:
     if body is None:
         body = request.get("body")
     if body is None:
-        raise ValueError("empty request")
+        # TorchServe turns form-encoded bodies (curl --data without a Content-Type) into fields.
+        raise ValueError(
+            "no request body found: send JSON with Content-Type: application/json, "
+            "or the bytes of a PNG/JPEG image (e.g. curl -T digit.png)"
+        )
     if isinstance(body, (dict, list)):
         return decode_json(body)
     if isinstance(body, str):

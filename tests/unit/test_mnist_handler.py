@@ -165,3 +165,9 @@ def test_torchserve_loader_rejects_a_handler_module_with_two_classes(tmp_path: P
     mar = build_mar("mnist", 1, tmp_path / "model.pt", tmp_path / "export", handler=handler_file)
     with pytest.raises(ValueError, match="Expected only one class"):
         InProcessHandler(mar, tmp_path / "unpacked")
+
+
+def test_form_encoded_body_gets_a_helpful_message(handler: InProcessHandler) -> None:
+    [reply] = handler.handle([None])
+    assert reply.status == 400
+    assert "Content-Type: application/json" in reply.body["message"]

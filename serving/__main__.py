@@ -1,0 +1,196 @@
+"""``python -m serving up | down | status`` — run TorchServe and TF Serving against the model store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from serving.errors import ServerStartError, ServingError
+from serving.process import all_records, group_members, process_group_alive, stop_server
+from serving.settings import ServingSettings, settings_from_env
+from serving.tfserving import launcher as tfserving_launcher
+from serving.torchserve import launcher as torchserve_launcher
+
+LAUNCHERS = {"torchserve": torchserve_launcher, "tfserving": tfserving_launcher}
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def cmd_up(settings: ServingSettings, args: argparse.Namespace) -> int:
+    wanted = [name for name in LAUNCHERS if name not in args.skip]
+    started: list[str] = []
+    try:
+        for name in wanted:
+            launcher = LAUNCHERS[name]
+            launcher.check_ports(settings)
+            record = launcher.start(settings)
+            started.append(name)
+            _say(f"Started {record.info['implementation']} (pid {record.pid}); waiting for the model...")
+        for name in wanted:
+            launcher = LAUNCHERS[name]
+            record = launcher.record(settings)
+            versions = launcher.wait_until_ready(settings, record, settings.startup_timeout_s)
+            _say(f"{name}: ready, versions {versions}")
+    except (ServingError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for name in started:
+            stop_server(settings.run_dir, name)
+        if started:
+            print(f"stopped what had started ({', '.join(started)})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        for name in started:
+            stop_server(settings.run_dir, name)
+        print("interrupted; stopped what had started", file=sys.stderr)
+        return 130
+    _say()
+    print_status(settings)
+    _say()
+    _say("Stop everything with: python -m serving down   (or make serve-down)")
+    return 0
+
+
+def cmd_down(settings: ServingSettings, args: argparse.Namespace) -> int:
+    records = all_records(settings.run_dir)
+    if not records:
+        _say(f"nothing to stop (no servers recorded in {settings.run_dir / 'pids'})")
+        return 0
+    leftovers = []
+    for record in records:
+        was_running, killed = stop_server(settings.run_dir, record.name)
+        state = "stopped" if was_running else "was not running"
+        hard = f" (SIGKILL needed for {killed})" if killed else ""
+        _say(f"{record.name}: {state}{hard}")
+        if process_group_alive(record.pid):
+            leftovers.append(f"{record.name}: {group_members(record.pid)}")
+    if leftovers:
+        print(f"error: processes remain: {leftovers}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_compose_config(settings: ServingSettings, args: argparse.Namespace) -> int:
+    from serving.compose import write_compose_configs
+
+    try:
+        files = write_compose_configs(settings, args.out)
+    except ServingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _say(f"Wrote compose configs for versions {files.versions} into {args.out}:")
+    for path in (
+        files.tfserving_dir,
+        files.torchserve_config,
+        files.torchserve_model_store,
+        files.torchserve_keys,
+    ):
+        _say(f"  {path}")
+    _say("Next: docker compose up   (GPU: docker compose --profile gpu up tfserving-gpu torchserve-gpu)")
+    return 0
+
+
+def _server_rows(settings: ServingSettings) -> list[dict[str, Any]]:
+    rows = []
+    for record in all_records(settings.run_dir):
+        launcher = LAUNCHERS.get(record.name)
+        alive = process_group_alive(record.pid)
+        versions: Any = "-"
+        if alive and launcher is not None:
+            try:
+                versions = launcher.version_states(settings)
+            except (OSError, ServerStartError, ValueError) as exc:
+                versions = f"unreachable ({exc})"
+        rows.append({"record": record, "alive": alive, "versions": versions})
+    return rows
+
+
+def print_status(settings: ServingSettings) -> int:
+    rows = _server_rows(settings)
+    if not rows:
+        _say("no servers running (start them with `python -m serving up` or `make serve`)")
+        return 1
+    healthy = True
+    for row in rows:
+        record = row["record"]
+        ready = (
+            row["alive"]
+            and isinstance(row["versions"], dict)
+            and row["versions"]
+            and all(state in ("AVAILABLE", "READY") for state in row["versions"].values())
+        )
+        healthy &= bool(ready)
+        state = "READY" if ready else "NOT READY"
+        _say(f"{record.name}: {state}  pid {record.pid}  {record.info['implementation']}")
+        _say(f"  versions: {row['versions']}")
+        for purpose, address in record.info.get("endpoints", {}).items():
+            _say(f"  {purpose:<15} {address}")
+        _say(f"  log: {record.log}")
+        if record.info.get("note"):
+            _say(f"  note: {record.info['note']}")
+    return 0 if healthy else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument(
+        "--store", type=Path, help="model store root (default: $MODEL_STORE_DIR or the repo's)"
+    )
+    parser.add_argument("--run-dir", type=Path, help="configs, logs, PID files (default: ./run)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start both servers and wait until the model is ready")
+    up.add_argument(
+        "--skip", action="append", default=[], choices=sorted(LAUNCHERS), help="do not start this one"
+    )
+    up.add_argument("--versions", help='"latest" (default), "all", or e.g. "1,2"')
+    up.add_argument("--host", help="bind address of the inference endpoints (default 127.0.0.1)")
+    up.add_argument(
+        "--no-token-auth",
+        action="store_true",
+        help="turn TorchServe's token authorization off (benchmarks on a closed machine only)",
+    )
+    up.add_argument("--ts-batch-size", type=int, help="TorchServe batchSize (default 1)")
+    up.add_argument("--ts-workers", type=int, help="TorchServe workers per version (default 1)")
+    up.add_argument("--threads", type=int, help="intra-op threads for both frameworks (default: framework's)")
+    up.add_argument("--timeout", type=float, help="seconds to wait for readiness (default 120)")
+    commands.add_parser("down", help="stop every server `up` started, workers included")
+    compose = commands.add_parser("compose-config", help="write the configs docker-compose.yml mounts")
+    compose.add_argument("--out", type=Path, default=Path("run/compose"), help="default %(default)s")
+    compose.add_argument("--versions", help='"latest" (default), "all", or e.g. "1,2"')
+    commands.add_parser("status", help="each server's versions and readiness (exit 1 if not all ready)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {"store_root": args.store, "run_dir": args.run_dir}
+    if args.command in ("up", "compose-config"):
+        overrides["versions"] = args.versions
+    if args.command == "up":
+        overrides.update(
+            host=args.host,
+            ts_token_auth=False if args.no_token_auth else None,
+            ts_batch_size=args.ts_batch_size,
+            ts_workers=args.ts_workers,
+            threads=args.threads,
+            startup_timeout_s=args.timeout,
+        )
+    try:
+        settings = settings_from_env(**overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "up":
+        return cmd_up(settings, args)
+    if args.command == "down":
+        return cmd_down(settings, args)
+    if args.command == "compose-config":
+        return cmd_compose_config(settings, args)
+    return print_status(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Settings of the local model servers, from ``SERVING_*`` environment variables or flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from model_store import MODEL_NAME, default_root
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "SERVING_"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Where and how ``python -m serving up`` runs TorchServe and TF Serving."""
+
+    store_root: Path = field(default_factory=default_root)
+    """Model store root (TF Serving's base path is ``<store_root>/<model>``)."""
+    model_name: str = MODEL_NAME
+    run_dir: Path = REPO_ROOT / "run"
+    """Generated configs, logs, PID files and TorchServe's key file live here."""
+    host: str = LOOPBACK
+    """Address the inference endpoints bind to; management endpoints always bind to 127.0.0.1."""
+    versions: str = "latest"
+    """Which versions both servers load: "latest", "all", or a comma-separated list."""
+
+    tf_grpc_port: int = 8500
+    tf_rest_port: int = 8501
+    tf_batching: bool = False
+    """TF Serving's server-side batching (off by default, like TorchServe's batchSize=1)."""
+    threads: int = 0
+    """Intra-op threads for both frameworks (0: each framework's default)."""
+
+    ts_inference_port: int = 8080
+    ts_management_port: int = 8081
+    ts_metrics_port: int = 8082
+    ts_grpc_inference_port: int = 7070
+    ts_grpc_management_port: int = 7071
+    ts_workers: int = 1
+    """TorchServe workers per model version (per GPU when GPUs are present)."""
+    ts_batch_size: int = 1
+    ts_max_batch_delay_ms: int = 5
+    ts_response_timeout_s: int = 60
+    ts_token_auth: bool = True
+    """TorchServe token authorization; turn off only for benchmarks on a closed machine."""
+    ts_token_expiration_min: int = 60
+
+    startup_timeout_s: float = 120.0
+    """How long ``up`` waits for each server to report the model ready."""
+
+    @property
+    def torchserve_dir(self) -> Path:
+        return self.run_dir / "torchserve"
+
+    @property
+    def tfserving_dir(self) -> Path:
+        return self.run_dir / "tfserving"
+
+    @property
+    def key_file(self) -> Path:
+        """Where TorchServe writes its keys (it writes key_file.json into its working directory)."""
+        return self.torchserve_dir / "key_file.json"
+
+    @property
+    def model_base_path(self) -> Path:
+        return self.store_root / self.model_name
+
+
+def _convert(raw: str, kind: Any) -> Any:
+    if kind in (bool, "bool"):
+        lowered = raw.strip().lower()
+        if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ValueError(f"expected a boolean, got {raw!r}")
+        return lowered in {"1", "true", "yes", "on"}
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if kind in (Path, "Path"):
+        return Path(raw).expanduser().resolve()
+    return raw
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:
+    """Defaults, then ``SERVING_<FIELD>`` variables, then explicit overrides (e.g. from flags)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for item in fields(ServingSettings):
+        raw = environ.get(ENV_PREFIX + item.name.upper())
+        if raw is not None:
+            try:
+                values[item.name] = _convert(raw, item.type)
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{item.name.upper()}={raw!r}: {exc}") from exc
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    return replace(ServingSettings(), **values)
