@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test export verify data serve serve-status serve-down lint format clean clean-store
+.PHONY: help venv demo test export verify data serve serve-status serve-down gateway bench-gateway lint format clean clean-store
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ serve-status: $(STAMP)  ## each server's versions and readiness
 
 serve-down: $(STAMP)  ## stop every server `make serve` started (workers included)
 	$(BIN)/python -m serving down
+
+gateway: $(STAMP)  ## run the gateway under gunicorn (GATEWAY_* settings; embedded backends without a routing file)
+	$(BIN)/python -m gateway
+
+bench-gateway: $(STAMP)  ## measure gateway-added latency and throughput ratio on loopback
+	$(BIN)/python -m gateway.bench
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -1,0 +1,128 @@
+"""``python -m gateway``: serve the app with gunicorn (never Flask's development server).
+
+Configuration comes from ``GATEWAY_*`` variables (see :mod:`gateway.settings`). The launcher prepares
+prometheus_client's multiprocess directory *before* any worker imports prometheus_client, builds one app
+per worker after the fork (so gRPC channels and pools are per worker), and relies on gunicorn's graceful
+shutdown: on SIGTERM workers stop accepting, finish in-flight requests (up to ``graceful_timeout_s``), exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from gateway.settings import Settings, SettingsError
+
+__all__ = ["GatewayServer", "main", "prepare_metrics_dir"]
+
+
+def prepare_metrics_dir(settings: Settings) -> Path:
+    """A fresh, empty PROMETHEUS_MULTIPROC_DIR, exported (stale files would double-count)."""
+    if settings.metrics_dir is not None:
+        path = settings.metrics_dir
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from gateway.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    gateway = getattr(app, "extensions", {}).get("gateway") if app is not None else None
+    if gateway is not None:
+        gateway.close()
+
+
+class GatewayServer(BaseApplication):
+    """Gunicorn configured from :class:`Settings`; each worker calls ``create_app`` after the fork."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: Callable[[Settings], Any] | None = None,
+        cleanup: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.cleanup = cleanup
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options = {
+            "bind": [s.bind],
+            "workers": s.workers,
+            "worker_class": s.worker_class,
+            "threads": s.threads,
+            "timeout": s.worker_timeout_s,
+            "graceful_timeout": s.graceful_timeout_s,
+            "keepalive": s.keepalive_s,
+            "loglevel": s.log_level,
+            "accesslog": None,
+            "errorlog": "-",
+            "proc_name": "mnist-gateway",
+            "preload_app": False,
+            "child_exit": _child_exit,
+            "worker_exit": _worker_exit,
+            "on_exit": self._on_exit,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def _on_exit(self, server: Any) -> None:
+        if self.cleanup is not None:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
+
+    def load(self) -> Any:
+        if self.factory is not None:
+            return self.factory(self.settings)
+        from gateway.app import create_app
+
+        return create_app(self.settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--bind", help="override GATEWAY_BIND (host:port)")
+    parser.add_argument("--workers", type=int, help="override GATEWAY_WORKERS")
+    parser.add_argument("--routing-file", type=Path, help="override GATEWAY_ROUTING_FILE")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    overrides = {
+        key: value
+        for key, value in (
+            ("bind", args.bind),
+            ("workers", args.workers),
+            ("routing_file", args.routing_file),
+        )
+        if value is not None
+    }
+    settings = settings.with_overrides(**overrides)
+    metrics_dir = prepare_metrics_dir(settings)
+    GatewayServer(settings, cleanup=metrics_dir if settings.metrics_dir is None else None).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

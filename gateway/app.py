@@ -1,0 +1,56 @@
+"""The application factory: ``create_app(settings)``. No module-level app, nothing read at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from gateway import api
+from gateway.backends import Backend
+from gateway.errors import GatewayError, for_status
+from gateway.service import Gateway
+from gateway.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, backends: Mapping[str, Backend] | None = None) -> Flask:
+    """A configured gateway app.
+
+    ``settings`` default to :class:`Settings`' defaults (not the environment: the launcher reads that).
+    ``backends`` replaces the backend registry (tests inject fakes by name).
+    """
+    settings = settings or Settings()
+    app = Flask("gateway")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    gateway = Gateway(settings, backends)
+    app.extensions["gateway"] = gateway
+    app.register_blueprint(api.blueprint)
+    _register_error_handlers(app)
+    if settings.warmup:
+        gateway.warm_up()
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(GatewayError)
+    def gateway_error(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
+        return api.error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
+        status = error.code or 500
+        ours = for_status(status)(error.description or error.name)
+        response, _, headers = api.error_response(ours)
+        return response, status, headers
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Response, int, dict[str, str]]:
+        log.exception("unhandled error")  # the traceback goes to the log, never to the client
+        return api.error_response(GatewayError("internal error"))

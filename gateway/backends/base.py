@@ -1,0 +1,57 @@
+"""The one small interface every backend implements, and the values it exchanges."""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Backend", "ModelStatus", "Prediction", "remaining"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a backend answers: float32 ``[N, 10]`` probabilities and the version that computed them."""
+
+    probabilities: np.ndarray
+    version: str | None
+    backend_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    ready: bool
+    versions: list[int] = field(default_factory=list)
+    detail: str = ""
+
+
+class Backend(abc.ABC):
+    """One model server (or the in-process runtime) reachable over one transport.
+
+    Implementations raise only :mod:`gateway.errors` classes: foreign failures are translated
+    at this boundary. Every call takes a ``timeout`` in seconds and never waits much longer.
+    """
+
+    name: str
+    framework: str  # "tensorflow" or "pytorch": failover and shadow prefer the other one
+
+    @abc.abstractmethod
+    def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
+        """Probabilities for float32 ``images [N, 28, 28]``; ``version=None`` is the server's default."""
+
+    @abc.abstractmethod
+    def status(self, model: str, timeout: float) -> ModelStatus:
+        """Whether the model can answer now, and which versions are loaded (when the server says)."""
+
+    def warm_up(self, model: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Load what the first request would otherwise load (embedded backends)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release pools, channels and models."""
+
+
+def remaining(deadline: float) -> float:
+    """Seconds left until the ``time.monotonic()`` deadline (may be negative)."""
+    return deadline - time.monotonic()

@@ -1,0 +1,128 @@
+"""In-process backends: the store's SavedModel through TensorFlow, its TorchScript through torch.
+
+The zero-server default. Models load lazily per version (or at worker start with ``warm_up``) and stay
+cached for the worker's life. A call cannot be interrupted, so the deadline is checked before it starts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from gateway.backends.base import Backend, ModelStatus, Prediction
+from gateway.backends.translate import parse_probabilities
+from gateway.errors import DeadlineExceeded, GatewayError, NotFound, Unavailable
+from model_store import CONTRACT, ModelStore, StoreError
+
+__all__ = ["EmbeddedBackend"]
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def _load_tensorflow(version_dir: Path, threads: int) -> Runner:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already initialised in this process: keep the first setting
+    signature = tf.saved_model.load(str(version_dir)).signatures[CONTRACT.signature_name]
+
+    def run(images: np.ndarray) -> np.ndarray:
+        outputs = signature(**{CONTRACT.input.name: tf.constant(images, dtype=tf.float32)})
+        return np.asarray(outputs[CONTRACT.output.name].numpy())
+
+    return run
+
+
+def _load_torch(script_path: Path, threads: int) -> Runner:
+    import torch
+
+    torch.set_num_threads(threads)
+    module = torch.jit.load(str(script_path), map_location="cpu").eval()
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return np.asarray(module(torch.from_numpy(np.ascontiguousarray(images))).numpy())
+
+    return run
+
+
+class EmbeddedBackend(Backend):
+    """``framework`` is "tensorflow" (SavedModel) or "pytorch" (TorchScript); one store model per name."""
+
+    def __init__(self, name: str, framework: str, store_root: Path, threads: int = 1) -> None:
+        if framework not in ("tensorflow", "pytorch"):
+            raise ValueError(f"unknown framework {framework!r}")
+        self.name = name
+        self.framework = framework
+        self._root = store_root
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._runners: dict[tuple[str, int], Runner] = {}
+
+    def _store(self, model: str) -> ModelStore:
+        return ModelStore(self._root, model)
+
+    def _runner(self, model: str, version: int | None) -> tuple[Runner, int]:
+        store = self._store(model)
+        chosen = version if version is not None else store.latest_version()
+        if chosen is None:
+            raise NotFound(f"model {model!r} has no version in the store", backend=self.name)
+        key = (model, chosen)
+        runner = self._runners.get(key)
+        if runner is not None:
+            return runner, chosen
+        with self._lock:
+            if key not in self._runners:
+                self._runners[key] = self._load(store, chosen)
+            return self._runners[key], chosen
+
+    def _load(self, store: ModelStore, version: int) -> Runner:
+        try:
+            record = store.record(version)
+        except StoreError as exc:
+            raise NotFound(
+                f"{store.model_name} version {version} is not in the store", backend=self.name
+            ) from exc
+        try:
+            if self.framework == "tensorflow":
+                return _load_tensorflow(store.version_dir(version), self._threads)
+            path = store.version_dir(version) / record.artifacts["torchscript"].path
+            if path.is_dir():
+                path = path / "model.pt"
+            return _load_torch(path, self._threads)
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise Unavailable(f"cannot load {store.model_name} v{version}: {exc}", backend=self.name) from exc
+
+    def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
+        runner, chosen = self._runner(model, version)
+        if timeout <= 0:
+            raise DeadlineExceeded("deadline passed before the model ran", backend=self.name)
+        started = time.perf_counter()
+        try:
+            output = runner(images)
+        except GatewayError:
+            raise
+        except Exception as exc:  # a framework error inside the graph: the backend failed, not the client
+            raise Unavailable(f"{self.framework} failed: {type(exc).__name__}", backend=self.name) from exc
+        elapsed = time.perf_counter() - started
+        return Prediction(parse_probabilities(output, len(images), self.name), str(chosen), elapsed)
+
+    def status(self, model: str, timeout: float) -> ModelStatus:
+        versions = self._store(model).versions()
+        return ModelStatus(
+            bool(versions), versions, "" if versions else f"no version of {model!r} in {self._root}"
+        )
+
+    def warm_up(self, model: str) -> None:
+        self.predict(model, np.zeros((1, 28, 28), dtype=np.float32), None, 60.0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._runners.clear()

@@ -1,0 +1,154 @@
+"""TensorFlow Serving over REST (keep-alive pool) and over gRPC (one long-lived channel per worker)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+
+from gateway.backends.base import Backend, ModelStatus, Prediction
+from gateway.backends.http import HttpRequest, HttpTransport
+from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
+from gateway.errors import BadBackendResponse, GatewayError
+from model_store import CONTRACT
+
+__all__ = ["TFServingGrpcBackend", "TFServingRestBackend"]
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _model_path(model: str, version: int | None) -> str:
+    return f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+
+
+def _available_versions(data: Any) -> list[int]:
+    statuses = data.get("model_version_status") if isinstance(data, dict) else None
+    if not isinstance(statuses, list):
+        return []
+    versions = []
+    for entry in statuses:
+        if (
+            isinstance(entry, dict)
+            and entry.get("state") == "AVAILABLE"
+            and str(entry.get("version")).isdigit()
+        ):
+            versions.append(int(entry["version"]))
+    return sorted(versions)
+
+
+class TFServingRestBackend(Backend):
+    framework = "tensorflow"
+
+    def __init__(self, name: str, base_url: str, transport: HttpTransport) -> None:
+        self.name = name
+        self._base = base_url.rstrip("/")
+        self._transport = transport
+
+    def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
+        body = json.dumps({"instances": images.tolist()}).encode()
+        started = time.perf_counter()
+        reply = self._transport.send(
+            HttpRequest("POST", self._base + _model_path(model, version) + ":predict", body, _JSON, timeout)
+        )
+        elapsed = time.perf_counter() - started
+        if reply.status != 200:
+            raise error_for_http(reply.status, reply.body, self.name)
+        data = parse_json_body(reply.body, self.name)
+        if not isinstance(data, dict) or "predictions" not in data:
+            raise BadBackendResponse(f"{self.name} answered without 'predictions'", backend=self.name)
+        probabilities = parse_probabilities(data["predictions"], len(images), self.name)
+        return Prediction(probabilities, str(version) if version is not None else None, elapsed)
+
+    def status(self, model: str, timeout: float) -> ModelStatus:
+        try:
+            reply = self._transport.send(
+                HttpRequest("GET", self._base + _model_path(model, None), None, {}, timeout)
+            )
+        except GatewayError as exc:
+            return ModelStatus(False, [], exc.message)
+        if reply.status != 200:
+            return ModelStatus(False, [], error_for_http(reply.status, reply.body, self.name).message)
+        try:
+            versions = _available_versions(json.loads(reply.body))
+        except ValueError:
+            return ModelStatus(False, [], "status body is not JSON")
+        return ModelStatus(bool(versions), versions, "" if versions else "no version AVAILABLE")
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+class TFServingGrpcBackend(Backend):
+    """PredictionService/ModelService from ``tensorflow-serving-api`` (importing it loads TensorFlow)."""
+
+    framework = "tensorflow"
+
+    def __init__(self, name: str, target: str, channel: grpc.Channel | None = None) -> None:
+        from tensorflow_serving.apis import (  # heavy: loads TensorFlow
+            model_service_pb2_grpc,
+            prediction_service_pb2_grpc,
+        )
+
+        self.name = name
+        self._channel = channel or grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
+        from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model
+        request.model_spec.signature_name = CONTRACT.signature_name
+        if version is not None:
+            request.model_spec.version.value = version
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT,
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in images.shape]
+            ),
+            tensor_content=np.ascontiguousarray(images, dtype="<f4").tobytes(),
+        )
+        request.inputs[CONTRACT.input.name].CopyFrom(tensor)
+        started = time.perf_counter()
+        try:
+            response = self._predict.Predict(request, timeout=max(timeout, 0.001))
+        except grpc.RpcError as exc:
+            raise error_for_grpc(exc, self.name) from exc
+        elapsed = time.perf_counter() - started
+        if CONTRACT.output.name not in response.outputs:
+            raise BadBackendResponse(
+                f"{self.name} answered without '{CONTRACT.output.name}'", backend=self.name
+            )
+        output = response.outputs[CONTRACT.output.name]
+        if output.tensor_content:
+            values: Any = np.frombuffer(output.tensor_content, dtype="<f4")
+        else:
+            values = np.asarray(output.float_val, dtype=np.float32)
+        if values.size != len(images) * 10:
+            raise BadBackendResponse(f"{self.name} returned {values.size} values", backend=self.name)
+        probabilities = parse_probabilities(values.reshape(len(images), 10), len(images), self.name)
+        served = response.model_spec.version.value if response.model_spec.HasField("version") else version
+        return Prediction(probabilities, str(served) if served is not None else None, elapsed)
+
+    def status(self, model: str, timeout: float) -> ModelStatus:
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model
+        try:
+            response = self._models.GetModelStatus(request, timeout=max(timeout, 0.001))
+        except grpc.RpcError as exc:
+            return ModelStatus(False, [], error_for_grpc(exc, self.name).message)
+        available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        versions = sorted(int(s.version) for s in response.model_version_status if s.state == available)
+        return ModelStatus(bool(versions), versions, "" if versions else "no version AVAILABLE")
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,125 @@
+"""TorchServe over REST (keep-alive pool) and over gRPC (generated stubs), with bearer tokens."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import numpy as np
+
+from gateway.backends.base import Backend, ModelStatus, Prediction
+from gateway.backends.http import HttpRequest, HttpResponse, HttpTransport
+from gateway.backends.protos import ensure_torchserve_stubs
+from gateway.backends.tokens import TokenSource
+from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
+from gateway.errors import BadBackendResponse, GatewayError
+
+__all__ = ["TorchServeGrpcBackend", "TorchServeRestBackend"]
+
+
+def _probabilities(data: Any, count: int, backend: str) -> np.ndarray:
+    if not isinstance(data, dict) or "predictions" not in data:
+        raise BadBackendResponse(f"{backend} answered without 'predictions'", backend=backend)
+    return parse_probabilities(data["predictions"], count, backend)
+
+
+class TorchServeRestBackend(Backend):
+    framework = "pytorch"
+
+    def __init__(self, name: str, base_url: str, transport: HttpTransport, tokens: TokenSource) -> None:
+        self.name = name
+        self._base = base_url.rstrip("/")
+        self._transport = transport
+        self._tokens = tokens
+
+    def _send(self, make: Callable[[dict[str, str]], HttpRequest]) -> HttpResponse:
+        reply = self._transport.send(make(self._tokens.header()))
+        if reply.status == 401:  # the key expired and TorchServe wrote a new file: read it, try once more
+            self._tokens.invalidate()
+            reply = self._transport.send(make(self._tokens.header()))
+        return reply
+
+    def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
+        url = f"{self._base}/predictions/{model}" + (f"/{version}" if version is not None else "")
+        body = json.dumps({"instances": images.tolist()}).encode()
+        started = time.perf_counter()
+        reply = self._send(
+            lambda auth: HttpRequest("POST", url, body, {"Content-Type": "application/json", **auth}, timeout)
+        )
+        elapsed = time.perf_counter() - started
+        if reply.status != 200:
+            raise error_for_http(reply.status, reply.body, self.name)
+        probabilities = _probabilities(parse_json_body(reply.body, self.name), len(images), self.name)
+        return Prediction(probabilities, str(version) if version is not None else None, elapsed)
+
+    def status(self, model: str, timeout: float) -> ModelStatus:
+        """TorchServe's ``/ping`` (frontend and worker health); versions need the management API, not used."""
+        try:
+            reply = self._send(lambda auth: HttpRequest("GET", f"{self._base}/ping", None, auth, timeout))
+        except GatewayError as exc:
+            return ModelStatus(False, [], exc.message)
+        if reply.status != 200:
+            return ModelStatus(False, [], error_for_http(reply.status, reply.body, self.name).message)
+        return ModelStatus(True, [], "")
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+class TorchServeGrpcBackend(Backend):
+    framework = "pytorch"
+
+    def __init__(
+        self, name: str, target: str, tokens: TokenSource, channel: grpc.Channel | None = None
+    ) -> None:
+        self.name = name
+        self._tokens = tokens
+        self._messages, services = ensure_torchserve_stubs()
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = services.InferenceAPIsServiceStub(self._channel)
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        token = self._tokens.token()
+        return [("authorization", f"Bearer {token}")] if token else []
+
+    def _call(self, method: Callable[..., Any], request: Any, timeout: float) -> Any:
+        try:
+            try:
+                return method(request, timeout=max(timeout, 0.001), metadata=self._metadata())
+            except grpc.RpcError as exc:
+                if getattr(exc, "code", lambda: None)() != grpc.StatusCode.UNAUTHENTICATED:
+                    raise
+                self._tokens.invalidate()
+                return method(request, timeout=max(timeout, 0.001), metadata=self._metadata())
+        except grpc.RpcError as exc:
+            raise error_for_grpc(exc, self.name) from exc
+
+    def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
+        request = self._messages.PredictionsRequest(
+            model_name=model,
+            model_version="" if version is None else str(version),
+            input={"data": json.dumps({"instances": images.tolist()}).encode()},
+        )
+        started = time.perf_counter()
+        response = self._call(self._stub.Predictions, request, timeout)
+        elapsed = time.perf_counter() - started
+        probabilities = _probabilities(
+            parse_json_body(response.prediction, self.name), len(images), self.name
+        )
+        return Prediction(probabilities, str(version) if version is not None else None, elapsed)
+
+    def status(self, model: str, timeout: float) -> ModelStatus:
+        from google.protobuf import empty_pb2
+
+        try:
+            response = self._call(self._stub.Ping, empty_pb2.Empty(), timeout)
+        except GatewayError as exc:
+            return ModelStatus(False, [], exc.message)
+        healthy = "healthy" in response.health.lower() and "unhealthy" not in response.health.lower()
+        return ModelStatus(healthy, [], "" if healthy else response.health[:200])
+
+    def close(self) -> None:
+        self._channel.close()

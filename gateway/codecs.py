@@ -1,0 +1,268 @@
+"""Request bodies -> float32 ``[N, 28, 28]`` in [0, 1]; results -> response bodies.
+
+Everything is validated here, before any backend sees it: JSON syntax, ``NaN``/``Infinity`` tokens
+(TF Serving would accept them), nesting depth (checked on the raw bytes, before parsing), types,
+shapes, value range, instance count, image format and size.
+
+Two request families:
+
+- TF Serving / KServe V1: ``{"instances": [...]}`` (row format; an item is 28x28, 784 flat values or
+  ``{"image": ...}``) or ``{"inputs": [...] | {"image": [...]}}`` (columnar) -> ``predictions`` / ``outputs``.
+- Friendly: multipart upload(s), a raw ``image/png`` / ``image/jpeg`` body, or JSON ``{"image": x}`` /
+  ``{"images": [x, ...]}`` where ``x`` is 28x28 numbers, 784 numbers or a base64 PNG/JPEG string (a
+  ``data:`` URL is fine) -> one ``{"digit", "probabilities"}`` per image.
+
+Image policy: PNG and JPEG only; any mode is converted to 8-bit grayscale (alpha dropped); an image that
+is not 28x28 is resized to 28x28 (Lanczos) if neither side exceeds ``max_image_side``, else rejected.
+Digits must be light on a dark background like MNIST; nothing is inverted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gateway.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from model_store import CONTRACT
+
+__all__ = [
+    "Limits",
+    "V1Request",
+    "check_content_encoding",
+    "decode_friendly",
+    "decode_v1",
+    "encode_friendly",
+    "encode_v1",
+    "parse_json",
+]
+
+SIDE = 28
+PIXELS = SIDE * SIDE
+LOW, HIGH = CONTRACT.input_range
+V1_CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded")  # the second: `curl -d` default
+IMAGE_CONTENT_TYPES = ("image/png", "image/jpeg")
+_IMAGE_FORMATS = ("PNG", "JPEG")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_instances: int = 256
+    max_json_depth: int = 8
+    max_image_side: int = 1024
+
+
+@dataclass(frozen=True)
+class V1Request:
+    images: np.ndarray
+    columnar: bool
+
+
+def check_content_encoding(encoding: str | None) -> None:
+    if encoding and encoding.strip().lower() != "identity":
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed"
+        )
+
+
+def _reject_constant(token: str) -> float:
+    raise InvalidInput(f"JSON token {token} is not allowed: values must be finite numbers")
+
+
+def parse_json(body: bytes, limits: Limits) -> Any:
+    if not body:
+        raise InvalidInput("empty body: expected JSON")
+    raw = np.frombuffer(body, dtype=np.uint8)
+    steps = (raw == ord("[")).astype(np.int32) + (raw == ord("{")) - (raw == ord("]")) - (raw == ord("}"))
+    if int(np.cumsum(steps).max(initial=0)) > limits.max_json_depth:
+        raise InvalidInput(f"JSON nested deeper than {limits.max_json_depth} levels")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError as exc:  # pragma: no cover - the depth scan catches this first
+        raise InvalidInput("JSON nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("body is not UTF-8 text") from exc
+    except ValueError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from exc
+
+
+def _count_check(count: int, limits: Limits) -> None:
+    if count == 0:
+        raise InvalidInput("no instances: send at least one image")
+    if count > limits.max_instances:
+        raise PayloadTooLarge(f"{count} instances in one request; the limit is {limits.max_instances}")
+
+
+def _numeric(value: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nesting
+        raise InvalidInput(f"{where}: not a rectangular array of numbers") from exc
+    if array.dtype.kind not in "iuf":
+        raise InvalidInput(f"{where}: expected numbers, got {_kind(array)}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise InvalidInput(f"{where}: values must be finite")
+    if array.size and (array.min() < LOW or array.max() > HIGH):
+        raise InvalidInput(f"{where}: values must lie in [{LOW:g}, {HIGH:g}] (pixel / 255)")
+    return array
+
+
+def _kind(array: np.ndarray) -> str:
+    return {"b": "booleans", "U": "strings", "O": "mixed or nested values"}.get(
+        array.dtype.kind, str(array.dtype)
+    )
+
+
+def _as_batch(array: np.ndarray, where: str) -> np.ndarray:
+    """``[N, 28, 28]`` or ``[N, 784]`` -> ``[N, 28, 28]``."""
+    if array.ndim == 3 and array.shape[1:] == (SIDE, SIDE):
+        return array
+    if array.ndim == 2 and array.shape[1] == PIXELS:
+        return array.reshape(-1, SIDE, SIDE)
+    shape = list(array.shape)
+    raise InvalidInput(
+        f"{where}: shape {shape[1:] if shape else shape} per image; expected [28, 28] or [784]"
+    )
+
+
+def _one_image(value: Any, where: str) -> np.ndarray:
+    array = _numeric(value, where)
+    if array.shape == (PIXELS,):
+        return array.reshape(SIDE, SIDE)
+    if array.shape != (SIDE, SIDE):
+        raise InvalidInput(f"{where}: shape {list(array.shape)}; expected [28, 28] or [784]")
+    return array
+
+
+def decode_v1(body: bytes, limits: Limits) -> V1Request:
+    payload = parse_json(body, limits)
+    if not isinstance(payload, dict):
+        raise InvalidInput('body must be a JSON object with "instances" or "inputs"')
+    present = [key for key in ("instances", "inputs") if key in payload]
+    if len(present) != 1:
+        raise InvalidInput('body must have exactly one of "instances" or "inputs"')
+    if extra := sorted(set(payload) - {"instances", "inputs", "signature_name"}):
+        raise InvalidInput(f"unknown field(s) {extra}")
+    signature = payload.get("signature_name", CONTRACT.signature_name)
+    if signature != CONTRACT.signature_name:
+        raise InvalidInput(f"unknown signature_name {signature!r}; the model has {CONTRACT.signature_name!r}")
+    if present[0] == "instances":
+        return V1Request(_instances(payload["instances"], limits), columnar=False)
+    return V1Request(_inputs(payload["inputs"], limits), columnar=True)
+
+
+def _instances(value: Any, limits: Limits) -> np.ndarray:
+    if not isinstance(value, list):
+        raise InvalidInput('"instances" must be a list')
+    _count_check(len(value), limits)
+    if all(isinstance(item, dict) for item in value):
+        rows = []
+        for index, item in enumerate(value):
+            if set(item) != {CONTRACT.input.name}:
+                raise InvalidInput(f'instance {index}: expected an object with only "{CONTRACT.input.name}"')
+            rows.append(_one_image(item[CONTRACT.input.name], f"instance {index}"))
+        return np.stack(rows)
+    return _as_batch(_numeric(value, "instances"), "instances")
+
+
+def _inputs(value: Any, limits: Limits) -> np.ndarray:
+    if isinstance(value, dict):
+        if set(value) != {CONTRACT.input.name}:
+            raise InvalidInput(f'"inputs" object must have only "{CONTRACT.input.name}"')
+        value = value[CONTRACT.input.name]
+    if not isinstance(value, list):
+        raise InvalidInput('"inputs" must be a list of images or {"image": [...]}')
+    _count_check(len(value), limits)
+    return _as_batch(_numeric(value, "inputs"), "inputs")
+
+
+def encode_v1(probabilities: np.ndarray, columnar: bool) -> dict[str, Any]:
+    return {"outputs" if columnar else "predictions": probabilities.tolist()}
+
+
+# -- friendly endpoint ----------------------------------------------------------------------
+
+
+def decode_image_bytes(data: bytes, where: str, limits: Limits) -> np.ndarray:
+    """PNG/JPEG bytes -> float32 ``[28, 28]`` following the image policy above."""
+    if not data:
+        raise InvalidInput(f"{where}: empty image")
+    try:
+        with Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS) as image:
+            width, height = image.size
+            if max(width, height) > limits.max_image_side:
+                raise InvalidInput(
+                    f"{where}: image is {width}x{height}; the largest side allowed is {limits.max_image_side}"
+                )
+            gray = image.convert("L")
+            if gray.size != (SIDE, SIDE):
+                gray = gray.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+            pixels = np.asarray(gray, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{where}: not a readable PNG or JPEG image") from exc
+    return pixels / 255.0
+
+
+def _decode_base64(text: str, where: str) -> bytes:
+    if text.startswith("data:"):
+        _, _, text = text.partition(",")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{where}: invalid base64") from exc
+
+
+def _friendly_item(item: Any, where: str, limits: Limits) -> np.ndarray:
+    if isinstance(item, str):
+        return decode_image_bytes(_decode_base64(item, where), where, limits)
+    if isinstance(item, list):
+        return _one_image(item, where)
+    raise InvalidInput(f"{where}: expected 28x28 numbers, 784 numbers or a base64 PNG/JPEG string")
+
+
+def _friendly_json(body: bytes, limits: Limits) -> np.ndarray:
+    payload = parse_json(body, limits)
+    if not isinstance(payload, dict) or len(payload) != 1 or not {"image", "images"} & set(payload):
+        raise InvalidInput('body must be {"image": ...} or {"images": [...]}')
+    if "image" in payload:
+        return _friendly_item(payload["image"], "image", limits)[np.newaxis]
+    items = payload["images"]
+    if not isinstance(items, list):
+        raise InvalidInput('"images" must be a list')
+    _count_check(len(items), limits)
+    return np.stack([_friendly_item(item, f"images[{i}]", limits) for i, item in enumerate(items)])
+
+
+def decode_friendly(content_type: str, body: bytes, uploads: list[bytes], limits: Limits) -> np.ndarray:
+    """Any friendly form -> ``[N, 28, 28]``; ``uploads`` are the multipart files (already read)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        _count_check(len(uploads), limits)
+        return np.stack([decode_image_bytes(data, f"file {i}", limits) for i, data in enumerate(uploads)])
+    if media in IMAGE_CONTENT_TYPES:
+        return decode_image_bytes(body, "body", limits)[np.newaxis]
+    if media == "application/json":
+        return _friendly_json(body, limits)
+    raise UnsupportedMediaType(
+        f"content type {media or '(none)'!r} is not accepted; use multipart/form-data, image/png, "
+        "image/jpeg or application/json"
+    )
+
+
+def encode_friendly(probabilities: np.ndarray) -> dict[str, Any]:
+    digits = probabilities.argmax(axis=1)
+    return {
+        "predictions": [
+            {"digit": int(digit), "probabilities": row.tolist()}
+            for digit, row in zip(digits, probabilities, strict=True)
+        ]
+    }

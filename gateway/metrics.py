@@ -1,0 +1,219 @@
+"""Prometheus metrics, correct under multi-worker gunicorn.
+
+Under ``python -m gateway`` the launcher sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker imports
+prometheus_client, so every worker writes its samples to files there and ``/metrics`` (served by any
+one worker) aggregates all of them. Without that variable (tests, one process) the app's own registry
+is rendered. Each :class:`Metrics` has its own registry, so several apps can live in one process.
+
+Gateway time is separated from backend time: ``gateway_request_duration_seconds`` is the whole
+request, ``gateway_backend_duration_seconds`` each upstream attempt, ``gateway_overhead_seconds``
+the difference. The shadow agreement rate is exported both as counters (for PromQL) and as the
+derived ``gateway_shadow_agreement_ratio`` computed at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "mark_process_dead", "multiprocess_dir"]
+
+BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def mark_process_dead(pid: int) -> None:
+    """Gunicorn ``child_exit`` hook: drop a dead worker's live-gauge files."""
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+class _AgreementRatio(Collector):
+    """``agree / (agree + disagree)`` per (model, primary, shadow), from the shadow item counters."""
+
+    def __init__(self, source: Collector) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        counts: dict[tuple[str, str, str], dict[str, float]] = {}
+        for family in self._source.collect():
+            if family.name != "gateway_shadow_items":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels["model"], sample.labels["primary"], sample.labels["shadow"])
+                    outcome = counts.setdefault(key, {})
+                    outcome[sample.labels["outcome"]] = (
+                        outcome.get(sample.labels["outcome"], 0) + sample.value
+                    )
+        gauge = GaugeMetricFamily(
+            "gateway_shadow_agreement_ratio",
+            "Share of shadowed items whose predicted digit matched the primary backend's",
+            labels=["model", "primary", "shadow"],
+        )
+        for key, outcome in sorted(counts.items()):
+            total = outcome.get("agree", 0) + outcome.get("disagree", 0)
+            if total:
+                gauge.add_metric(list(key), outcome.get("agree", 0) / total)
+        yield gauge
+
+
+class _Registry(Collector):
+    """Adapter so the derived gauge can read a registry's families."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._registry.collect())
+
+
+class Metrics:
+    """The gateway's metrics; also the router's observer (see ``gateway.router.RouterObserver``)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Client requests",
+            ["endpoint", "model", "backend", "version", "status"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Whole request time in the gateway, backend time included",
+            ["endpoint", "model", "backend"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "Gateway time minus backend time (decoding, routing, encoding)",
+            ["endpoint", "model", "backend"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.backend_duration = Histogram(
+            "gateway_backend_duration_seconds",
+            "One upstream attempt, as seen by the gateway",
+            ["model", "backend", "status"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.attempts = Counter(
+            "gateway_backend_attempts",
+            "Upstream attempts",
+            ["model", "backend", "version", "status"],
+            registry=r,
+        )
+        self.failovers = Counter(
+            "gateway_failovers",
+            "Failovers to another backend",
+            ["model", "from_backend", "to_backend"],
+            registry=r,
+        )
+        self.budget = Counter(
+            "gateway_retry_budget_exhausted", "Failovers refused by the retry budget", ["model"], registry=r
+        )
+        self.shadow_requests = Counter(
+            "gateway_shadow_requests",
+            "Shadow calls by outcome",
+            ["model", "primary", "shadow", "outcome"],
+            registry=r,
+        )
+        self.shadow_items = Counter(
+            "gateway_shadow_items",
+            "Shadowed images by agreement with the primary's digit",
+            ["model", "primary", "shadow", "outcome"],
+            registry=r,
+        )
+        self.shadow_duration = Histogram(
+            "gateway_shadow_duration_seconds",
+            "Shadow call latency",
+            ["model", "shadow"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.reloads = Counter("gateway_routing_reloads", "Routing file reloads", ["outcome"], registry=r)
+
+    # -- request level ------------------------------------------------------------------
+
+    def request(
+        self,
+        endpoint: str,
+        model: str,
+        backend: str,
+        version: str,
+        status: int,
+        total_s: float,
+        backend_s: float,
+    ) -> None:
+        self.requests.labels(endpoint, model, backend, version, str(status)).inc()
+        self.duration.labels(endpoint, model, backend).observe(total_s)
+        if backend_s > 0:
+            self.overhead.labels(endpoint, model, backend).observe(max(total_s - backend_s, 0.0))
+
+    def routing_reload(self, outcome: str) -> None:
+        self.reloads.labels(outcome).inc()
+
+    # -- RouterObserver -----------------------------------------------------------------
+
+    def attempt(self, model: str, backend: str, version: str, seconds: float, status: int) -> None:
+        self.attempts.labels(model, backend, version, str(status)).inc()
+        self.backend_duration.labels(model, backend, str(status)).observe(seconds)
+
+    def failover(self, model: str, from_backend: str, to_backend: str) -> None:
+        self.failovers.labels(model, from_backend, to_backend).inc()
+
+    def budget_exhausted(self, model: str) -> None:
+        self.budget.labels(model).inc()
+
+    def shadow(
+        self, model: str, primary: str, shadow: str, outcome: str, seconds: float, agreed: int, total: int
+    ) -> None:
+        self.shadow_requests.labels(model, primary, shadow, outcome).inc()
+        if outcome == "ok":
+            self.shadow_duration.labels(model, shadow).observe(seconds)
+            self.shadow_items.labels(model, primary, shadow, "agree").inc(agreed)
+            self.shadow_items.labels(model, primary, shadow, "disagree").inc(total - agreed)
+
+    # -- exposition ---------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        path = multiprocess_dir()
+        if path is None:
+            source: Collector = _Registry(self.registry)
+        else:
+            source = MultiProcessCollector(None, path=path)
+        output = CollectorRegistry()
+        output.register(source)
+        output.register(_AgreementRatio(source))
+        return generate_latest(output)

@@ -1,0 +1,390 @@
+"""Per-model routing: explicit choice, weighted and sticky splits, failover with a retry budget, shadow.
+
+Framework-free: no Flask here. One call of :meth:`Router.predict` picks a backend and a version,
+calls it, fails over to the other framework when that backend fails (or is known to be down) while
+the deadline and the retry budget allow, and maybe mirrors the request to a shadow backend whose
+answer is only compared, never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import ParamSpec, Protocol, TypeVar
+
+import numpy as np
+
+from gateway.backends import BackendPool, Prediction
+from gateway.errors import DeadlineExceeded, GatewayError, InvalidInput, NotFound, Unavailable
+from gateway.routing import ModelRoute, RetryBudgetConfig, RoutingTable
+
+__all__ = [
+    "HealthCache",
+    "InlineExecutor",
+    "RetryBudget",
+    "Routed",
+    "Router",
+    "RouterObserver",
+    "Selection",
+    "pick_weighted",
+]
+
+log = logging.getLogger(__name__)
+K = TypeVar("K")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the request asks for; everything optional except the model and the deadline."""
+
+    model: str
+    deadline: float
+    """``time.monotonic()`` after which no upstream call starts."""
+    version: int | None = None
+    label: str | None = None
+    backend: str | None = None
+    """Explicit choice: a backend name or a framework ("tensorflow", "pytorch"); disables failover."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Request headers, lower-cased names (the sticky key header is looked up here)."""
+
+
+@dataclass(frozen=True)
+class Routed:
+    prediction: Prediction
+    backend: str
+    attempts: tuple[str, ...]
+
+
+class RouterObserver(Protocol):
+    """Where the router reports what it did (metrics implement it; tests record it)."""
+
+    def attempt(self, model: str, backend: str, version: str, seconds: float, status: int) -> None: ...
+    def failover(self, model: str, from_backend: str, to_backend: str) -> None: ...
+    def budget_exhausted(self, model: str) -> None: ...
+    def shadow(
+        self, model: str, primary: str, shadow: str, outcome: str, seconds: float, agreed: int, total: int
+    ) -> None: ...
+
+
+class NullObserver:
+    def attempt(self, model: str, backend: str, version: str, seconds: float, status: int) -> None:
+        pass
+
+    def failover(self, model: str, from_backend: str, to_backend: str) -> None:
+        pass
+
+    def budget_exhausted(self, model: str) -> None:
+        pass
+
+    def shadow(
+        self, model: str, primary: str, shadow: str, outcome: str, seconds: float, agreed: int, total: int
+    ) -> None:
+        pass
+
+
+def pick_weighted(weights: dict[K, float], point: float) -> K:
+    """The key whose cumulative-weight interval holds ``point`` in [0, 1); keys with weight 0 never win."""
+    total = sum(weights.values())
+    threshold = point * total
+    cumulative = 0.0
+    chosen = None
+    for key, weight in weights.items():
+        if weight <= 0:
+            continue
+        chosen = key
+        cumulative += weight
+        if threshold < cumulative:
+            return key
+    if chosen is None:
+        raise ValueError("no positive weight")
+    return chosen  # rounding at the very top of the range
+
+
+def sticky_point(key: str, salt: str) -> float:
+    """A stable point in [0, 1) for a client key (same in every worker and every restart)."""
+    digest = hashlib.blake2b(f"{salt}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class RetryBudget:
+    """Envoy-like: within a sliding window, retries <= max(min_retries, ratio * requests)."""
+
+    def __init__(self, config: RetryBudgetConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._requests: deque[float] = deque()
+        self._retries: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.config.window_s
+        for series in (self._requests, self._retries):
+            while series and series[0] < horizon:
+                series.popleft()
+
+    def record_request(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._prune(now)
+            self._requests.append(now)
+
+    def try_acquire(self) -> bool:
+        """Spend one retry if the budget has room."""
+        with self._lock:
+            now = self._clock()
+            self._prune(now)
+            allowed = max(self.config.min_retries, self.config.ratio * len(self._requests))
+            if len(self._retries) + 1 > allowed:
+                return False
+            self._retries.append(now)
+            return True
+
+
+class HealthCache:
+    """Passive health: a backend that just failed with a retryable error is skipped for ``ttl_s``."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_s
+        self._clock = clock
+        self._down_until: dict[str, float] = {}
+
+    def mark(self, backend: str, ready: bool) -> None:
+        if ready:
+            self._down_until.pop(backend, None)
+        else:
+            self._down_until[backend] = self._clock() + self._ttl
+
+    def known_down(self, backend: str) -> bool:
+        until = self._down_until.get(backend)
+        return until is not None and self._clock() < until
+
+
+class InlineExecutor(Executor):
+    """Runs shadow work in the caller's thread, so unit tests see its effects at once."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+class Router:
+    """Routes one worker's requests; safe to share between its threads."""
+
+    def __init__(
+        self,
+        table: Callable[[], RoutingTable],
+        pool: BackendPool,
+        *,
+        attempt_timeout_s: float,
+        health: HealthCache,
+        observer: RouterObserver | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        shadow_executor: Executor | None = None,
+        shadow_max_inflight: int = 8,
+    ) -> None:
+        self._table = table
+        self._pool = pool
+        self._attempt_timeout = attempt_timeout_s
+        self.health = health
+        self._observer: RouterObserver = observer or NullObserver()
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._budgets: dict[str, RetryBudget] = {}
+        self._budget_lock = threading.Lock()
+        self._shadow_executor = shadow_executor
+        self._shadow_slots = threading.BoundedSemaphore(shadow_max_inflight)
+
+    # -- choosing -----------------------------------------------------------------------
+
+    def route_for(self, model: str) -> ModelRoute:
+        route = self._table().models.get(model)
+        if route is None:
+            raise NotFound(f"unknown model {model!r}")
+        return route
+
+    def _sticky_key(self, route: ModelRoute, selection: Selection) -> str | None:
+        if route.sticky_header is None:
+            return None
+        return selection.headers.get(route.sticky_header.lower()) or None
+
+    def choose_version(self, route: ModelRoute, selection: Selection) -> int | None:
+        if selection.version is not None:
+            return selection.version
+        if selection.label is not None:
+            if selection.label not in route.labels:
+                raise NotFound(f"model {route.name!r} has no label {selection.label!r}")
+            return route.labels[selection.label]
+        if not route.versions:
+            return None
+        key = self._sticky_key(route, selection)
+        point = sticky_point(key, f"{route.name}/version") if key else self._rng.random()
+        return pick_weighted(route.versions, point)
+
+    def choose_backends(self, route: ModelRoute, selection: Selection) -> list[str]:
+        """Primary first, then the failover order: other framework first, then by weight."""
+        if selection.backend is not None:
+            return [self._explicit(route, selection.backend)]
+        key = self._sticky_key(route, selection)
+        point = sticky_point(key, f"{route.name}/backend") if key else self._rng.random()
+        primary = pick_weighted(route.backends, point)
+        if not route.failover:
+            return [primary]
+        framework = self._pool.framework(primary)
+        others = sorted(
+            (name for name in route.backends if name != primary),
+            key=lambda name: (self._pool.framework(name) == framework, -route.backends[name]),
+        )
+        return [primary, *others]
+
+    def _explicit(self, route: ModelRoute, wanted: str) -> str:
+        if wanted in route.backends:
+            return wanted
+        same_framework = [name for name in route.backends if self._pool.framework(name) == wanted]
+        if same_framework:
+            return max(same_framework, key=lambda name: route.backends[name])
+        choices = sorted([*route.backends, *{self._pool.framework(n) for n in route.backends}])
+        raise InvalidInput(f"backend {wanted!r} does not serve model {route.name!r}; choose one of {choices}")
+
+    def _budget(self, route: ModelRoute) -> RetryBudget:
+        with self._budget_lock:
+            budget = self._budgets.get(route.name)
+            if budget is None or budget.config != route.retry_budget:
+                budget = self._budgets[route.name] = RetryBudget(route.retry_budget, self._clock)
+            return budget
+
+    # -- calling ------------------------------------------------------------------------
+
+    def predict(self, selection: Selection, images: np.ndarray) -> Routed:
+        route = self.route_for(selection.model)
+        version = self.choose_version(route, selection)
+        ordered = self.choose_backends(route, selection)
+        # Backends that just failed go last: failing over to a healthy one costs no upstream call.
+        candidates = [n for n in ordered if not self.health.known_down(n)] + [
+            n for n in ordered if self.health.known_down(n)
+        ]
+        budget = self._budget(route)
+        budget.record_request()
+        attempts: list[str] = []
+        last_error: GatewayError | None = None
+        for name in candidates:
+            left = selection.deadline - self._clock()
+            if left <= 0:
+                raise DeadlineExceeded(f"deadline passed after {len(attempts)} attempt(s)") from last_error
+            if attempts:
+                if not budget.try_acquire():
+                    self._observer.budget_exhausted(route.name)
+                    break
+                self._observer.failover(route.name, attempts[-1], name)
+            attempts.append(name)
+            try:
+                prediction = self._attempt(
+                    route.name, name, images, version, min(left, self._attempt_timeout)
+                )
+            except GatewayError as exc:
+                if not exc.retryable:
+                    raise
+                last_error = exc
+                continue
+            self._maybe_shadow(route, name, images, version, prediction)
+            return Routed(prediction, name, tuple(attempts))
+        if last_error is not None:
+            raise last_error
+        raise Unavailable(f"no backend available for model {route.name!r}")  # pragma: no cover
+
+    def _attempt(
+        self, model: str, name: str, images: np.ndarray, version: int | None, timeout: float
+    ) -> Prediction:
+        backend = self._pool.get(name)
+        started = time.perf_counter()
+        try:
+            prediction = backend.predict(model, images, version, timeout)
+        except GatewayError as exc:
+            self._observer.attempt(model, name, _label(version), time.perf_counter() - started, exc.status)
+            if exc.retryable:
+                self.health.mark(name, ready=False)
+            if exc.backend is None:
+                exc.backend = name
+            raise
+        except Exception as exc:  # a bug or an untranslated failure inside a backend: never leak it
+            log.exception("backend %s raised an untranslated error", name)
+            self._observer.attempt(model, name, _label(version), time.perf_counter() - started, 502)
+            self.health.mark(name, ready=False)
+            raise Unavailable(f"backend {name} failed", backend=name) from exc
+        self._observer.attempt(
+            model, name, prediction.version or _label(version), time.perf_counter() - started, 200
+        )
+        self.health.mark(name, ready=True)
+        return prediction
+
+    # -- shadow -------------------------------------------------------------------------
+
+    def shadow_target(self, route: ModelRoute, primary: str) -> str | None:
+        if route.shadow.backend is not None:
+            return route.shadow.backend if route.shadow.backend != primary else None
+        framework = self._pool.framework(primary)
+        return next((name for name in route.backends if self._pool.framework(name) != framework), None)
+
+    def _maybe_shadow(
+        self, route: ModelRoute, primary: str, images: np.ndarray, version: int | None, answer: Prediction
+    ) -> None:
+        if route.shadow.percent <= 0 or self._rng.random() * 100 >= route.shadow.percent:
+            return
+        target = self.shadow_target(route, primary)
+        if target is None:
+            return
+        if not self._shadow_slots.acquire(blocking=False):
+            self._observer.shadow(route.name, primary, target, "dropped", 0.0, 0, 0)
+            return
+        executor = self._shadow_executor or self._default_executor()
+        try:
+            executor.submit(self._run_shadow, route.name, primary, target, images, version, answer)
+        except RuntimeError:  # executor shut down (worker exiting)
+            self._shadow_slots.release()
+
+    def _default_executor(self) -> Executor:
+        with self._budget_lock:
+            if self._shadow_executor is None:
+                self._shadow_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shadow")
+            return self._shadow_executor
+
+    def _run_shadow(
+        self,
+        model: str,
+        primary: str,
+        target: str,
+        images: np.ndarray,
+        version: int | None,
+        answer: Prediction,
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            shadow = self._pool.get(target).predict(model, images, version, self._attempt_timeout)
+            seconds = time.perf_counter() - started
+            agreed = int((shadow.probabilities.argmax(axis=1) == answer.probabilities.argmax(axis=1)).sum())
+            self._observer.shadow(model, primary, target, "ok", seconds, agreed, len(images))
+        except Exception:
+            self._observer.shadow(model, primary, target, "error", time.perf_counter() - started, 0, 0)
+        finally:
+            self._shadow_slots.release()
+
+    def close(self) -> None:
+        if self._shadow_executor is not None:
+            self._shadow_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _label(version: int | None) -> str:
+    return str(version) if version is not None else "default"

@@ -1,0 +1,231 @@
+"""The routing file: per-model traffic policy, validated on load and reloaded when it changes.
+
+Shape (see ``gateway/routing.example.yaml``)::
+
+    models:
+      mnist:
+        backends: {tfserving-rest: 90, torchserve-rest: 10}   # name -> weight (0: explicit choice only)
+        versions: {1: 95, 2: 5}                               # optional weighted version split
+        labels: {stable: 1, canary: 2}                        # /labels/<l> -> version
+        sticky_header: X-Client-Id                            # same key -> same backend and version
+        shadow: {percent: 10, backend: torchserve-rest}       # mirror a share to another backend
+        failover: true                                        # try the other framework on failure
+        retry_budget: {ratio: 0.2, min_retries: 3, window_s: 10}
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ModelRoute", "RetryBudgetConfig", "RoutingError", "RoutingSource", "RoutingTable", "ShadowConfig"]
+
+log = logging.getLogger(__name__)
+
+
+class RoutingError(ValueError):
+    """The routing file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    percent: float = 0.0
+    """Share of requests (0-100) mirrored to ``backend``."""
+    backend: str | None = None
+    """Shadow target; default: the first listed backend of another framework than the primary's."""
+
+
+@dataclass(frozen=True)
+class RetryBudgetConfig:
+    """Envoy-style budget: retries may add at most ``ratio`` of the requests seen in ``window_s``."""
+
+    ratio: float = 0.2
+    min_retries: int = 3
+    window_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    name: str
+    backends: dict[str, float]
+    versions: dict[int, float] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    sticky_header: str | None = None
+    shadow: ShadowConfig = ShadowConfig()
+    failover: bool = True
+    retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    models: dict[str, ModelRoute]
+    source: str = "<defaults>"
+
+    def backend_names(self) -> set[str]:
+        return {name for route in self.models.values() for name in route.backends}
+
+    @classmethod
+    def parse(cls, data: Any, source: str, known_backends: Iterable[str]) -> RoutingTable:
+        known = set(known_backends)
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data["models"]:
+            raise RoutingError(f"{source}: expected a mapping with a non-empty 'models' mapping")
+        models = {
+            str(name): _parse_route(str(name), spec, f"{source}: models.{name}", known)
+            for name, spec in data["models"].items()
+        }
+        return cls(models=models, source=source)
+
+    @classmethod
+    def load(cls, path: Path, known_backends: Iterable[str]) -> RoutingTable:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise RoutingError(f"{path}: {exc}") from exc
+        return cls.parse(data, str(path), known_backends)
+
+
+def _weights(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, dict) or not value:
+        raise RoutingError(f"{where}: expected a non-empty mapping of name -> weight")
+    weights: dict[str, float] = {}
+    for key, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise RoutingError(f"{where}.{key}: weight must be a number >= 0")
+        weights[str(key)] = float(weight)
+    return weights
+
+
+def _parse_route(name: str, spec: Any, where: str, known: set[str]) -> ModelRoute:
+    if not isinstance(spec, dict):
+        raise RoutingError(f"{where}: expected a mapping")
+    allowed = {"backends", "versions", "labels", "sticky_header", "shadow", "failover", "retry_budget"}
+    if extra := sorted(set(spec) - allowed):
+        raise RoutingError(f"{where}: unknown key(s) {extra}")
+    backends = _weights(spec.get("backends"), f"{where}.backends")
+    if unknown := sorted(set(backends) - known):
+        raise RoutingError(f"{where}.backends: unknown backend(s) {unknown}; known: {sorted(known)}")
+    if sum(backends.values()) <= 0:
+        raise RoutingError(f"{where}.backends: at least one weight must be positive")
+    versions: dict[int, float] = {}
+    if spec.get("versions") is not None:
+        raw_versions = _weights(spec["versions"], f"{where}.versions")
+        try:
+            versions = {int(key): weight for key, weight in raw_versions.items()}
+        except ValueError as exc:
+            raise RoutingError(f"{where}.versions: versions are integers") from exc
+    labels_spec = spec.get("labels") or {}
+    if not isinstance(labels_spec, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in labels_spec.values()
+    ):
+        raise RoutingError(f"{where}.labels: expected a mapping of label -> integer version")
+    shadow = _parse_shadow(spec.get("shadow"), f"{where}.shadow", known)
+    budget_spec = spec.get("retry_budget") or {}
+    if not isinstance(budget_spec, dict):
+        raise RoutingError(f"{where}.retry_budget: expected a mapping")
+    try:
+        budget = RetryBudgetConfig(**budget_spec)
+    except TypeError as exc:
+        raise RoutingError(f"{where}.retry_budget: {exc}") from exc
+    failover = spec.get("failover", True)
+    sticky = spec.get("sticky_header")
+    if not isinstance(failover, bool) or (sticky is not None and not isinstance(sticky, str)):
+        raise RoutingError(f"{where}: failover is a boolean and sticky_header a header name")
+    return ModelRoute(
+        name=name,
+        backends=backends,
+        versions=versions,
+        labels={str(k): int(v) for k, v in labels_spec.items()},
+        sticky_header=sticky,
+        shadow=shadow,
+        failover=failover,
+        retry_budget=budget,
+    )
+
+
+def _parse_shadow(spec: Any, where: str, known: set[str]) -> ShadowConfig:
+    if spec is None:
+        return ShadowConfig()
+    if not isinstance(spec, dict):
+        raise RoutingError(f"{where}: expected a mapping with 'percent' and optional 'backend'")
+    percent = spec.get("percent", 0)
+    backend = spec.get("backend")
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+        raise RoutingError(f"{where}.percent: a number from 0 to 100")
+    if backend is not None and backend not in known:
+        raise RoutingError(f"{where}.backend: unknown backend {backend!r}")
+    return ShadowConfig(percent=float(percent), backend=backend)
+
+
+class RoutingSource:
+    """The current table: from a file (re-read when its mtime changes) or fixed defaults.
+
+    A broken new file is logged and ignored: the last good table stays in force.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        default: RoutingTable,
+        known_backends: Iterable[str],
+        poll_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_reload: Callable[[str], None] | None = None,
+    ) -> None:
+        self._path = path
+        self._known = set(known_backends)
+        self._poll_s = poll_s
+        self._clock = clock
+        self._on_reload = on_reload
+        self._lock = threading.Lock()
+        self._table = default
+        self._mtime: int | None = None
+        self._next_check = 0.0
+        if path is not None:
+            self._table = RoutingTable.load(path, self._known)  # a bad file at start-up is fatal
+            self._mtime = path.stat().st_mtime_ns
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def current(self) -> RoutingTable:
+        if self._path is not None and self._clock() >= self._next_check:
+            self.reload(force=False)
+        return self._table
+
+    def reload(self, force: bool = True) -> RoutingTable:
+        """Re-read the file if it changed (or always when ``force``); raise RoutingError if forced and bad."""
+        if self._path is None:
+            return self._table
+        with self._lock:
+            self._next_check = self._clock() + self._poll_s
+            try:
+                mtime = self._path.stat().st_mtime_ns
+                if not force and mtime == self._mtime:
+                    return self._table
+                self._table = RoutingTable.load(self._path, self._known)
+                self._mtime = mtime
+            except (OSError, RoutingError) as exc:
+                log.error("routing file not reloaded, keeping the previous table: %s", exc)
+                self._notify("error")
+                if force:
+                    raise RoutingError(str(exc)) from exc
+                return self._table
+            log.info("routing table reloaded from %s", self._path)
+            self._notify("ok")
+            return self._table
+
+    def _notify(self, outcome: str) -> None:
+        if self._on_reload is not None:
+            self._on_reload(outcome)
+
+
+def default_table(model_names: Iterable[str], backends: Mapping[str, float]) -> RoutingTable:
+    return RoutingTable(models={m: ModelRoute(name=m, backends=dict(backends)) for m in model_names})

@@ -1,0 +1,125 @@
+"""The gateway's data plane, framework-free: the blueprint calls these methods and renders the results."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gateway.backends import Backend, BackendPool
+from gateway.errors import NotFound, OverCapacity
+from gateway.metrics import Metrics
+from gateway.router import HealthCache, Routed, Router, Selection
+from gateway.routing import RoutingSource, RoutingTable, default_table
+from gateway.settings import Settings
+
+__all__ = ["BackendReport", "Gateway"]
+
+log = logging.getLogger(__name__)
+DEFAULT_BACKENDS = {"embedded-tensorflow": 1.0, "embedded-pytorch": 1.0}
+
+
+@dataclass(frozen=True)
+class BackendReport:
+    name: str
+    framework: str
+    ready: bool
+    versions: list[int]
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "ready": self.ready,
+            "versions": self.versions,
+            **({"detail": self.detail} if self.detail else {}),
+        }
+
+
+class Gateway:
+    """One worker's routing source, backends, router and metrics, wired together."""
+
+    def __init__(self, settings: Settings, backends: Mapping[str, Backend] | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.pool = BackendPool(settings, backends)
+        defaults = {name: 1.0 for name in backends} if backends is not None else DEFAULT_BACKENDS
+        self.routing = RoutingSource(
+            settings.routing_file,
+            default_table([settings.default_model], defaults),
+            self.pool.names(),
+            poll_s=settings.routing_poll_s,
+            on_reload=self.metrics.routing_reload,
+        )
+        self.router = Router(
+            self.routing.current,
+            self.pool,
+            attempt_timeout_s=settings.attempt_timeout_s,
+            health=HealthCache(settings.health_ttl_s),
+            observer=self.metrics,
+            shadow_max_inflight=settings.shadow_max_inflight,
+        )
+        self._slots = threading.BoundedSemaphore(settings.max_inflight)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.settings.deadline_s
+
+    def predict(self, selection: Selection, images: np.ndarray) -> Routed:
+        if not self._slots.acquire(blocking=False):
+            raise OverCapacity(f"more than {self.settings.max_inflight} requests in flight; retry shortly")
+        try:
+            return self.router.predict(selection, images)
+        finally:
+            self._slots.release()
+
+    def table(self) -> RoutingTable:
+        return self.routing.current()
+
+    def is_routed(self, model: str) -> bool:
+        return model in self.table().models
+
+    # -- status -------------------------------------------------------------------------
+
+    def model_report(self, model: str) -> list[BackendReport]:
+        route = self.table().models.get(model)
+        if route is None:
+            raise NotFound(f"unknown model {model!r}")
+        names = list(route.backends)
+        with ThreadPoolExecutor(max_workers=max(len(names), 1)) as probes:
+            return list(probes.map(lambda name: self._probe(model, name), names))
+
+    def _probe(self, model: str, name: str) -> BackendReport:
+        try:
+            status = self.pool.get(name).status(model, self.settings.health_timeout_s)
+        except Exception as exc:  # a probe must never fail the status page
+            log.warning("status probe of %s failed: %s", name, exc)
+            return BackendReport(name, self.pool.framework(name), False, [], "probe failed")
+        self.router.health.mark(name, status.ready)
+        return BackendReport(name, self.pool.framework(name), status.ready, status.versions, status.detail)
+
+    def readiness(self) -> dict[str, list[BackendReport]]:
+        return {model: self.model_report(model) for model in self.table().models}
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Build every routed backend and load embedded models now; failures are logged, not fatal."""
+        for model, route in self.table().models.items():
+            for name in route.backends:
+                try:
+                    self.pool.get(name).warm_up(model)
+                except Exception as exc:
+                    log.warning("warm-up of %s for %s failed: %s", name, model, exc)
+
+    def close(self) -> None:
+        self.router.close()
+        self.pool.close()

@@ -1,0 +1,170 @@
+"""Typed gateway settings, read from environment variables with the one prefix ``GATEWAY_``.
+
+Each field of :class:`Settings` is set by ``GATEWAY_<FIELD NAME IN UPPER CASE>``; lists are
+comma-separated, booleans accept 1/0, true/false, yes/no, on/off. Nothing is read at import time:
+call :meth:`Settings.from_env` where the process starts. The per-model routing policy lives in a
+separate YAML file (:mod:`gateway.routing`) so that it can change without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "GATEWAY_"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value its field cannot take (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway process needs; addresses come only from here (no request picks a host)."""
+
+    bind: str = "127.0.0.1:8000"
+    """Address gunicorn listens on, ``host:port``."""
+    workers: int = 2
+    """Gunicorn worker processes."""
+    worker_class: str = "gthread"
+    """Gunicorn worker class (``gthread`` or ``sync``)."""
+    threads: int = 8
+    """Threads per worker (gthread)."""
+    worker_timeout_s: int = 30
+    """Gunicorn kills a worker silent for this long."""
+    graceful_timeout_s: int = 30
+    """On SIGTERM, in-flight requests get this long to finish."""
+    keepalive_s: int = 5
+    """Client keep-alive idle time."""
+    deadline_s: float = 3.0
+    """Whole-request deadline: no upstream call (first try, failover or retry) starts after it."""
+    attempt_timeout_s: float = 1.5
+    """Upper bound for one upstream attempt, so that a hanging backend leaves time to fail over."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Largest accepted request body (413 above)."""
+    max_instances: int = 256
+    """Most images in one request (413 above)."""
+    max_json_depth: int = 8
+    """Deepest nesting of JSON arrays/objects accepted (400 deeper)."""
+    max_image_side: int = 1024
+    """Largest width or height of an uploaded image (it is resized to 28x28)."""
+    max_inflight: int = 64
+    """Requests one worker handles at once before answering 429."""
+    api_keys: tuple[str, ...] = ()
+    """Accepted client API keys (``Authorization: Bearer`` or ``X-API-Key``); empty means no auth."""
+    admin_token: str = ""
+    """Bearer token for ``/admin/*``; empty disables the admin endpoints."""
+    default_model: str = "mnist"
+    """Model served by the short ``POST /predict`` endpoint."""
+    routing_file: Path | None = None
+    """YAML routing file; without one, both embedded backends serve every model in the store."""
+    routing_poll_s: float = 2.0
+    """How often a worker looks at the routing file's modification time."""
+    model_store: Path | None = None
+    """Model store root for the embedded backends (default: the store's own default root)."""
+    tfserving_rest_url: str = "http://127.0.0.1:8501"
+    """TF Serving REST base URL."""
+    tfserving_grpc_target: str = "127.0.0.1:8500"
+    """TF Serving gRPC ``host:port``."""
+    torchserve_rest_url: str = "http://127.0.0.1:8080"
+    """TorchServe inference REST base URL (never the management port)."""
+    torchserve_grpc_target: str = "127.0.0.1:7070"
+    """TorchServe gRPC inference ``host:port``."""
+    torchserve_key_file: Path = Path("run/torchserve/key_file.json")
+    """TorchServe's token file (re-read when it changes or on a 401)."""
+    torchserve_token: str = ""
+    """Static inference token; overrides the key file (empty: use the key file if it exists)."""
+    pool_maxsize: int = 32
+    """Keep-alive connections per backend host and worker."""
+    health_ttl_s: float = 1.0
+    """How long a backend's ready/not-ready verdict is reused."""
+    health_timeout_s: float = 0.5
+    """Deadline of one readiness probe."""
+    shadow_max_inflight: int = 8
+    """Shadow calls in flight per worker; more are dropped, never queued."""
+    embedded_threads: int = 1
+    """Intra-op threads for the embedded TensorFlow / torch backends."""
+    warmup: bool = True
+    """Load the embedded models when a worker starts instead of on the first request."""
+    metrics_dir: Path | None = None
+    """prometheus_client multiprocess directory (``python -m gateway`` makes a fresh one if unset)."""
+    log_level: str = "info"
+    """Gunicorn and gateway log level."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by ``GATEWAY_*`` variables; unknown ``GATEWAY_*`` names are an error."""
+        env = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(
+            key for key in env if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in known
+        )
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name in known:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = _convert(key, env[key], hints[name])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        positive = (
+            "workers",
+            "threads",
+            "deadline_s",
+            "attempt_timeout_s",
+            "max_body_bytes",
+            "max_instances",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if self.worker_class not in ("gthread", "sync"):
+            raise SettingsError(
+                f"{ENV_PREFIX}WORKER_CLASS must be gthread or sync, not {self.worker_class!r}"
+            )
+
+
+def _convert(key: str, raw: str, hint: Any) -> Any:
+    optional = False
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        hint, optional = args[0], True
+    text = raw.strip()
+    if optional and text == "":
+        return None
+    try:
+        if hint is bool:
+            return _parse_bool(text)
+        if hint in (int, float, str):
+            return hint(text)
+        if hint is Path:
+            return Path(text).expanduser()
+        if typing.get_origin(hint) is tuple:
+            return tuple(item.strip() for item in text.split(",") if item.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{key}={raw!r}: {exc}") from exc
+    raise SettingsError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")

@@ -1,0 +1,117 @@
+"""Gateway integration fixtures: real processes on free loopback ports, always stopped afterwards.
+
+``exported_store`` and ``mnist`` come from ``tests/integration/conftest.py`` (one short real export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as stream:
+        return subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+        )
+
+
+class FakeTorchServe(ThreadingHTTPServer):
+    """Speaks TorchServe's inference REST API: /ping and /predictions/<m>; answers digit 7 after ``delay``."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FakeTorchServeHandler)
+        self.delay = 0.0
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _FakeTorchServeHandler(BaseHTTPRequestHandler):
+    server: FakeTorchServe
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(200, {"status": "Healthy"})
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests += 1
+        time.sleep(self.server.delay)
+        count = len(payload["instances"])
+        self._send(200, {"predictions": [[0.0] * 7 + [1.0, 0.0, 0.0]] * count, "digits": [7] * count})
+
+
+@pytest.fixture
+def fake_torchserve() -> Iterator[FakeTorchServe]:
+    server = FakeTorchServe()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,180 @@
+"""The HTTP layer through Flask's test client, with fake backends injected (no network, no models)."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+
+from gateway.errors import Unavailable
+from gateway.router import InlineExecutor
+from tests.unit.gateway.conftest import FakeBackend
+
+BODY = {"instances": [[0.0] * 784]}
+
+
+def test_predict_headers_and_body(client: FlaskClient) -> None:
+    response = client.post("/v1/models/mnist:predict", json=BODY, headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 200
+    assert len(response.get_json()["predictions"][0]) == 10
+    assert response.headers["X-Request-ID"] == "abc-123"
+    assert (
+        response.headers["X-Gateway-Backend"] in ("tf", "pt") and response.headers["X-Model-Version"] == "1"
+    )
+    assert (
+        "gateway;dur=" in response.headers["Server-Timing"]
+        and "backend;dur=" in response.headers["Server-Timing"]
+    )
+
+
+def test_bad_request_id_is_replaced(client: FlaskClient) -> None:
+    response = client.post("/v1/models/mnist:predict", json=BODY, headers={"X-Request-ID": "<script>"})
+    assert response.headers["X-Request-ID"] != "<script>" and len(response.headers["X-Request-ID"]) == 32
+
+
+def test_versions_columnar_and_explicit_backend(client: FlaskClient) -> None:
+    response = client.post("/v1/models/mnist/versions/2:predict?backend=pt", json={"inputs": [[0.0] * 784]})
+    assert response.status_code == 200 and "outputs" in response.get_json()
+    assert response.headers["X-Gateway-Backend"] == "pt" and response.headers["X-Model-Version"] == "2"
+
+
+def test_tf_serving_curl_form_content_type_is_accepted(client: FlaskClient) -> None:
+    response = client.post(
+        "/v1/models/mnist:predict", data=json.dumps(BODY), content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+
+
+def test_error_envelope_and_statuses(make_app: Callable[..., Flask]) -> None:
+    client = make_app(max_body_bytes=2048).test_client()
+    cases = [
+        (client.post("/v1/models/mnist:predict", data="{", content_type="application/json"), 400),
+        (client.post("/v1/models/nope:predict", json=BODY), 404),
+        (client.post("/v1/models/..%2F..%2Fetc:predict", json=BODY), 404),
+        (client.post("/v1/models/mnist:predict", data=json.dumps(BODY), content_type="text/plain"), 415),
+        (client.post("/v1/models/mnist:predict", json=BODY, headers={"Content-Encoding": "gzip"}), 415),
+        (client.post("/v1/models/mnist:predict", json={"instances": [[0.0] * 784] * 3}), 413),  # > 2 KiB
+        (client.get("/v1/models/mnist:predict"), 404),
+        (client.delete("/livez"), 405),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, (response.status_code, response.get_json())
+        error = response.get_json()["error"]
+        assert set(error) == {"code", "message", "request_id"} and error["request_id"]
+
+
+def test_unknown_label_is_404(client: FlaskClient) -> None:
+    assert client.post("/v1/models/mnist/labels/nope:predict", json=BODY).status_code == 404
+
+
+def test_backend_failure_is_translated_and_no_traceback_leaks(
+    client: FlaskClient, fakes: dict[str, FakeBackend]
+) -> None:
+    fakes["tf"].error = Unavailable("refused")
+    fakes["pt"].error = ZeroDivisionError("secret internals")
+    response = client.post("/v1/models/mnist:predict", json=BODY)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    text = response.get_data(as_text=True)
+    assert "secret internals" not in text and "Traceback" not in text
+
+
+def test_api_keys(make_app: Callable[..., Flask]) -> None:
+    client = make_app(api_keys=("k1", "k2")).test_client()
+    assert client.post("/v1/models/mnist:predict", json=BODY).status_code == 401
+    assert (
+        client.post("/v1/models/mnist:predict", json=BODY, headers={"X-API-Key": "wrong"}).status_code == 401
+    )
+    assert client.post("/v1/models/mnist:predict", json=BODY, headers={"X-API-Key": "k2"}).status_code == 200
+    assert (
+        client.post("/v1/models/mnist:predict", json=BODY, headers={"Authorization": "Bearer k1"}).status_code
+        == 200
+    )
+    assert client.get("/livez").status_code == 200
+
+
+def test_over_capacity_is_429(make_app: Callable[..., Flask], fakes: dict[str, FakeBackend]) -> None:
+    client = make_app(max_inflight=1).test_client()
+    inside, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        inside.set()
+        release.wait(5)
+
+    fakes["tf"].hook = fakes["pt"].hook = block
+    worker = threading.Thread(target=lambda: client.post("/v1/models/mnist:predict", json=BODY))
+    worker.start()
+    assert inside.wait(5)
+    response = client.post("/v1/models/mnist:predict", json=BODY)
+    release.set()
+    worker.join(5)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+
+
+def test_friendly_endpoints(client: FlaskClient) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    raw = client.post("/predict", data=png, content_type="image/png")
+    assert raw.status_code == 200 and raw.get_json()["predictions"][0]["digit"] == 3
+    upload = client.post(
+        "/v1/models/mnist:classify", data={"a": (io.BytesIO(png), "a.png"), "b": (io.BytesIO(png), "b.png")}
+    )
+    assert upload.status_code == 200 and len(upload.get_json()["predictions"]) == 2
+    assert upload.get_json()["backend"] in ("tf", "pt")
+
+
+def test_status_endpoints(client: FlaskClient, fakes: dict[str, FakeBackend]) -> None:
+    assert client.get("/v1/models").get_json() == {"models": ["mnist"]}
+    model = client.get("/v1/models/mnist").get_json()
+    assert model["ready"] and {b["name"] for b in model["backends"]} == {"tf", "pt"}
+    assert client.get("/readyz").status_code == 200
+    fakes["tf"].ready = False
+    assert client.get("/readyz").status_code == 200
+    fakes["pt"].ready = False
+    assert client.get("/readyz").status_code == 503 and client.get("/livez").status_code == 200
+
+
+def test_openapi_and_docs(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.") and "/v1/models/{model}:predict" in spec["paths"]
+    page = client.get("/docs").get_data(as_text=True)
+    assert "openapi.json" in page and "http://" not in page and "https://" not in page
+
+
+def test_metrics_show_requests_and_agreement(
+    make_app: Callable[..., Flask], tmp_path: Path, fakes: dict[str, FakeBackend]
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("models: {mnist: {backends: {tf: 1, pt: 0}, shadow: {percent: 100}}}")
+    app = make_app(routing_file=routing)
+    app.extensions["gateway"].router._shadow_executor = InlineExecutor()  # shadow results visible at once
+    client = app.test_client()
+    for _ in range(3):
+        client.post("/v1/models/mnist:predict", json=BODY)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert (
+        'gateway_requests_total{backend="tf",endpoint="predict",model="mnist",status="200",version="1"} 3.0'
+        in text
+    )
+    assert 'gateway_shadow_agreement_ratio{model="mnist",primary="tf",shadow="pt"} 1.0' in text
+    assert "gateway_overhead_seconds_bucket" in text
+
+
+def test_admin_reload(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("models: {mnist: {backends: {tf: 1}}}")
+    client = make_app(routing_file=routing, admin_token="t0ken", routing_poll_s=3600).test_client()
+    routing.write_text("models: {mnist: {backends: {pt: 1}}, digits: {backends: {pt: 1}}}")
+    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
+    response = client.post("/admin/reload", headers={"Authorization": "Bearer t0ken"})
+    assert response.status_code == 200 and response.get_json()["models"] == ["digits", "mnist"]
+    assert client.post("/v1/models/mnist:predict", json=BODY).headers["X-Gateway-Backend"] == "pt"
+    routing.write_text("models: {mnist: {backends: {missing: 1}}}")
+    assert client.post("/admin/reload", headers={"Authorization": "Bearer t0ken"}).status_code == 400

@@ -1,0 +1,131 @@
+"""REST backends over an injected FunctionTransport, and the error translation at their boundary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from gateway.backends.http import FunctionTransport, HttpRequest, HttpResponse
+from gateway.backends.tfserving import TFServingRestBackend
+from gateway.backends.tokens import TokenSource
+from gateway.backends.torchserve import TorchServeRestBackend
+from gateway.backends.translate import error_for_grpc, error_for_http
+from gateway.errors import GatewayError
+
+IMAGES = np.zeros((2, 28, 28), dtype=np.float32)
+GOOD = json.dumps({"predictions": [[0.1] * 10, [0.1] * 10]}).encode()
+
+
+def reply(status: int, body: object) -> FunctionTransport:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return FunctionTransport(lambda request: HttpResponse(status, raw))
+
+
+def test_tfserving_rest_request_shape() -> None:
+    transport = reply(200, GOOD)
+    backend = TFServingRestBackend("tfserving-rest", "http://127.0.0.1:8501/", transport)
+    prediction = backend.predict("mnist", IMAGES, 2, timeout=0.5)
+    sent = transport.requests[0]
+    assert sent.url == "http://127.0.0.1:8501/v1/models/mnist/versions/2:predict"
+    assert np.asarray(json.loads(sent.body or b"")["instances"]).shape == (2, 28, 28)
+    assert sent.timeout == 0.5 and prediction.version == "2" and prediction.probabilities.shape == (2, 10)
+
+
+def test_tfserving_status_reads_state() -> None:
+    body = {
+        "model_version_status": [{"version": "1", "state": "AVAILABLE"}, {"version": "2", "state": "LOADING"}]
+    }
+    status = TFServingRestBackend("t", "http://h", reply(200, body)).status("mnist", 0.1)
+    assert status.ready and status.versions == [1]
+    loading = {"model_version_status": [{"version": "1", "state": "LOADING"}]}
+    assert not TFServingRestBackend("t", "http://h", reply(200, loading)).status("mnist", 0.1).ready
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, {"error": "Expected shape [?,28,28]"}, 400),  # TF Serving's {"error"}
+        (404, {"error": "Servable not found for request: Specific(mnist, 9)"}, 404),
+        (503, {"error": "unavailable"}, 503),
+        (504, {"error": "deadline"}, 504),
+        (500, {"error": "boom"}, 502),
+        (400, {"code": 400, "type": "InvalidInput", "message": "bad image"}, 400),  # TorchServe's shape
+        (404, {"code": 404, "type": "ModelNotFoundException", "message": "Model not found"}, 404),
+        (503, {"code": 503, "type": "ServiceUnavailableException", "message": "queue full"}, 503),
+        (507, {"code": 507, "type": "InternalServerException", "message": "out of memory"}, 503),
+        (408, {"code": 408, "type": "RequestTimeout", "message": "timeout"}, 504),
+        (401, {"code": 401, "type": "Unauthorized", "message": "token"}, 502),
+        (200, b"<html>not json</html>", 502),
+        (200, {"predictions": [[0.1] * 9]}, 502),
+        (200, {"outputs": []}, 502),
+    ],
+)
+def test_http_errors_are_translated(status: int, body: object, expected: int) -> None:
+    for backend in (
+        TFServingRestBackend("tfs", "http://h", reply(status, body)),
+        TorchServeRestBackend("ts", "http://h", reply(status, body), TokenSource(None)),
+    ):
+        with pytest.raises(GatewayError) as caught:
+            backend.predict("mnist", IMAGES, None, 1.0)
+        assert caught.value.status == expected
+        assert "Traceback" not in caught.value.message
+
+
+def test_error_message_keeps_the_backend_text() -> None:
+    error = error_for_http(400, b'{"code": 400, "type": "InvalidInput", "message": "image is 27x28"}', "ts")
+    assert "InvalidInput: image is 27x28" in error.message and error.backend == "ts"
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return "details"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.FAILED_PRECONDITION, 400),
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.UNAUTHENTICATED, 502),
+        (grpc.StatusCode.INTERNAL, 502),
+        (grpc.StatusCode.UNKNOWN, 502),
+    ],
+)
+def test_grpc_statuses_are_translated(code: grpc.StatusCode, expected: int) -> None:
+    assert error_for_grpc(FakeRpcError(code), "b").status == expected
+
+
+def test_torchserve_sends_the_bearer_token_and_rereads_it_after_401(tmp_path: Path) -> None:
+    key_file = tmp_path / "key_file.json"
+    key_file.write_text(json.dumps({"inference": {"key": "old"}, "management": {"key": "m"}}))
+    seen: list[str] = []
+
+    def server(request: HttpRequest) -> HttpResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Bearer new":
+            key_file.write_text(json.dumps({"inference": {"key": "new"}}))  # TorchServe rotated its keys
+            return HttpResponse(401, b'{"code": 401, "type": "Unauthorized", "message": "expired"}')
+        return HttpResponse(200, GOOD)
+
+    backend = TorchServeRestBackend("ts", "http://h", FunctionTransport(server), TokenSource(key_file))
+    assert backend.predict("mnist", IMAGES, None, 1.0).probabilities.shape == (2, 10)
+    assert seen == ["Bearer old", "Bearer new"]
+
+
+def test_static_token_wins_and_missing_file_means_no_header(tmp_path: Path) -> None:
+    assert TokenSource(tmp_path / "absent.json").header() == {}
+    assert TokenSource(tmp_path / "absent.json", "s3cret").header() == {"Authorization": "Bearer s3cret"}

@@ -1,0 +1,138 @@
+"""Codecs: every accepted body form decodes to float32 [N, 28, 28]; every bad one is a clear 4xx."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gateway import codecs
+from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+LIMITS = codecs.Limits(max_instances=4, max_json_depth=8, max_image_side=64)
+IMAGE = [[0.5] * 28 for _ in range(28)]
+FLAT = [0.25] * 784
+
+
+def png(size: tuple[int, int] = (28, 28), mode: str = "L", fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color=255 if mode == "L" else (255, 255, 255)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("payload", "count", "columnar"),
+    [
+        ({"instances": [IMAGE]}, 1, False),
+        ({"instances": [FLAT, FLAT]}, 2, False),
+        ({"instances": [{"image": IMAGE}, {"image": FLAT}]}, 2, False),
+        ({"signature_name": "serving_default", "instances": [IMAGE]}, 1, False),
+        ({"inputs": [IMAGE, IMAGE, IMAGE]}, 3, True),
+        ({"inputs": {"image": [FLAT]}}, 1, True),
+    ],
+)
+def test_v1_bodies_decode(payload: dict[str, object], count: int, columnar: bool) -> None:
+    decoded = codecs.decode_v1(json.dumps(payload).encode(), LIMITS)
+    assert decoded.images.shape == (count, 28, 28) and decoded.images.dtype == np.float32
+    assert decoded.columnar is columnar
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "fragment"),
+    [
+        (b"{not json", InvalidInput, "malformed JSON"),
+        (b"", InvalidInput, "empty body"),
+        (b'{"instances": [NaN]}', InvalidInput, "NaN"),
+        (b'{"instances": [Infinity]}', InvalidInput, "Infinity"),
+        (b'{"instances": [-Infinity]}', InvalidInput, "Infinity"),
+        (b'{"instances": [[1e400]]}', InvalidInput, "finite"),
+        (b"[" * 50_000 + b"]" * 50_000, InvalidInput, "nested deeper"),
+        (b"[]", InvalidInput, "JSON object"),
+        (b'{"instances": []}', InvalidInput, "no instances"),
+        (json.dumps({"instances": [FLAT] * 5}).encode(), PayloadTooLarge, "limit is 4"),
+        (json.dumps({"instances": [[0.1] * 785]}).encode(), InvalidInput, "[785]"),
+        (json.dumps({"instances": [[[0.1] * 28] * 27]}).encode(), InvalidInput, "[27, 28]"),
+        (json.dumps({"instances": [[[[0.1] * 28] * 28]]}).encode(), InvalidInput, "shape"),
+        (json.dumps({"instances": [[2.0] * 784]}).encode(), InvalidInput, "[0, 1]"),
+        (json.dumps({"instances": [["a"] * 784]}).encode(), InvalidInput, "strings"),
+        (json.dumps({"instances": [[True] * 784]}).encode(), InvalidInput, "booleans"),
+        (json.dumps({"instances": [FLAT, [0.1]]}).encode(), InvalidInput, "rectangular"),
+        (json.dumps({"instances": [IMAGE], "inputs": [IMAGE]}).encode(), InvalidInput, "exactly one"),
+        (json.dumps({"instances": [IMAGE], "signature_name": "x"}).encode(), InvalidInput, "signature_name"),
+        (b"\xff\xfe{}", InvalidInput, ""),
+    ],
+)
+def test_v1_rejects(body: bytes, error: type[GatewayError], fragment: str) -> None:
+    with pytest.raises(error) as caught:
+        codecs.decode_v1(body, LIMITS)
+    assert fragment in caught.value.message
+    assert 400 <= caught.value.status < 500
+
+
+def test_v1_encoding_keeps_the_tf_serving_field_names() -> None:
+    probabilities = np.eye(10, dtype=np.float32)[:2]
+    assert list(codecs.encode_v1(probabilities, columnar=False)) == ["predictions"]
+    assert list(codecs.encode_v1(probabilities, columnar=True)) == ["outputs"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "uploads", "count"),
+    [
+        ("image/png", png(), [], 1),
+        ("image/jpeg", png(fmt="JPEG"), [], 1),
+        ("image/png", png(size=(56, 56), mode="RGB"), [], 1),  # resized and converted to grayscale
+        ("multipart/form-data; boundary=x", b"", [png(), png()], 2),
+        ("application/json", json.dumps({"image": IMAGE}).encode(), [], 1),
+        ("application/json", json.dumps({"image": FLAT}).encode(), [], 1),
+        ("application/json", json.dumps({"image": base64.b64encode(png()).decode()}).encode(), [], 1),
+        (
+            "application/json",
+            json.dumps(
+                {"images": [FLAT, "data:image/png;base64," + base64.b64encode(png()).decode()]}
+            ).encode(),
+            [],
+            2,
+        ),
+    ],
+)
+def test_friendly_bodies_decode(content_type: str, body: bytes, uploads: list[bytes], count: int) -> None:
+    images = codecs.decode_friendly(content_type, body, uploads, LIMITS)
+    assert images.shape == (count, 28, 28)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "error"),
+    [
+        ("image/png", b"\x89PNG\r\n\x1a\ncorrupt", InvalidInput),
+        ("image/png", png(size=(65, 28)), InvalidInput),
+        ("image/png", b"GIF89a" + b"\0" * 20, InvalidInput),
+        ("application/json", b'{"image": "not base64!"}', InvalidInput),
+        ("application/json", b'{"image": 3}', InvalidInput),
+        ("application/json", b'{"picture": []}', InvalidInput),
+        ("text/plain", b"hello", UnsupportedMediaType),
+        ("", b"", UnsupportedMediaType),
+    ],
+)
+def test_friendly_rejects(content_type: str, body: bytes, error: type[GatewayError]) -> None:
+    with pytest.raises(error):
+        codecs.decode_friendly(content_type, body, [], LIMITS)
+
+
+def test_friendly_encoding_gives_digit_per_image() -> None:
+    probabilities = np.eye(10, dtype=np.float32)[[7, 2]]
+    reply = codecs.encode_friendly(probabilities)
+    assert [item["digit"] for item in reply["predictions"]] == [7, 2]
+    assert len(reply["predictions"][0]["probabilities"]) == 10
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_compressed_bodies_are_refused(encoding: str) -> None:
+    with pytest.raises(UnsupportedMediaType):
+        codecs.check_content_encoding(encoding)
+    codecs.check_content_encoding(None)
+    codecs.check_content_encoding("identity")
