@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import urllib3
 
-from gateway.backends.tokens import TokenSource
 from gateway.settings import Settings
 from model_store import MODEL_NAME, ModelStore, default_root
+from serving.torchserve.tokens import TokenSource
 
 Call = Callable[[], None]
 

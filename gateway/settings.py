@@ -78,7 +78,10 @@ class Settings:
     torchserve_grpc_target: str = "127.0.0.1:7070"
     """TorchServe gRPC inference ``host:port``."""
     torchserve_key_file: Path = Path("run/torchserve/key_file.json")
-    """TorchServe's token file (re-read when it changes or on a 401)."""
+    """TorchServe's key file (re-read when it changes or when TorchServe rejects the key)."""
+    torchserve_management_url: str = "http://127.0.0.1:8081"
+    """TorchServe's management API, used only to renew the inference key before it expires;
+    empty where the gateway cannot reach it (e.g. Kubernetes, where the key arrives via a Secret)."""
     torchserve_token: str = ""
     """Static inference token; overrides the key file (empty: use the key file if it exists)."""
     pool_maxsize: int = 32

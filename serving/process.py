@@ -129,6 +129,7 @@ def stop_group(pgid: int, grace_s: float = 15.0) -> list[int]:
     while time.monotonic() < deadline:
         _reap(pgid)
         if not process_group_alive(pgid):
+            _reap(pgid, wait_s=5.0)
             return []
         time.sleep(0.1)
     leftovers = group_members(pgid)
@@ -138,13 +139,20 @@ def stop_group(pgid: int, grace_s: float = 15.0) -> list[int]:
     while process_group_alive(pgid) and time.monotonic() < deadline:
         _reap(pgid)
         time.sleep(0.05)
+    _reap(pgid, wait_s=5.0)
     return leftovers
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int, wait_s: float = 0.0) -> None:
     """Collect our own exited child so it does not linger as a zombie."""
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is None:
+        return
+    try:
+        child.wait(timeout=wait_s) if wait_s else child.poll()
+    except subprocess.TimeoutExpired:
+        return
+    if child.returncode is not None:
         del _CHILDREN[pid]
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from gateway.backends.base import Backend, ModelStatus, Prediction, remaining
 from gateway.backends.http import PooledTransport
-from gateway.backends.tokens import TokenSource
 from gateway.settings import Settings
+from serving.torchserve.tokens import TokenSource
 
 __all__ = ["BACKEND_FACTORIES", "Backend", "BackendPool", "ModelStatus", "Prediction", "remaining"]
 
@@ -39,7 +39,11 @@ def _tfserving_grpc(name: str, settings: Settings) -> Backend:
 
 
 def _tokens(settings: Settings) -> TokenSource:
-    return TokenSource(settings.torchserve_key_file, settings.torchserve_token)
+    return TokenSource(
+        settings.torchserve_key_file,
+        settings.torchserve_management_url or None,
+        static_token=settings.torchserve_token,
+    )
 
 
 def _torchserve_rest(name: str, settings: Settings) -> Backend:

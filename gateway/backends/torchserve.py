@@ -13,11 +13,13 @@ import numpy as np
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.http import HttpRequest, HttpResponse, HttpTransport
 from gateway.backends.protos import ensure_torchserve_stubs
-from gateway.backends.tokens import TokenSource
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
+from serving.torchserve.tokens import TokenSource, is_token_rejection
 
 __all__ = ["TorchServeGrpcBackend", "TorchServeRestBackend"]
+
+_TOKEN_REJECTED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
 def _probabilities(data: Any, count: int, backend: str) -> np.ndarray:
@@ -37,9 +39,15 @@ class TorchServeRestBackend(Backend):
 
     def _send(self, make: Callable[[dict[str, str]], HttpRequest]) -> HttpResponse:
         reply = self._transport.send(make(self._tokens.header()))
-        if reply.status == 401:  # the key expired and TorchServe wrote a new file: read it, try once more
+        if is_token_rejection(
+            reply.status, reply.body
+        ):  # key renewed since we read it: re-read, try once more
             self._tokens.invalidate()
             reply = self._transport.send(make(self._tokens.header()))
+            if is_token_rejection(reply.status, reply.body):
+                raise BadBackendResponse(
+                    f"{self.name} rejected the gateway's TorchServe key", backend=self.name
+                )
         return reply
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
@@ -90,7 +98,8 @@ class TorchServeGrpcBackend(Backend):
             try:
                 return method(request, timeout=max(timeout, 0.001), metadata=self._metadata())
             except grpc.RpcError as exc:
-                if getattr(exc, "code", lambda: None)() != grpc.StatusCode.UNAUTHENTICATED:
+                # TorchServe answers a missing or stale key with PERMISSION_DENIED.
+                if getattr(exc, "code", lambda: None)() not in _TOKEN_REJECTED:
                     raise
                 self._tokens.invalidate()
                 return method(request, timeout=max(timeout, 0.001), metadata=self._metadata())

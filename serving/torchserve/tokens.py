@@ -60,39 +60,79 @@ def read_keys(path: Path) -> Keys:
 
 
 class TokenSource:
-    """Current bearer keys from the key file, renewing the inference key before it expires."""
+    """Bearer keys for TorchServe clients (the launcher, the gateway, load tests).
 
-    def __init__(self, key_file: Path, management_url: str, renew_margin_s: float = 300.0) -> None:
+    Reads ``key_file`` and re-reads it whenever it changes (TorchServe rewrites it when keys are
+    renewed) or after ``invalidate()`` (a rejected key). With ``management_url`` it also renews
+    the inference key ``renew_margin_s`` before it expires; without it (e.g. a gateway pod that
+    only sees a mounted copy of the file) renewal is left to whoever can reach the management API.
+    A ``static_token`` replaces the file entirely; no file and no static token means auth is off.
+    """
+
+    def __init__(
+        self,
+        key_file: Path | None,
+        management_url: str | None = None,
+        *,
+        static_token: str = "",
+        renew_margin_s: float = 300.0,
+    ) -> None:
         self.key_file = key_file
-        self.management_url = management_url.rstrip("/")
+        self.management_url = management_url.rstrip("/") if management_url else None
+        self.static_token = static_token
         self.renew_margin = dt.timedelta(seconds=renew_margin_s)
         self._lock = threading.Lock()
         self._keys: Keys | None = None
-        self._mtime = -1.0
+        self._mtime: int | None = None
 
     def keys(self) -> Keys:
+        """The current keys; TokenError if there is no readable key file."""
+        if self.key_file is None:
+            raise TokenError("no TorchServe key file configured")
         with self._lock:
             try:
-                mtime = self.key_file.stat().st_mtime
+                mtime = self.key_file.stat().st_mtime_ns
             except FileNotFoundError as exc:
                 raise TokenError(f"{self.key_file}: no TorchServe key file") from exc
             if self._keys is None or mtime != self._mtime:
                 self._keys, self._mtime = read_keys(self.key_file), mtime
             keys = self._keys
         expires = keys.inference_expires
-        if expires is not None and expires - dt.datetime.now(dt.UTC) < self.renew_margin:
+        if (
+            self.management_url
+            and expires is not None
+            and expires - dt.datetime.now(dt.UTC) < self.renew_margin
+        ):
             self.renew_inference_key()
             return self.keys()
         return keys
 
-    def inference_header(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys().inference}"}
+    def token(self) -> str:
+        """The inference key to send, or "" when token authorization is not in use."""
+        if self.static_token:
+            return self.static_token
+        if self.key_file is None or not self.key_file.exists():
+            return ""
+        return self.keys().inference
+
+    def header(self) -> dict[str, str]:
+        token = self.token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    inference_header = header
 
     def management_header(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys().management}"}
 
+    def invalidate(self) -> None:
+        """Forget the cached keys (after TorchServe rejected one) so the next call re-reads the file."""
+        with self._lock:
+            self._keys = None
+
     def renew_inference_key(self) -> None:
         """Ask TorchServe for a new inference key (it rewrites the key file)."""
+        if self.key_file is None or self.management_url is None:
+            raise TokenError("renewing needs the key file and the management API's address")
         api_key = read_keys(self.key_file).api
         try:
             status, body = request_json(
@@ -105,5 +145,9 @@ class TokenSource:
             raise TokenError(f"cannot renew the TorchServe inference key: {exc}") from exc
         if status != 200:
             raise TokenError(f"TorchServe refused to renew the inference key ({status}): {body}")
-        with self._lock:
-            self._keys = None
+        self.invalidate()
+
+
+def is_token_rejection(status: int, body: bytes) -> bool:
+    """TorchServe 0.12 rejects a missing/expired key with 400 InvalidKeyException (not 401)."""
+    return status == 401 or (status == 400 and b"InvalidKeyException" in body[:400])

@@ -147,3 +147,31 @@ def test_generated_config_keeps_management_on_loopback(torchserve_settings: Serv
     assert config["disable_token_authorization"] == "false"
     assert config["allowed_urls"].startswith("file://")
     assert json.loads(config["models"])["mnist"]["1"]["marName"] == "mnist.1.mar"
+
+
+def test_grpc_predictions_match_the_exported_model(
+    torchserve_settings: ServingSettings, exported_store: ModelStore, mnist: MnistData
+) -> None:
+    import grpc
+
+    from gateway.backends.protos import ensure_torchserve_stubs
+
+    messages, services = ensure_torchserve_stubs()
+    tokens = torchserve.token_source(torchserve_settings)
+    assert tokens is not None
+    images = mnist.test_images[:8].astype(np.float32) / 255.0
+    request = messages.PredictionsRequest(
+        model_name="mnist",
+        model_version="1",
+        input={"data": json.dumps({"instances": images.tolist()}).encode()},
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{torchserve_settings.ts_grpc_inference_port}") as channel:
+        stub = services.InferenceAPIsServiceStub(channel)
+        reply = stub.Predictions(
+            request, timeout=TIMEOUT, metadata=[("authorization", f"Bearer {tokens.token()}")]
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predictions(request, timeout=TIMEOUT, metadata=[("authorization", "Bearer wrong")])
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    probabilities = np.asarray(json.loads(reply.prediction)["predictions"], dtype=np.float32)
+    np.testing.assert_allclose(probabilities, _reference(exported_store)[:8], atol=1e-5)

@@ -11,10 +11,10 @@ import pytest
 
 from gateway.backends.http import FunctionTransport, HttpRequest, HttpResponse
 from gateway.backends.tfserving import TFServingRestBackend
-from gateway.backends.tokens import TokenSource
 from gateway.backends.torchserve import TorchServeRestBackend
 from gateway.backends.translate import error_for_grpc, error_for_http
 from gateway.errors import GatewayError
+from serving.torchserve.tokens import TokenSource
 
 IMAGES = np.zeros((2, 28, 28), dtype=np.float32)
 GOOD = json.dumps({"predictions": [[0.1] * 10, [0.1] * 10]}).encode()
@@ -109,16 +109,34 @@ def test_grpc_statuses_are_translated(code: grpc.StatusCode, expected: int) -> N
     assert error_for_grpc(FakeRpcError(code), "b").status == expected
 
 
-def test_torchserve_sends_the_bearer_token_and_rereads_it_after_401(tmp_path: Path) -> None:
+def _key_file(path: Path, inference: str) -> None:
+    """A key file shaped like the one TorchServe 0.12 writes."""
+    expires = "2999-01-01T00:00:00.123456789Z"
+    path.write_text(
+        json.dumps(
+            {
+                "management": {"key": "m", "expiration time": expires},
+                "inference": {"key": inference, "expiration time": expires},
+                "API": {"key": "a"},
+            }
+        )
+    )
+
+
+# TorchServe 0.12's answer to a missing or stale key (a 400, not a 401).
+INVALID_KEY = b'{"code": 400, "type": "InvalidKeyException", "message": "Token Authorization failed."}'
+
+
+def test_torchserve_sends_the_bearer_token_and_rereads_it_when_rejected(tmp_path: Path) -> None:
     key_file = tmp_path / "key_file.json"
-    key_file.write_text(json.dumps({"inference": {"key": "old"}, "management": {"key": "m"}}))
+    _key_file(key_file, "old")
     seen: list[str] = []
 
     def server(request: HttpRequest) -> HttpResponse:
         seen.append(request.headers.get("Authorization", ""))
         if request.headers.get("Authorization") != "Bearer new":
-            key_file.write_text(json.dumps({"inference": {"key": "new"}}))  # TorchServe rotated its keys
-            return HttpResponse(401, b'{"code": 401, "type": "Unauthorized", "message": "expired"}')
+            _key_file(key_file, "new")  # TorchServe renewed its key
+            return HttpResponse(400, INVALID_KEY)
         return HttpResponse(200, GOOD)
 
     backend = TorchServeRestBackend("ts", "http://h", FunctionTransport(server), TokenSource(key_file))
@@ -126,6 +144,22 @@ def test_torchserve_sends_the_bearer_token_and_rereads_it_after_401(tmp_path: Pa
     assert seen == ["Bearer old", "Bearer new"]
 
 
+def test_a_key_torchserve_keeps_rejecting_is_a_502_not_a_client_error(tmp_path: Path) -> None:
+    key_file = tmp_path / "key_file.json"
+    _key_file(key_file, "stale")
+    backend = TorchServeRestBackend(
+        "ts",
+        "http://h",
+        FunctionTransport(lambda request: HttpResponse(400, INVALID_KEY)),
+        TokenSource(key_file),
+    )
+    with pytest.raises(GatewayError) as caught:
+        backend.predict("mnist", IMAGES, None, 1.0)
+    assert caught.value.status == 502
+
+
 def test_static_token_wins_and_missing_file_means_no_header(tmp_path: Path) -> None:
     assert TokenSource(tmp_path / "absent.json").header() == {}
-    assert TokenSource(tmp_path / "absent.json", "s3cret").header() == {"Authorization": "Bearer s3cret"}
+    assert TokenSource(tmp_path / "absent.json", static_token="s3cret").header() == {
+        "Authorization": "Bearer s3cret"
+    }
