@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gateway import codecs, openapi
 from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized, envelope
+from gateway.jsonio import dumps
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.router import Routed, Selection
 from gateway.routing import RoutingError
@@ -32,6 +33,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PUBLIC = {"gateway.livez", "gateway.readyz", "gateway.metrics", "gateway.openapi_json", "gateway.docs"}
+
+
+def _json(document: Any) -> Response:
+    return Response(dumps(document), mimetype="application/json")
 
 
 def service() -> Gateway:
@@ -77,7 +82,7 @@ def _predict_v1(model: str, version: int | None = None, label: str | None = None
     decoded = codecs.decode_v1(request.get_data(cache=False), _limits())
     routed = service().predict(_selection(model, version, label), decoded.images)
     _routed(routed)
-    return jsonify(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar))
+    return _json(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar))
 
 
 @blueprint.post("/v1/models/<model>:predict")
@@ -106,7 +111,7 @@ def _classify(model: str) -> Response:
     _routed(routed)
     reply: dict[str, Any] = {"model": model, "backend": routed.backend, "version": g.version}
     reply.update(codecs.encode_friendly(routed.prediction.probabilities))
-    return jsonify(reply)
+    return _json(reply)
 
 
 @blueprint.post("/v1/models/<model>:classify")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from PIL import Image, UnidentifiedImageError
 
 from gateway.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
@@ -82,6 +83,10 @@ def parse_json(body: bytes, limits: Limits) -> Any:
     steps = (raw == ord("[")).astype(np.int32) + (raw == ord("{")) - (raw == ord("]")) - (raw == ord("}"))
     if int(np.cumsum(steps).max(initial=0)) > limits.max_json_depth:
         raise InvalidInput(f"JSON nested deeper than {limits.max_json_depth} levels")
+    try:
+        return orjson.loads(body)  # fast path; rejects NaN/Infinity tokens and bad UTF-8 itself
+    except orjson.JSONDecodeError:
+        pass  # re-parse with the standard library only to say precisely what is wrong
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except RecursionError as exc:  # pragma: no cover - the depth scan catches this first
@@ -184,7 +189,8 @@ def _inputs(value: Any, limits: Limits) -> np.ndarray:
 
 
 def encode_v1(probabilities: np.ndarray, columnar: bool) -> dict[str, Any]:
-    return {"outputs" if columnar else "predictions": probabilities.tolist()}
+    """The TF Serving V1 reply; ``dumps`` serialises the array without a Python list in between."""
+    return {"outputs" if columnar else "predictions": probabilities}
 
 
 # -- friendly endpoint ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.http import HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
+from gateway.jsonio import dumps
 from model_store import CONTRACT
 
 __all__ = ["TFServingGrpcBackend", "TFServingRestBackend"]
@@ -48,7 +49,7 @@ class TFServingRestBackend(Backend):
         self._transport = transport
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
-        body = json.dumps({"instances": images.tolist()}).encode()
+        body = dumps({"instances": images})
         started = time.perf_counter()
         reply = self._transport.send(
             HttpRequest("POST", self._base + _model_path(model, version) + ":predict", body, _JSON, timeout)

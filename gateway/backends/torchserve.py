@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from gateway.backends.http import HttpRequest, HttpResponse, HttpTransport
 from gateway.backends.protos import ensure_torchserve_stubs
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
+from gateway.jsonio import dumps
 from serving.torchserve.tokens import TokenSource, is_token_rejection
 
 __all__ = ["TorchServeGrpcBackend", "TorchServeRestBackend"]
@@ -52,7 +52,7 @@ class TorchServeRestBackend(Backend):
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         url = f"{self._base}/predictions/{model}" + (f"/{version}" if version is not None else "")
-        body = json.dumps({"instances": images.tolist()}).encode()
+        body = dumps({"instances": images})
         started = time.perf_counter()
         reply = self._send(
             lambda auth: HttpRequest("POST", url, body, {"Content-Type": "application/json", **auth}, timeout)
@@ -110,7 +110,7 @@ class TorchServeGrpcBackend(Backend):
         request = self._messages.PredictionsRequest(
             model_name=model,
             model_version="" if version is None else str(version),
-            input={"data": json.dumps({"instances": images.tolist()}).encode()},
+            input={"data": dumps({"instances": images})},
         )
         started = time.perf_counter()
         response = self._call(self._stub.Predictions, request, timeout)

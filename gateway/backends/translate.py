@@ -22,6 +22,7 @@ from gateway.errors import (
     OverCapacity,
     Unavailable,
 )
+from gateway.jsonio import loads
 from model_store import NUM_CLASSES
 
 __all__ = ["error_for_grpc", "error_for_http", "parse_json_body", "parse_probabilities", "upstream_message"]
@@ -98,6 +99,6 @@ def parse_probabilities(value: object, count: int, backend: str) -> np.ndarray:
 
 def parse_json_body(body: bytes, backend: str) -> Any:
     try:
-        return json.loads(body)
+        return loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadBackendResponse(f"{backend} returned a body that is not JSON", backend=backend) from exc
