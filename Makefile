@@ -48,8 +48,14 @@ serve-status: $(STAMP)  ## each server's versions and readiness
 serve-down: $(STAMP)  ## stop every server `make serve` started (workers included)
 	$(BIN)/python -m serving down
 
-gateway: $(STAMP)  ## run the gateway under gunicorn (GATEWAY_* settings; embedded backends without a routing file)
-	$(BIN)/python -m gateway
+gateway: $(STAMP)  ## run the gateway (gunicorn): to `make serve`'s servers if running, else in-process models
+	@if [ -z "$$GATEWAY_ROUTING_FILE" ] && ls run/pids/*.json >/dev/null 2>&1; then \
+	  echo "==> servers of 'make serve' are running: routing with gateway/routing.yaml"; \
+	  GATEWAY_ROUTING_FILE=gateway/routing.yaml $(BIN)/python -m gateway; \
+	else \
+	  echo "==> no servers of 'make serve' (or GATEWAY_ROUTING_FILE set): see the routing in the log below"; \
+	  $(BIN)/python -m gateway; \
+	fi
 
 bench-gateway: $(STAMP)  ## measure gateway-added latency and throughput ratio on loopback
 	$(BIN)/python -m gateway.bench

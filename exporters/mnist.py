@@ -174,6 +174,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(handle, 0o644)  # mkstemp makes 0600; the cache may be shared
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()

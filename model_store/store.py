@@ -49,6 +49,7 @@ def write_json_atomic(path: Path, data: object) -> None:
     """Write JSON to a temp file beside ``path`` and rename it into place."""
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(handle, 0o644)  # mkstemp makes 0600; servers in containers read the store as other users
         with os.fdopen(handle, "w") as stream:
             json.dump(data, stream, indent=2, sort_keys=True)
             stream.write("\n")

@@ -57,6 +57,10 @@ class PooledTransport(HttpTransport):
                 redirect=False,
                 preload_content=True,
             )
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Checked first: urllib3 2 derives it from ConnectTimeoutError, but "connection refused"
+            # means the backend is down (503), not slow (504).
+            raise Unavailable(f"cannot reach the backend: {exc.__class__.__name__}") from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
             raise DeadlineExceeded(f"no answer within {timeout:.3f} s") from exc
         except urllib3.exceptions.HTTPError as exc:

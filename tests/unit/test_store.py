@@ -105,3 +105,10 @@ def test_root_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path))
     assert default_root() == tmp_path.resolve()
+
+
+def test_published_records_are_readable_by_other_users(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path, "mnist")
+    _publish(store)
+    for path in (store.model_dir / "manifest.json", store.version_dir(1) / "version.json"):
+        assert path.stat().st_mode & 0o777 == 0o644, path

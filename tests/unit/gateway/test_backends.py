@@ -163,3 +163,14 @@ def test_static_token_wins_and_missing_file_means_no_header(tmp_path: Path) -> N
     assert TokenSource(tmp_path / "absent.json", static_token="s3cret").header() == {
         "Authorization": "Bearer s3cret"
     }
+
+
+def test_a_refused_connection_is_unavailable_not_a_timeout() -> None:
+    """urllib3 2 makes NewConnectionError a ConnectTimeoutError; a closed port must still be a 503."""
+    from gateway.backends.http import PooledTransport
+    from serving.ports import free_port
+
+    transport = PooledTransport()
+    with pytest.raises(GatewayError) as caught:
+        transport.send(HttpRequest("GET", f"http://127.0.0.1:{free_port()}/", None, {}, 1.0))
+    assert caught.value.status == 503
