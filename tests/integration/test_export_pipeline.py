@@ -15,7 +15,7 @@ from exporters.mnist import MnistData
 from model_store import CONTRACT, ModelStore
 from model_store.checksums import hash_tree
 from serving.torchserve.inprocess import read_mar_manifest
-from tests.integration.conftest import QUICK_TRAINING, run_cli
+from tests.support import QUICK_TRAINING, run_cli
 
 pytestmark = pytest.mark.integration
 

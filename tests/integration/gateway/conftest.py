@@ -1,6 +1,6 @@
 """Gateway integration fixtures: real processes on free loopback ports, always stopped afterwards.
 
-``exported_store`` and ``mnist`` come from ``tests/integration/conftest.py`` (one short real export).
+``exported_store`` and ``mnist`` come from ``tests/conftest.py`` (one short real export).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from model_store import ModelStore
 from model_store.checksums import combined_sha256, sha256_file
 from serving.process import all_records, group_members
 from serving.settings import ENV_PREFIX
-from tests.integration.conftest import serving_settings
+from tests.support import serving_settings
 
 pytestmark = pytest.mark.integration
 

@@ -1,1 +1,0 @@
-"""Serving tests use the real-server fixtures of tests/integration/conftest.py."""
