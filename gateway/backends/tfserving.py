@@ -40,6 +40,9 @@ def _available_versions(data: Any) -> list[int]:
     return sorted(versions)
 
 
+_LATEST_VERSION_TTL_S = 5.0
+
+
 class TFServingRestBackend(Backend):
     framework = "tensorflow"
 
@@ -47,6 +50,19 @@ class TFServingRestBackend(Backend):
         self.name = name
         self._base = base_url.rstrip("/")
         self._transport = transport
+        self._latest: dict[str, tuple[str | None, float]] = {}
+
+    def _latest_version(self, model: str, timeout: float) -> str | None:
+        """TF Serving's REST predict does not say which version answered; without an explicit
+        version it serves the highest AVAILABLE one, which the status API tells (cached briefly)."""
+        cached = self._latest.get(model)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < _LATEST_VERSION_TTL_S:
+            return cached[0]
+        versions = self.status(model, min(timeout, 0.5)).versions
+        latest = str(max(versions)) if versions else None
+        self._latest[model] = (latest, now)
+        return latest
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         body = dumps({"instances": images})
@@ -61,7 +77,8 @@ class TFServingRestBackend(Backend):
         if not isinstance(data, dict) or "predictions" not in data:
             raise BadBackendResponse(f"{self.name} answered without 'predictions'", backend=self.name)
         probabilities = parse_probabilities(data["predictions"], len(images), self.name)
-        return Prediction(probabilities, str(version) if version is not None else None, elapsed)
+        served = str(version) if version is not None else self._latest_version(model, timeout)
+        return Prediction(probabilities, served, elapsed)
 
     def status(self, model: str, timeout: float) -> ModelStatus:
         try:

@@ -28,6 +28,14 @@ def _probabilities(data: Any, count: int, backend: str) -> np.ndarray:
     return parse_probabilities(data["predictions"], count, backend)
 
 
+def _served(data: Any, requested: int | None) -> str | None:
+    """The version that answered: our handler names its archive's version; else the one asked for."""
+    served = data.get("model_version") if isinstance(data, dict) else None
+    if served is not None:
+        return str(served)
+    return str(requested) if requested is not None else None
+
+
 class TorchServeRestBackend(Backend):
     framework = "pytorch"
 
@@ -60,8 +68,8 @@ class TorchServeRestBackend(Backend):
         elapsed = time.perf_counter() - started
         if reply.status != 200:
             raise error_for_http(reply.status, reply.body, self.name)
-        probabilities = _probabilities(parse_json_body(reply.body, self.name), len(images), self.name)
-        return Prediction(probabilities, str(version) if version is not None else None, elapsed)
+        data = parse_json_body(reply.body, self.name)
+        return Prediction(_probabilities(data, len(images), self.name), _served(data, version), elapsed)
 
     def status(self, model: str, timeout: float) -> ModelStatus:
         """TorchServe's ``/ping`` (frontend and worker health); versions need the management API, not used."""
@@ -115,10 +123,8 @@ class TorchServeGrpcBackend(Backend):
         started = time.perf_counter()
         response = self._call(self._stub.Predictions, request, timeout)
         elapsed = time.perf_counter() - started
-        probabilities = _probabilities(
-            parse_json_body(response.prediction, self.name), len(images), self.name
-        )
-        return Prediction(probabilities, str(version) if version is not None else None, elapsed)
+        data = parse_json_body(response.prediction, self.name)
+        return Prediction(_probabilities(data, len(images), self.name), _served(data, version), elapsed)
 
     def status(self, model: str, timeout: float) -> ModelStatus:
         from google.protobuf import empty_pb2

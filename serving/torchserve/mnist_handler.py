@@ -10,7 +10,8 @@ Each request in TorchServe's batch may carry:
   each 28x28 nested lists or 784 flat values in [0, 1];
 - raw PNG/JPEG bytes of one 28x28 grayscale digit (pixels 0-255, white on black).
 
-Every request gets its own answer ``{"predictions": [[p0..p9], ...], "digits": [d, ...]}``;
+Every request gets its own answer
+``{"predictions": [[p0..p9], ...], "digits": [d, ...], "model_version": "<archive version>"}``;
 a malformed request gets status 400 with TorchServe's error shape, without failing the
 other requests in the batch.
 """
@@ -170,6 +171,7 @@ class MnistHandler(BaseHandler):
                 {
                     "predictions": item.tolist(),
                     "digits": [int(digit) for digit in item.argmax(axis=1)],
+                    "model_version": self.context.manifest["model"].get("modelVersion"),
                 }
             )
         return responses

@@ -62,6 +62,7 @@ def test_json_single_image(handler: InProcessHandler, reference: torch.jit.Scrip
     assert reply.status == 200
     np.testing.assert_allclose(reply.body["predictions"], _expected(reference, pixels), atol=1e-6)
     assert reply.body["digits"] == [int(_expected(reference, pixels).argmax())]
+    assert reply.body["model_version"] == "4"  # the archive's version, so clients know what answered
 
 
 def test_json_many_images_and_flat_vectors(

@@ -46,6 +46,7 @@ def test_real_digits_through_the_gateway(
     response = client.post("/v1/models/mnist:predict", json=body, headers={"X-Gateway-Backend": backend})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.headers["X-Gateway-Backend"] == backend
+    assert response.headers["X-Model-Version"] == "1"
     predictions = np.asarray(response.get_json()["predictions"])
     assert predictions.argmax(axis=1).tolist() == _expected_digits(exported_store, 6)
 

@@ -174,3 +174,22 @@ def test_a_refused_connection_is_unavailable_not_a_timeout() -> None:
     with pytest.raises(GatewayError) as caught:
         transport.send(HttpRequest("GET", f"http://127.0.0.1:{free_port()}/", None, {}, 1.0))
     assert caught.value.status == 503
+
+
+def test_tf_serving_rest_reports_the_version_its_status_says_is_served() -> None:
+    calls: list[str] = []
+
+    def server(request: HttpRequest) -> HttpResponse:
+        calls.append(request.method)
+        if request.method == "GET":
+            states = [
+                {"version": v, "state": "AVAILABLE", "status": {"error_code": "OK"}} for v in ("1", "3")
+            ]
+            return HttpResponse(200, json.dumps({"model_version_status": states}).encode())
+        return HttpResponse(200, GOOD)
+
+    backend = TFServingRestBackend("tf", "http://h", FunctionTransport(server))
+    assert backend.predict("mnist", IMAGES, None, 1.0).version == "3"
+    assert backend.predict("mnist", IMAGES, None, 1.0).version == "3"
+    assert calls == ["POST", "GET", "POST"]  # the status is cached between predictions
+    assert backend.predict("mnist", IMAGES, 1, 1.0).version == "1"  # an explicit version is what answered
