@@ -108,7 +108,9 @@ def test_torchserve_grpc_backend(tmp_path: Path) -> None:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     key_file = tmp_path / "key_file.json"
-    key_file.write_text(json.dumps({"inference": {"key": "k3y"}}))
+    key_file.write_text(  # shaped like TorchServe's own key file
+        json.dumps({"management": {"key": "m"}, "inference": {"key": "k3y"}, "API": {"key": "a"}})
+    )
     backend = TorchServeGrpcBackend("torchserve-grpc", f"127.0.0.1:{port}", TokenSource(key_file))
     try:
         prediction = backend.predict("mnist", np.zeros((2, 28, 28), np.float32), 1, timeout=5)
