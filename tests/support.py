@@ -7,9 +7,18 @@ import sys
 from pathlib import Path
 
 from serving.ports import free_port
-from serving.settings import ServingSettings, settings_from_env
+from serving.settings import ENV_PREFIX, ServingSettings, settings_from_env
 
 QUICK_TRAINING = ["--epochs", "1", "--train-limit", "5000"]
+PORT_FIELDS = (
+    "tf_grpc_port",
+    "tf_rest_port",
+    "ts_inference_port",
+    "ts_management_port",
+    "ts_metrics_port",
+    "ts_grpc_inference_port",
+    "ts_grpc_management_port",
+)
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -25,16 +34,11 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 
 def serving_settings(store_root: Path, run_dir: Path, **overrides: object) -> ServingSettings:
     """Settings with every port free right now, so tests never collide with a user's servers."""
-    ports = {
-        name: free_port()
-        for name in (
-            "tf_grpc_port",
-            "tf_rest_port",
-            "ts_inference_port",
-            "ts_management_port",
-            "ts_metrics_port",
-            "ts_grpc_inference_port",
-            "ts_grpc_management_port",
-        )
-    }
+    ports = {name: free_port() for name in PORT_FIELDS}
     return settings_from_env(environ={}, store_root=store_root, run_dir=run_dir, **ports, **overrides)
+
+
+def serving_environment(settings: ServingSettings) -> dict[str, str]:
+    """The same settings as ``SERVING_*`` variables, for the ``python -m serving`` CLI."""
+    names = (*PORT_FIELDS, "store_root", "run_dir")
+    return {ENV_PREFIX + name.upper(): str(getattr(settings, name)) for name in names}

@@ -19,7 +19,6 @@ from exporters.mnist import (
     SourceFailed,
     load_mnist,
     locate_mnist,
-    write_atomic,
 )
 from tests.unit.idx_files import specs_for, tiny_dataset, write_dataset
 
@@ -161,7 +160,9 @@ def test_write_atomic_leaves_nothing_when_interrupted(
     def failing_fsync(fd: int) -> None:
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr("exporters.mnist.os.fsync", failing_fsync)
+    from model_store.store import write_bytes_atomic
+
+    monkeypatch.setattr("model_store.store.os.fsync", failing_fsync)
     with pytest.raises(OSError, match="disk full"):
-        write_atomic(tmp_path / "train-images-idx3-ubyte", b"x" * 1000)
+        write_bytes_atomic(tmp_path / "train-images-idx3-ubyte", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []

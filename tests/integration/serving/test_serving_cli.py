@@ -15,8 +15,7 @@ from exporters.export import HANDLER_FILE, build_mar
 from model_store import ModelStore
 from model_store.checksums import combined_sha256, sha256_file
 from serving.process import all_records, group_members
-from serving.settings import ENV_PREFIX
-from tests.support import serving_settings
+from tests.support import serving_environment, serving_settings
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +32,7 @@ def _cli(settings_env: dict[str, str], *args: str, timeout: float = 240) -> subp
 
 
 def _environment(store: Path, run_dir: Path) -> tuple[dict[str, str], Path]:
-    settings = serving_settings(store, run_dir)
-    names = (
-        "tf_grpc_port",
-        "tf_rest_port",
-        "ts_inference_port",
-        "ts_management_port",
-        "ts_metrics_port",
-        "ts_grpc_inference_port",
-        "ts_grpc_management_port",
-    )
-    env = {ENV_PREFIX + name.upper(): str(getattr(settings, name)) for name in names}
-    env[ENV_PREFIX + "STORE_ROOT"] = str(store)
-    env[ENV_PREFIX + "RUN_DIR"] = str(run_dir)
-    return env, run_dir
+    return serving_environment(serving_settings(store, run_dir)), run_dir
 
 
 def test_up_status_down_leaves_nothing_running(exported_store: ModelStore, tmp_path: Path) -> None:
