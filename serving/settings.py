@@ -53,6 +53,11 @@ class ServingSettings:
     startup_timeout_s: float = 120.0
     """How long ``up`` waits for each server to report the model ready."""
 
+    def __post_init__(self) -> None:
+        # Servers run with their own working directories: relative paths would point elsewhere.
+        for name in ("store_root", "run_dir"):
+            object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
+
     @property
     def torchserve_dir(self) -> Path:
         return self.run_dir / "torchserve"
