@@ -16,9 +16,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from serving.settings import DEFAULT_RUN_DIR
+
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "GATEWAY_"
+DEFAULT_KEY_FILE = DEFAULT_RUN_DIR / "torchserve" / "key_file.json"  # where `make serve` puts TorchServe's keys
 
 
 class SettingsError(ValueError):
@@ -77,7 +80,7 @@ class Settings:
     """TorchServe inference REST base URL (never the management port)."""
     torchserve_grpc_target: str = "127.0.0.1:7070"
     """TorchServe gRPC inference ``host:port``."""
-    torchserve_key_file: Path = Path("run/torchserve/key_file.json")
+    torchserve_key_file: Path = DEFAULT_KEY_FILE
     """TorchServe's key file (re-read when it changes or when TorchServe rejects the key)."""
     torchserve_management_url: str = "http://127.0.0.1:8081"
     """TorchServe's management API, used only to renew the inference key before it expires;

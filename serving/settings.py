@@ -11,6 +11,7 @@ from typing import Any
 from model_store import MODEL_NAME, default_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RUN_DIR = REPO_ROOT / "run"
 ENV_PREFIX = "SERVING_"
 LOOPBACK = "127.0.0.1"
 
@@ -22,7 +23,7 @@ class ServingSettings:
     store_root: Path = field(default_factory=default_root)
     """Model store root (TF Serving's base path is ``<store_root>/<model>``)."""
     model_name: str = MODEL_NAME
-    run_dir: Path = REPO_ROOT / "run"
+    run_dir: Path = DEFAULT_RUN_DIR
     """Generated configs, logs, PID files and TorchServe's key file live here."""
     host: str = LOOPBACK
     """Address the inference endpoints bind to; management endpoints always bind to 127.0.0.1."""
