@@ -21,7 +21,8 @@ from serving.settings import DEFAULT_RUN_DIR
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "GATEWAY_"
-DEFAULT_KEY_FILE = DEFAULT_RUN_DIR / "torchserve" / "key_file.json"  # where `make serve` puts TorchServe's keys
+# Where `make serve` has TorchServe write its keys.
+DEFAULT_KEY_FILE = DEFAULT_RUN_DIR / "torchserve" / "key_file.json"
 
 
 class SettingsError(ValueError):
