@@ -9,10 +9,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test export verify data serve serve-status serve-down gateway bench-gateway lint format clean clean-store
+.PHONY: help venv demo test export verify data serve serve-status serve-down gateway bench-gateway k8s-check lint format clean clean-store
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -64,6 +64,10 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+k8s-check: $(STAMP)  ## validate k8s/ and the Dockerfile offline: kustomize, kubernetes-validate --strict, yamllint, hadolint, policy tests
+	@$(BIN)/kubectl version --client && $(BIN)/kubernetes-validate --version && $(BIN)/hadolint --version && $(BIN)/yamllint --version
+	$(BIN)/python -m pytest tests/k8s -v
 
 format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
