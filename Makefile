@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test export verify data serve serve-status serve-down gateway bench-gateway k8s-check lint format clean clean-store
+.PHONY: help venv demo loadtest test export verify data serve serve-status serve-down gateway bench-gateway k8s-check lint format clean clean-store
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install everything
 
-demo: $(STAMP)  ## main job: data -> train/export (or reuse a verified store) -> verify -> summary
+demo: $(STAMP)  ## main job: data -> train/export (or reuse) -> verify -> servers + gateway -> short comparison -> report
 	$(BIN)/python -m exporters demo
+	$(BIN)/python -m loadtests compare --start --preset demo
+
+LOADTEST_ARGS ?= --start
+loadtest: $(STAMP)  ## the full comparison (BENCHMARKING.md; ~20 min); LOADTEST_ARGS="..." replaces --start
+	$(BIN)/python -m loadtests compare $(LOADTEST_ARGS)
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -1,0 +1,35 @@
+"""``python -m loadtests compare [options]`` — see ``--help`` for every knob."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: python -m loadtests compare [options]   (python -m loadtests compare --help)")
+        return 0 if args else 2
+    if args[0] != "compare":
+        print(f"unknown command {args[0]!r}; the command is `compare`", file=sys.stderr)
+        return 2
+    from loadtests.compare import compare
+    from loadtests.config import build_parser, config_from_args
+    from loadtests.targets import select_targets
+
+    parsed = build_parser().parse_args(args[1:])
+    try:
+        config = config_from_args(parsed)
+        config.plan_settings()
+        select_targets(config.targets, config.skip)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return compare(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""From raw samples and phase windows to every figure of the report (a JSON-ready dict).
+
+For each measured phase (target x step x repetition) the requests that started *and* finished inside
+the window are kept; throughput is their count over the window's length; percentiles come from their
+raw float timings. Failed requests are counted by reason, never timed into the percentiles. Figures
+over repetitions and their 95% intervals come from :mod:`loadtests.stats`. A step is flagged
+*saturated* when the load generator used at least ``saturation_cpu`` percent of a core, or reached
+``ceiling_fraction`` of its own calibrated ceiling (null endpoint) for that protocol: such a step
+measures the generator, not the server, and is kept out of capacity figures and winners.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loadtests.plan import Phase, Plan
+from loadtests.recorder import Columns
+from loadtests.stats import (
+    Estimate,
+    bin_rates,
+    bins_for,
+    bootstrap_percentile,
+    bootstrap_rate,
+    estimate,
+    paired_difference,
+    percentile,
+    resample_mean,
+    resample_percentile,
+    winner,
+)
+from loadtests.targets import ALL_TARGETS, GATEWAY_PAIRS, HEADLINE_PAIRS, Target
+
+__all__ = ["AnalysisSettings", "analyse", "select_window"]
+
+PERCENTILES = (50, 95, 99)
+COMPONENTS = {
+    "tfserving-rest": ("tfserving",),
+    "tfserving-grpc": ("tfserving",),
+    "torchserve-rest": ("torchserve",),
+    "torchserve-grpc": ("torchserve",),
+}
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    bootstrap: int = 1000
+    seed: int = 0
+    saturation_cpu: float = 80.0
+    """Load generator CPU (percent of one core, per process) from which a step is flagged."""
+    ceiling_fraction: float = 0.8
+    """Share of the calibrated null-endpoint ceiling from which a step is flagged."""
+    cdf_step: str = ""
+    """Step whose latency CDF is drawn (default: the highest concurrency no target saturated)."""
+
+
+@dataclass(frozen=True)
+class StepSamples:
+    latencies: np.ndarray
+    starts: np.ndarray
+    errors: Counter[str]
+    gateway_ms: np.ndarray
+    backend_ms: np.ndarray
+
+
+def select_window(columns: Columns | None, window: tuple[float, float]) -> StepSamples:
+    """The requests that started and finished inside ``window`` (successes timed, failures counted)."""
+    if columns is None or not len(columns):
+        empty = np.empty(0)
+        return StepSamples(empty, empty, Counter(), empty, empty)
+    start = np.asarray(columns.start)
+    ms = np.asarray(columns.ms)
+    inside = (start >= window[0]) & (start + ms / 1000.0 <= window[1])
+    failed = np.asarray([bool(e) for e in columns.error])
+    ok = inside & ~failed
+    errors = Counter(e for e, keep in zip(columns.error, inside & failed, strict=True) if keep)
+    return StepSamples(
+        ms[ok],
+        start[ok],
+        errors,
+        np.asarray(columns.gateway_ms)[ok],
+        np.asarray(columns.backend_ms)[ok],
+    )
+
+
+def _components(target: Target) -> tuple[str, ...]:
+    if target.path == "calibration":
+        return ("nullserver",)
+    if target.via_gateway:
+        return ("gateway", *COMPONENTS.get(target.backend or "", ()))
+    return COMPONENTS.get(target.name, ())
+
+
+def _cpu_per_request(servers: Mapping[str, float], target: Target, ok: int, duration: float) -> float:
+    """Server CPU time per correct answer, in ms: the cost of a request on the servers of this target."""
+    if not servers or ok == 0 or duration <= 0:
+        return float("nan")
+    percent = sum(float(servers.get(c, 0.0)) for c in _components(target))
+    return percent / 100.0 * duration / ok * 1000.0
+
+
+def _generator_peak(event: Mapping[str, Any], local: Mapping[str, float]) -> float:
+    cpu = event.get("generator_cpu") or {}
+    values = [float(v) for v in (cpu.get("workers_percent") or {}).values()]
+    if cpu.get("role") == "standalone":
+        values.append(float(cpu.get("own_percent", 0.0)))
+    values.extend(float(v) for v in local.values())
+    return max(values) if values else float("nan")
+
+
+def _step_record(
+    phase: Phase,
+    event: Mapping[str, Any],
+    data: StepSamples,
+    cpu: Mapping[str, Any],
+    target: Target,
+) -> dict[str, Any]:
+    window = (float(event["window"][0]), float(event["window"][1]))
+    duration = window[1] - window[0]
+    servers = cpu.get("servers", {})
+    ok = int(data.latencies.size)
+    record: dict[str, Any] = {
+        "target": phase.target,
+        "rep": phase.rep,
+        "phase": phase.index,
+        "kind": phase.kind,
+        "step": phase.step,
+        "users": phase.users,
+        "rate": phase.rate,
+        "window": list(window),
+        "duration_s": duration,
+        "requests": ok,
+        "errors": dict(data.errors),
+        "error_count": sum(data.errors.values()),
+        "rps": ok / duration if duration > 0 else float("nan"),
+        "short": ok < phase.min_requests,
+        "latency_ms": {f"p{q}": percentile(data.latencies, q) for q in PERCENTILES}
+        | {
+            "mean": float(data.latencies.mean()) if ok else float("nan"),
+            "min": float(data.latencies.min()) if ok else float("nan"),
+            "max": float(data.latencies.max()) if ok else float("nan"),
+        },
+        "generator_cpu": {
+            **(event.get("generator_cpu") or {}),
+            "local_processes_percent": dict(cpu.get("generator", {})),
+        },
+        "generator_cpu_peak": _generator_peak(event, cpu.get("generator", {})),
+        "server_cpu_percent": dict(servers),
+        "target_server_cpu_percent": sum(float(servers.get(c, 0.0)) for c in _components(target)),
+        "other_cpu_percent": float(cpu.get("other", float("nan"))),
+        "server_cpu_ms_per_request": _cpu_per_request(servers, target, ok, duration),
+        "latencies_ms": np.round(data.latencies, 4).tolist(),
+        "starts": np.round(data.starts - window[0], 6).tolist(),
+    }
+    if np.isfinite(data.gateway_ms).any():
+        record["server_timing_ms"] = {
+            "gateway_p50": float(np.nanpercentile(data.gateway_ms, 50)),
+            "backend_p50": float(np.nanpercentile(data.backend_ms, 50)),
+            "client_p50": percentile(data.latencies, 50),
+        }
+    return record
+
+
+def _flag(
+    record: dict[str, Any], ceilings: Mapping[str, float], settings: AnalysisSettings, protocol: str
+) -> None:
+    reasons = []
+    peak = record["generator_cpu_peak"]
+    if np.isfinite(peak) and peak >= settings.saturation_cpu:
+        reasons.append(f"load generator at {peak:.0f}% CPU")
+    ceiling = ceilings.get(protocol)
+    if record["target"].startswith("null-"):
+        ceiling = None
+    if ceiling and record["rps"] >= settings.ceiling_fraction * ceiling:
+        reasons.append(
+            f"{record['rps']:.0f} req/s is >= {settings.ceiling_fraction:.0%} of the generator's ceiling"
+        )
+    record["saturated"] = bool(reasons)
+    record["saturation"] = reasons
+
+
+def _calibration(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, protocol in (("null-rest", "rest"), ("null-grpc", "grpc")):
+        mine = [s for s in steps if s["target"] == name and s["requests"]]
+        if not mine:
+            continue
+        best = max(mine, key=lambda s: s["rps"])
+        out[protocol] = {
+            "target": name,
+            "ceiling_rps": best["rps"],
+            "at_step": best["step"],
+            "p50_ms_at_1_user": next(
+                (s["latency_ms"]["p50"] for s in mine if s["kind"] == "closed" and s["users"] == 1), None
+            ),
+            "generator_cpu_peak": best["generator_cpu_peak"],
+        }
+    return out
+
+
+def _group(steps: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for step in steps:
+        groups.setdefault((step["target"], step["step"]), []).append(step)
+    return groups
+
+
+def _summary_row(
+    target: str, step: str, runs: list[dict[str, Any]], iterations: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    latencies = [np.asarray(r["latencies_ms"]) for r in runs]
+    cost = np.asarray([r.get("server_cpu_ms_per_request", float("nan")) for r in runs], dtype=float)
+    rate_runs = [(np.asarray(r["starts"]), (0.0, float(r["duration_s"]))) for r in runs]
+    row: dict[str, Any] = {
+        "target": target,
+        "step": step,
+        "kind": runs[0]["kind"],
+        "users": runs[0]["users"],
+        "rate": runs[0]["rate"],
+        "repetitions": len(runs),
+        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["error_count"] for r in runs),
+        "error_reasons": dict(sum((Counter(r["errors"]) for r in runs), Counter())),
+        "saturated": any(r["saturated"] for r in runs),
+        "saturation": sorted({reason for r in runs for reason in r["saturation"]}),
+        "short": any(r["short"] for r in runs),
+        "rps": bootstrap_rate(rate_runs, iterations, rng).to_dict(),
+        "generator_cpu_peak": max((r["generator_cpu_peak"] for r in runs), default=float("nan")),
+        "target_server_cpu_percent": float(np.median([r["target_server_cpu_percent"] for r in runs])),
+        "server_cpu_ms_per_request": float(np.nanmedian(cost)) if np.isfinite(cost).any() else float("nan"),
+        "other_cpu_percent": float(np.nanmax([r["other_cpu_percent"] for r in runs]))
+        if any(np.isfinite(r["other_cpu_percent"]) for r in runs)
+        else float("nan"),
+    }
+    for q in PERCENTILES:
+        row[f"p{q}_ms"] = bootstrap_percentile(latencies, q, iterations, rng).to_dict()
+    timing = [r["server_timing_ms"] for r in runs if "server_timing_ms" in r]
+    if timing:
+        row["server_timing_ms"] = {key: float(np.median([t[key] for t in timing])) for key in timing[0]}
+    return row
+
+
+def _rate_replicates(run: dict[str, Any], iterations: int, rng: np.random.Generator) -> np.ndarray:
+    window = (0.0, float(run["duration_s"]))
+    return resample_mean(bin_rates(np.asarray(run["starts"]), window, bins_for(window)), iterations, rng)
+
+
+def _gateway_added(
+    steps: list[dict[str, Any]], iterations: int, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Per backend and step: gateway - direct p50/p99 and gateway/direct throughput, per repetition."""
+    by_key = {(s["target"], s["step"], s["rep"]): s for s in steps}
+    rows = []
+    for via, direct in GATEWAY_PAIRS:
+        for step in dict.fromkeys(s["step"] for s in steps if s["target"] == via):
+            pairs = [
+                (by_key[(via, step, rep)], by_key[(direct, step, rep)])
+                for (name, label, rep) in by_key
+                if name == via and label == step and (direct, step, rep) in by_key
+            ]
+            pairs = [(a, b) for a, b in pairs if a["requests"] and b["requests"]]
+            if not pairs:
+                continue
+            arrays = [(np.asarray(a["latencies_ms"]), np.asarray(b["latencies_ms"])) for a, b in pairs]
+            ratio_points = [a["rps"] / b["rps"] for a, b in pairs if b["rps"]]
+            ratio_reps = [
+                _rate_replicates(a, iterations, rng) / _rate_replicates(b, iterations, rng) for a, b in pairs
+            ]
+            rows.append(
+                {
+                    "backend": direct,
+                    "via": via,
+                    "step": step,
+                    "repetitions": len(pairs),
+                    "added_p50_ms": paired_difference(arrays, 50, iterations, rng).to_dict(),
+                    "added_p99_ms": paired_difference(arrays, 99, iterations, rng).to_dict(),
+                    "throughput_ratio": estimate(ratio_points, ratio_reps, rng).to_dict(),
+                    "saturated": any(a["saturated"] or b["saturated"] for a, b in pairs),
+                }
+            )
+    return rows
+
+
+METRICS = (("rps", False), ("p50_ms", True), ("p95_ms", True), ("p99_ms", True))
+
+
+def _estimate(data: Mapping[str, Any]) -> Estimate:
+    def num(key: str) -> float:
+        value = data.get(key)
+        return float("nan") if value is None else float(value)
+
+    return Estimate(num("value"), num("low"), num("high"))
+
+
+def _paired_ratio(
+    steps: list[dict[str, Any]],
+    left: str,
+    right: str,
+    step: str,
+    metric: str,
+    iterations: int,
+    rng: np.random.Generator,
+) -> Estimate:
+    """right / left for one metric, computed within each repetition (same run), then summarised."""
+    by_rep = {(s["target"], s["rep"]): s for s in steps if s["step"] == step}
+    pairs = [
+        (by_rep[(left, rep)], by_rep[(right, rep)])
+        for (name, rep) in by_rep
+        if name == left
+        and (right, rep) in by_rep
+        and by_rep[(left, rep)]["requests"]
+        and by_rep[(right, rep)]["requests"]
+    ]
+    if not pairs:
+        return Estimate.missing()
+    points, replicates = [], []
+    for a, b in pairs:
+        if metric == "rps":
+            points.append(b["rps"] / a["rps"])
+            replicates.append(_rate_replicates(b, iterations, rng) / _rate_replicates(a, iterations, rng))
+        else:
+            q = float(metric[1:3])
+            la, lb = np.asarray(a["latencies_ms"]), np.asarray(b["latencies_ms"])
+            points.append(percentile(lb, q) / percentile(la, q))
+            replicates.append(
+                resample_percentile(lb, q, iterations, rng) / resample_percentile(la, q, iterations, rng)
+            )
+    return estimate(points, replicates, rng)
+
+
+def _comparisons(
+    summary: list[dict[str, Any]], steps: list[dict[str, Any]], iterations: int, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """TensorFlow side vs PyTorch side per pair, step and metric; a winner only without overlap.
+
+    The ratio (PyTorch side / TensorFlow side) is computed within each repetition, pair by pair.
+    """
+    rows = {(r["target"], r["step"]): r for r in summary}
+    out = []
+    for label, left, right in HEADLINE_PAIRS:
+        for step in dict.fromkeys(r["step"] for r in summary if r["target"] == left):
+            a, b = rows.get((left, step)), rows.get((right, step))
+            if a is None or b is None:
+                continue
+            saturated = a["saturated"] or b["saturated"]
+            for metric, lower_is_better in METRICS:
+                ea, eb = _estimate(a[metric]), _estimate(b[metric])
+                side = (
+                    None if saturated and metric == "rps" else winner(ea, eb, lower_is_better=lower_is_better)
+                )
+                out.append(
+                    {
+                        "pair": label,
+                        "a": left,
+                        "b": right,
+                        "step": step,
+                        "metric": metric,
+                        "a_value": a[metric],
+                        "b_value": b[metric],
+                        "ratio_b_over_a": _paired_ratio(
+                            steps, left, right, step, metric, iterations, rng
+                        ).to_dict(),
+                        "winner": {"a": left, "b": right}.get(side or ""),
+                        "saturated": saturated,
+                    }
+                )
+    return out
+
+
+def _capacity(summary: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per target: the highest throughput among unsaturated closed-loop steps (None if all saturated)."""
+    out: dict[str, Any] = {}
+    for target in dict.fromkeys(r["target"] for r in summary):
+        rows = [r for r in summary if r["target"] == target and r["kind"] == "closed" and r["rps"]["value"]]
+        usable = [r for r in rows if not r["saturated"]]
+        best = max(usable, key=lambda r: r["rps"]["value"]) if usable else None
+        out[target] = {
+            "step": best["step"] if best else None,
+            "rps": best["rps"] if best else None,
+            "all_steps_saturated": bool(rows) and not usable,
+        }
+    return out
+
+
+def _cdf_step(summary: list[dict[str, Any]], wanted: str) -> str | None:
+    steps = [r for r in summary if r["kind"] == "closed" and not r["target"].startswith("null-")]
+    labels = list(dict.fromkeys(r["step"] for r in sorted(steps, key=lambda r: r["users"])))
+    if wanted:
+        return wanted if wanted in labels else (labels[0] if labels else None)
+    clean = [label for label in labels if not any(r["saturated"] for r in steps if r["step"] == label)]
+    return (clean or labels or [None])[-1]
+
+
+def analyse(
+    plan: Plan,
+    events: list[dict[str, Any]],
+    samples: Mapping[str, Columns],
+    cpu_by_phase: Mapping[int, Mapping[str, Any]],
+    settings: AnalysisSettings,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(settings.seed)
+    targets = {t.name: t for t in ALL_TARGETS}
+    ends = {int(e["phase"]): e for e in events if e.get("event") == "phase_end" and e.get("window")}
+    steps: list[dict[str, Any]] = []
+    for phase in plan.phases:
+        event = ends.get(phase.index)
+        if not phase.measured or event is None:
+            continue
+        data = select_window(
+            samples.get(phase.target), (float(event["window"][0]), float(event["window"][1]))
+        )
+        steps.append(
+            _step_record(phase, event, data, cpu_by_phase.get(phase.index, {}), targets[phase.target])
+        )
+    calibration = _calibration(steps)
+    ceilings = {protocol: float(c["ceiling_rps"]) for protocol, c in calibration.items()}
+    for record in steps:
+        _flag(record, ceilings, settings, targets[record["target"]].protocol)
+    summary = [
+        _summary_row(target, step, runs, settings.bootstrap, rng)
+        for (target, step), runs in _group(steps).items()
+    ]
+    measured_windows = [tuple(s["window"]) for s in steps]
+    unmeasured = {
+        name: sum(
+            1
+            for start, ms, error in zip(cols.start, cols.ms, cols.error, strict=True)
+            if error and not any(w0 <= start and start + ms / 1000 <= w1 for w0, w1 in measured_windows)
+        )
+        for name, cols in samples.items()
+    }
+    return {
+        "steps": steps,
+        "summary": summary,
+        "capacity": _capacity(summary),
+        "gateway_added": _gateway_added(steps, settings.bootstrap, rng),
+        "comparisons": _comparisons(summary, steps, settings.bootstrap, rng),
+        "calibration": calibration,
+        "cdf_step": _cdf_step(summary, settings.cdf_step),
+        "failures_outside_windows": {name: count for name, count in unmeasured.items() if count},
+        "settings": {
+            "bootstrap_iterations": settings.bootstrap,
+            "seed": settings.seed,
+            "confidence": 0.95,
+            "saturation_cpu_percent": settings.saturation_cpu,
+            "ceiling_fraction": settings.ceiling_fraction,
+            "percentile_method": "numpy linear (Hyndman-Fan type 7) on raw float ms",
+        },
+    }

@@ -1,0 +1,458 @@
+"""``python -m loadtests compare``: servers (optional) -> digits -> preflight -> Locust -> analysis -> report.
+
+Everything this command starts (servers with ``--start``, the null endpoints, Locust) is stopped in a
+``finally`` block, also on Ctrl-C (SIGINT) and SIGTERM; the report lists any process that survived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from loadtests.analysis import AnalysisSettings, analyse
+from loadtests.config import CompareConfig
+from loadtests.cpu import Pinning, pinned, plan_pinning
+from loadtests.crosscheck import CrossCheck, run_crosscheck
+from loadtests.endpoints import Endpoints, default_endpoints
+from loadtests.environment import describe_machine, load_average
+from loadtests.locust_run import LocustLaunch, run_locust
+from loadtests.payloads import Payloads, payloads_from_store, write_payloads
+from loadtests.plan import Plan, build_plan
+from loadtests.preflight import Probe, bearer_header, probe
+from loadtests.prewarm import prewarm
+from loadtests.progress import RunMonitor, format_duration
+from loadtests.recorder import load_samples
+from loadtests.report import write_report
+from loadtests.report.summary import summary_text
+from loadtests.stack import LocalStack, StackOptions, start_stack
+from loadtests.targets import CALIBRATION, Target, select_targets
+from model_store import MODEL_NAME, ModelStore, default_root
+from serving.ports import free_port
+from serving.settings import REPO_ROOT
+
+__all__ = ["compare", "describe_tfserving", "needed_components"]
+
+Say = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) turned into the same unwinding as Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """While cleaning up, a second Ctrl-C must not leave servers behind."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _report_dir(root: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = root / stamp
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{stamp}-{suffix}"
+    path.mkdir(parents=True)
+    return path
+
+
+@dataclass
+class Session:
+    """What one comparison run started and learned; closed by :func:`compare`'s finally block."""
+
+    config: CompareConfig
+    out: Path
+    pinning: Pinning
+    stack: LocalStack | None = None
+    leftovers: list[str] | None = None
+    results_file: Path | None = None
+
+    def close(self, say: Say) -> None:
+        if self.stack is None:
+            return
+        say("Stopping what this run started...")
+        self.leftovers = self.stack.stop()
+        if self.leftovers:
+            say(f"error: processes remain: {', '.join(self.leftovers)}")
+        else:
+            say("  stopped: " + ", ".join(self.stack.records) + " (no process remains)")
+        if self.results_file is not None and self.results_file.exists():
+            results = json.loads(self.results_file.read_text())
+            results["cleanup"] = {"stopped": list(self.stack.records), "leftovers": self.leftovers}
+            self.results_file.write_text(json.dumps(results, indent=1))
+
+
+def describe_tfserving(
+    stack: LocalStack | None, probes: dict[str, Probe], endpoints: Endpoints
+) -> dict[str, Any]:
+    """Which TF Serving answered: the official binary, the project's stand-in, or unverified."""
+    if stack is not None and "tfserving" in stack.records:
+        info = stack.records["tfserving"].info
+        return {
+            "implementation": info["implementation"],
+            "official": bool(info["official"]),
+            "how": "started",
+        }
+    served_by = next((p.served_by for p in probes.values() if p.served_by), "")
+    if served_by:
+        return {"implementation": served_by, "official": False, "how": "X-Served-By header"}
+    return {
+        "implementation": f"TF Serving at {endpoints.tfserving_rest_url} (not started by this run)",
+        "official": None,
+        "how": "unverified: it sent no X-Served-By header (the project's stand-in always sends one)",
+    }
+
+
+def needed_components(targets: list[Target]) -> tuple[str, ...]:
+    """The servers ``--start`` must run for these targets (the gateway only when a target goes through it)."""
+    wanted: list[str] = []
+    for target in targets:
+        backend = target.backend or ""
+        if backend.startswith("torchserve"):
+            wanted.append("torchserve")
+        if backend.startswith("tfserving"):
+            wanted.append("tfserving")
+        if target.via_gateway:
+            wanted.append("gateway")
+    return tuple(name for name in ("torchserve", "tfserving", "gateway") if name in wanted)
+
+
+def _start_servers(session: Session, targets: list[Target], store_root: Path, say: Say) -> Endpoints:
+    config = session.config
+    components = needed_components(targets) if config.start else ()
+    if config.calibrate:
+        components += ("nullserver",)
+    base = default_endpoints().with_overrides(
+        tfserving_rest_url=config.tfserving_rest_url,
+        tfserving_grpc_target=config.tfserving_grpc_target,
+        torchserve_url=config.torchserve_url,
+        torchserve_grpc_target=config.torchserve_grpc_target,
+        torchserve_key_file=config.torchserve_key_file,
+        gateway_url=config.gateway_url,
+    )
+    if not components:
+        return base
+    say(
+        "Starting "
+        + ", ".join(components)
+        + f" on free loopback ports (servers on CPUs {list(session.pinning.servers)})"
+    )
+    options = StackOptions(
+        store_root=store_root,
+        run_dir=session.out / "servers",
+        threads=config.threads,
+        gateway_workers=config.gateway_workers,
+        gateway_threads=config.gateway_threads,
+        ts_workers=config.ts_workers,
+        start_timeout_s=config.start_timeout,
+        components=components,
+        pinning=session.pinning,
+    )
+    started = time.monotonic()
+    session.stack = start_stack(options, say)
+    say(f"  ready in {time.monotonic() - started:.0f} s")
+    if config.start:
+        return session.stack.endpoints
+    return base.with_overrides(
+        null_url=session.stack.endpoints.null_url, null_grpc_target=session.stack.endpoints.null_grpc_target
+    )
+
+
+def _payloads(config: CompareConfig, store: ModelStore, out: Path) -> tuple[Payloads, Path]:
+    from exporters.mnist import load_mnist
+
+    data = load_mnist()
+    payloads = payloads_from_store(
+        store, data.test_images, data.test_labels, count=config.digits, seed=config.seed
+    )
+    path = out / "payloads.json"
+    write_payloads(payloads, path)
+    return payloads, path
+
+
+def _preflight(
+    targets: list[Target], endpoints: Endpoints, payloads: Payloads, config: CompareConfig, say: Say
+) -> dict[str, Probe]:
+    import os
+
+    token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
+    probes = {}
+    for target in targets:
+        result = probe(target, endpoints, payloads.digits[0], token=token, timeout=config.request_timeout)
+        probes[target.name] = result
+        state = "ok" if result.ok else f"SKIPPED: {result.reason}"
+        say(f"  {target.name:<28} {endpoints.address(target):<28} {state}")
+    return probes
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _target_labels(tfserving: dict[str, Any]) -> dict[str, str]:
+    from loadtests.report.labels import target_label
+    from loadtests.targets import ALL_TARGETS
+
+    return {t.name: target_label(t.name, tfserving.get("official")) for t in ALL_TARGETS}
+
+
+def _run(session: Session, say: Say) -> int:
+    config = session.config
+    store_root = config.store or default_root()
+    store = ModelStore(store_root, MODEL_NAME)
+    wanted = select_targets(config.targets, config.skip)
+    machine = describe_machine(REPO_ROOT)
+    endpoints = _start_servers(session, wanted, store_root, say)
+    payloads, payload_file = _payloads(config, store, session.out)
+    say(
+        f"Payload: {len(payloads.digits)} MNIST test digits both models of version {payloads.version} "
+        "classify correctly"
+    )
+    calibration = list(CALIBRATION) if config.calibrate else []
+    say("Preflight (one real request per target):")
+    probes = _preflight(calibration + wanted, endpoints, payloads, config, say)
+    tfserving = describe_tfserving(session.stack, probes, endpoints)
+    available = [t for t in wanted if probes[t.name].ok]
+    calibrated = [t for t in calibration if probes[t.name].ok]
+    if not available:
+        say("error: no target answered correctly; nothing to measure (start servers, or use --start)")
+        return 1
+    _prewarm(config, endpoints, payloads, available, say)
+    plan = build_plan(available, calibrated, config.plan_settings())
+    plan_file = session.out / "plan.json"
+    plan.write(plan_file)
+    server_groups = {name: r.pid for name, r in (session.stack.records.items() if session.stack else [])}
+    monitor = RunMonitor(plan, server_groups, say, _target_labels(tfserving))
+    launch = LocustLaunch(
+        plan_file=plan_file,
+        events_file=session.out / "raw" / "events.jsonl",
+        samples_file=session.out / "raw" / "samples.json",
+        payload_file=payload_file,
+        log_file=session.out / "raw" / "locust.log",
+        address_args=tuple(endpoints.locust_args()),
+        deadline_s=_deadline(plan),
+        local_workers=config.workers,
+        expect_workers=config.expect_workers,
+        master_bind_host=config.master_bind_host,
+        master_port=config.master_port or (free_port() if config.workers or config.expect_workers else 0),
+        generator_cpus=session.pinning.generator if session.pinning.active else None,
+        request_timeout_s=config.request_timeout,
+    )
+    launch.samples_file.parent.mkdir(parents=True, exist_ok=True)
+    if config.expect_workers:
+        say(
+            f"Waiting for {config.expect_workers} external worker(s) (up to 120 s); on each one run:\n"
+            f"  locust -f loadtests/comparison_locustfile.py --worker --master-host <this host> "
+            f"--master-port {launch.master_port}\n"
+            f"  (the master listens on {config.master_bind_host}:{launch.master_port}; the workers get the "
+            "digits and the target addresses from it)"
+        )
+    say(f"Running the plan in Locust (log: {launch.log_file})")
+    code = run_locust(launch, monitor.on_event, monitor.on_start)
+    if not launch.samples_file.exists():
+        say(f"error: Locust exited with {code} and wrote no samples; see {launch.log_file}")
+        return 1
+    crosschecks = _crosscheck(config, endpoints, payloads, available, session.pinning, say)
+    say("Analysing (bootstrap intervals)...")
+    results = analyse(
+        plan,
+        _read_events(launch.events_file),
+        load_samples(launch.samples_file),
+        monitor.cpu_by_phase,
+        AnalysisSettings(
+            bootstrap=config.bootstrap,
+            seed=config.seed,
+            saturation_cpu=config.saturation_cpu,
+            ceiling_fraction=config.ceiling_fraction,
+            cdf_step=config.cdf_step,
+        ),
+    )
+    results["crosscheck"] = crosscheck_rows(crosschecks, results["summary"])
+    machine["load_average_at_end"] = load_average()
+    results.update(
+        {
+            "format": "loadtests-results/1",
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "argv": sys.argv[1:],
+            "config": config.to_dict(),
+            "environment": {**machine, "pinning": session.pinning.to_dict()},
+            "tfserving": tfserving,
+            "servers": session.stack.describe() if session.stack else {"started": {}, "failed": {}},
+            "endpoints": endpoints.to_dict(),
+            "payloads": payloads.describe(),
+            "targets": {
+                t.name: {
+                    "available": probes[t.name].ok,
+                    "skipped_reason": probes[t.name].reason or None,
+                    "protocol": t.protocol,
+                    "path": t.path,
+                    "framework": t.framework,
+                    "backend": t.backend,
+                }
+                for t in calibration + wanted
+            },
+            "plan": plan.to_json(),
+            "locust_exit_code": code,
+            "generator": {
+                "tool": "Locust (FastHttpUser for HTTP; gRPC users on grpcio + gevent)",
+                "mode": _generator_mode(config),
+                "timing": "raw per-request time.perf_counter durations (float ms), not Locust's histogram",
+            },
+        }
+    )
+    paths = write_report(results, session.out)
+    session.results_file = paths["json"]
+    say("")
+    say(summary_text(results))
+    say("")
+    say(f"Report: {paths['html']}")
+    say(f"        {paths['markdown']}  (raw figures: {paths['json']})")
+    return 0 if code == 0 else 1
+
+
+def _prewarm(
+    config: CompareConfig, endpoints: Endpoints, payloads: Payloads, available: list[Target], say: Say
+) -> None:
+    import os
+
+    servers = sorted({t.backend for t in available if t.backend and not t.backend.startswith("embedded")})
+    if config.prewarm_seconds <= 0 or not servers:
+        return
+    say(f"Pre-warming each server and protocol for {config.prewarm_seconds:g} s (not measured)...")
+    token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
+    sent = prewarm(servers, endpoints, payloads, bearer_header(endpoints, token), config.prewarm_seconds)
+    say("  " + ", ".join(f"{name}: {count:,} requests" for name, count in sent.items()))
+
+
+def _crosscheck(
+    config: CompareConfig,
+    endpoints: Endpoints,
+    payloads: Payloads,
+    available: list[Target],
+    pinning: Pinning,
+    say: Say,
+) -> list[CrossCheck]:
+    """One point per REST server measured again without Locust (while the servers still run)."""
+    import os
+
+    if config.crosscheck_seconds <= 0:
+        return []
+    names = {t.name for t in available}
+    checks = []
+    token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
+    with pinned(pinning.generator if pinning.active else None):
+        for name, url, path in (
+            ("tfserving-rest", endpoints.tfserving_rest_url, f"/v1/models/{MODEL_NAME}:predict"),
+            ("torchserve-rest", endpoints.torchserve_url, f"/predictions/{MODEL_NAME}"),
+        ):
+            if name not in names:
+                continue
+            headers = bearer_header(endpoints, token) if name == "torchserve-rest" else {}
+            try:
+                result = run_crosscheck(
+                    name,
+                    url,
+                    path,
+                    payloads.digits,
+                    headers,
+                    config.crosscheck_seconds,
+                    digits_field=name == "torchserve-rest",
+                )
+            except OSError as exc:
+                say(f"  cross-check {name}: failed ({exc})")
+                continue
+            checks.append(result)
+            say(
+                f"  cross-check {name} (independent client, 1 connection): p50 {result.p50_ms:.3f} ms, "
+                f"{result.rps:.0f} req/s, {result.failures} failures"
+            )
+    return checks
+
+
+def crosscheck_rows(checks: list[CrossCheck], summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each independent measurement beside Locust's 1-user step of the same target."""
+    rows = []
+    for check in checks:
+        locust = next(
+            (r for r in summary if r["target"] == check.target and r["kind"] == "closed" and r["users"] == 1),
+            None,
+        )
+        row: dict[str, Any] = check.to_dict()
+        if locust is not None:
+            row["locust_p50_ms"] = locust["p50_ms"]["value"]
+            row["locust_rps"] = locust["rps"]["value"]
+        rows.append(row)
+    return rows
+
+
+def _generator_mode(config: CompareConfig) -> str:
+    if config.expect_workers:
+        return f"master with {config.workers} local and {config.expect_workers} external workers"
+    if config.workers:
+        return f"master with {config.workers} local workers"
+    return "standalone (one process)"
+
+
+def _deadline(plan: Plan) -> float:
+    """A generous bound: every phase at its maximum, plus startup."""
+    return 120.0 + sum(p.settle_s + p.max_s + 2.0 for p in plan.phases)
+
+
+def compare(config: CompareConfig, say: Say = _say) -> int:
+    out = _report_dir(config.out)
+    session = Session(config, out, plan_pinning(config.pin))
+    say(f"Comparison -> {out}   (pinning: {_pinning_text(session.pinning)})")
+    started = time.monotonic()
+    code = 1
+    try:
+        with _terminate_as_interrupt():
+            code = _run(session, say)
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping everything this run started")
+        code = 130
+    finally:
+        with _uninterruptible():
+            session.close(say)
+    if session.leftovers:
+        code = code or 1
+    say(f"Done in {format_duration(time.monotonic() - started)}.")
+    return code
+
+
+def _pinning_text(pinning: Pinning) -> str:
+    if not pinning.active:
+        return pinning.note or "off"
+    return f"servers on CPUs {list(pinning.servers)}, Locust on CPUs {list(pinning.generator)}"

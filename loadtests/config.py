@@ -1,0 +1,329 @@
+"""Every knob of ``python -m loadtests compare``, its presets, and the parser that documents them."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from loadtests.plan import PlanSettings
+
+__all__ = ["PRESETS", "CompareConfig", "build_parser", "config_from_args"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "demo": {
+        "users": "1,8",
+        "repetitions": 1,
+        "min_requests": 500,
+        "step_seconds": 1.5,
+        "max_step_seconds": 5.0,
+        "settle_seconds": 0.5,
+        "warmup_requests": 1000,
+        "warmup_seconds": 2.5,
+        "warmup_users": 8,
+        "bootstrap": 500,
+        "crosscheck_seconds": 1.5,
+        "prewarm_seconds": 3.0,
+    },
+    "smoke": {
+        "users": "2",
+        "repetitions": 1,
+        "min_requests": 20,
+        "step_seconds": 0.5,
+        "max_step_seconds": 3.0,
+        "settle_seconds": 0.2,
+        "warmup_requests": 0,
+        "warmup_seconds": 0.0,
+        "bootstrap": 200,
+        "digits": 20,
+        "crosscheck_seconds": 0.5,
+        "prewarm_seconds": 0.0,
+    },
+}
+"""``full`` follows BENCHMARKING.md; ``demo`` fits ``make demo`` (about 2 minutes); ``smoke``: tests."""
+
+DEFAULTS: dict[str, Any] = {
+    "users": "1,4,16,64",
+    "rates": "",
+    "rate_users": 0,
+    "repetitions": 3,
+    "min_requests": 1000,
+    "step_seconds": 5.0,
+    "max_step_seconds": 60.0,
+    "settle_seconds": 1.0,
+    # TorchServe's JVM keeps getting faster for about 2,000 requests on these machines (cold: ~9-16 ms,
+    # steady: ~1.5 ms p50 at one connection), so the warm-up asks for 2,000 (the protocol's minimum is 1,000).
+    "warmup_requests": 2000,
+    "warmup_seconds": 30.0,
+    "warmup_users": 4,
+    "bootstrap": 1000,
+    "digits": 100,
+    "crosscheck_seconds": 3.0,
+    "prewarm_seconds": 20.0,
+}
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    targets: str = "all"
+    skip: str = ""
+    start: bool = False
+    calibrate: bool = True
+    tfserving_rest_url: str = ""
+    tfserving_grpc_target: str = ""
+    torchserve_url: str = ""
+    torchserve_grpc_target: str = ""
+    torchserve_key_file: str = ""
+    gateway_url: str = ""
+    store: Path | None = None
+    digits: int = DEFAULTS["digits"]
+    seed: int = 0
+    users: str = DEFAULTS["users"]
+    rates: str = DEFAULTS["rates"]
+    rate_users: int = DEFAULTS["rate_users"]
+    repetitions: int = DEFAULTS["repetitions"]
+    min_requests: int = DEFAULTS["min_requests"]
+    step_seconds: float = DEFAULTS["step_seconds"]
+    max_step_seconds: float = DEFAULTS["max_step_seconds"]
+    settle_seconds: float = DEFAULTS["settle_seconds"]
+    warmup_requests: int = DEFAULTS["warmup_requests"]
+    warmup_seconds: float = DEFAULTS["warmup_seconds"]
+    warmup_users: int = DEFAULTS["warmup_users"]
+    request_timeout: float = 10.0
+    crosscheck_seconds: float = DEFAULTS["crosscheck_seconds"]
+    prewarm_seconds: float = DEFAULTS["prewarm_seconds"]
+    workers: int = 0
+    expect_workers: int = 0
+    master_bind_host: str = "127.0.0.1"
+    master_port: int = 0
+    pin: str = "auto"
+    threads: int = 1
+    gateway_workers: int = 1
+    gateway_threads: int = 8
+    ts_workers: int = 1
+    start_timeout: float = 180.0
+    out: Path = Path("reports")
+    bootstrap: int = DEFAULTS["bootstrap"]
+    cdf_step: str = ""
+    saturation_cpu: float = 80.0
+    ceiling_fraction: float = 0.8
+    preset: str = "full"
+
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(
+            users=tuple(int(part) for part in self.users.split(",") if part.strip()),
+            rates=tuple(float(part) for part in self.rates.split(",") if part.strip()),
+            rate_users=self.rate_users,
+            repetitions=self.repetitions,
+            min_requests=self.min_requests,
+            step_s=self.step_seconds,
+            max_step_s=max(self.max_step_seconds, self.step_seconds),
+            settle_s=self.settle_seconds,
+            warmup_requests=self.warmup_requests,
+            warmup_s=self.warmup_seconds,
+            warmup_users=self.warmup_users,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: str(v) if isinstance(v := getattr(self, f.name), Path) else v for f in fields(self)}
+
+
+def _preset_help(name: str) -> str:
+    values = {preset: PRESETS[preset].get(name, DEFAULTS[name]) for preset in ("demo", "smoke")}
+    return f"default {DEFAULTS[name]!s}; demo preset {values['demo']!s}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests compare",
+        description=(
+            "Compare TF Serving (or its named stand-in) and TorchServe, direct and through the gateway, "
+            "REST and gRPC, with Locust (headless), and write "
+            "reports/<timestamp>/{results.json,report.md,report.html}. "
+            "Protocol: ../shared/design/BENCHMARKING.md."
+        ),
+    )
+    what = parser.add_argument_group("what to measure")
+    what.add_argument(
+        "--targets",
+        default="all",
+        help="all, direct, gateway, rest, grpc, or names: tfserving-rest, torchserve-rest, tfserving-grpc, "
+        "torchserve-grpc, gateway/<backend> (tfserving-rest, torchserve-rest, tfserving-grpc, "
+        "torchserve-grpc, "
+        "embedded-tensorflow, embedded-pytorch)",
+    )
+    what.add_argument("--skip", default="", help="comma-separated target names to leave out")
+    what.add_argument(
+        "--no-calibration",
+        dest="calibrate",
+        action="store_false",
+        help="skip the null-endpoint calibration of the load generator (saturation then judged by CPU only)",
+    )
+    what.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="full",
+        help="load settings: full (BENCHMARKING.md), demo (make demo, about 2 minutes), smoke (tests)",
+    )
+
+    where = parser.add_argument_group("where the targets are (defaults: `make serve` and `make gateway`)")
+    where.add_argument(
+        "--start",
+        action="store_true",
+        help="start TorchServe, TF Serving (or the stand-in) and the gateway on free loopback ports for this "
+        "run and stop them afterwards (also on Ctrl-C or failure)",
+    )
+    for name, what_text in (
+        ("tfserving-rest-url", "TF Serving REST base URL"),
+        ("tfserving-grpc-target", "TF Serving gRPC host:port"),
+        ("torchserve-url", "TorchServe inference base URL"),
+        ("torchserve-grpc-target", "TorchServe gRPC host:port"),
+        ("torchserve-key-file", "TorchServe key_file.json (or set LOADTEST_TORCHSERVE_TOKEN)"),
+        ("gateway-url", "gateway base URL"),
+    ):
+        where.add_argument(f"--{name}", default="", help=f"{what_text} (default: the local `make` servers)")
+    where.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="model store root for the digits and --start "
+        "(default: $MODEL_STORE_DIR or model_store/artifacts)",
+    )
+    where.add_argument(
+        "--digits", type=int, default=None, help=f"test digits in the payload pool ({_preset_help('digits')})"
+    )
+    where.add_argument("--seed", type=int, default=0, help="digit choice and bootstrap seed")
+
+    load = parser.add_argument_group("load (closed loop unless --rates)")
+    load.add_argument("--users", default=None, help=f"concurrency steps ({_preset_help('users')})")
+    load.add_argument(
+        "--rates",
+        default=None,
+        help="fixed-rate steps in requests/s, e.g. 100,200 (paced users; closed-loop past saturation, "
+        "i.e. coordinated omission)",
+    )
+    load.add_argument(
+        "--rate-users", type=int, default=None, help="users sharing a fixed rate (0: largest --users)"
+    )
+    load.add_argument(
+        "--repetitions", type=int, default=None, help=f"interleaved runs ({_preset_help('repetitions')})"
+    )
+    load.add_argument(
+        "--min-requests",
+        type=int,
+        default=None,
+        help=f"measured requests per step ({_preset_help('min_requests')})",
+    )
+    load.add_argument(
+        "--step-seconds", type=float, default=None, help=f"minimum step ({_preset_help('step_seconds')})"
+    )
+    load.add_argument(
+        "--max-step-seconds", type=float, default=None, help=f"step cap ({_preset_help('max_step_seconds')})"
+    )
+    load.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=None,
+        help=f"discarded after each ramp ({_preset_help('settle_seconds')})",
+    )
+    load.add_argument(
+        "--warmup-requests",
+        type=int,
+        default=None,
+        help=f"discarded warm-up ({_preset_help('warmup_requests')})",
+    )
+    load.add_argument(
+        "--warmup-seconds", type=float, default=None, help=f"warm-up cap ({_preset_help('warmup_seconds')})"
+    )
+    load.add_argument(
+        "--prewarm-seconds",
+        type=float,
+        default=None,
+        help="before the plan, send each server real requests on each protocol for this long from 4 threads "
+        "(TorchServe's JVM speeds up for thousands of requests; same for TF Serving) "
+        f"({_preset_help('prewarm_seconds')})",
+    )
+    load.add_argument(
+        "--warmup-users",
+        type=int,
+        default=None,
+        help=f"users during the warm-up ({_preset_help('warmup_users')})",
+    )
+    load.add_argument("--request-timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    load.add_argument(
+        "--crosscheck-seconds",
+        type=float,
+        default=None,
+        help="after the run, measure TF Serving and TorchServe REST at one connection with an independent "
+        "client (http.client, no Locust) for this long, to compare with Locust's 1-user step (0: skip; "
+        f"{_preset_help('crosscheck_seconds')})",
+    )
+
+    generator = parser.add_argument_group("load generator")
+    generator.add_argument(
+        "--workers", type=int, default=0, help="local Locust worker processes (0: standalone)"
+    )
+    generator.add_argument(
+        "--expect-workers",
+        type=int,
+        default=0,
+        help="external workers to wait for: `locust -f loadtests/comparison_locustfile.py --worker "
+        "--master-host HOST --master-port PORT` on other machines",
+    )
+    generator.add_argument(
+        "--master-bind-host", default="127.0.0.1", help="master's bind address (0.0.0.0 for remote)"
+    )
+    generator.add_argument("--master-port", type=int, default=0, help="master's port (0: a free one)")
+    generator.add_argument(
+        "--pin",
+        default="auto",
+        help="auto (a quarter of the cores, at least one, for Locust; the rest for the servers), off, or "
+        "SERVER_CPUS:LOCUST_CPUS such as 1:0",
+    )
+
+    servers = parser.add_argument_group("servers started with --start")
+    servers.add_argument("--threads", type=int, default=1, help="intra-op threads of every framework")
+    servers.add_argument("--gateway-workers", type=int, default=1, help="gunicorn workers")
+    servers.add_argument("--gateway-threads", type=int, default=8, help="threads per gunicorn worker")
+    servers.add_argument("--ts-workers", type=int, default=1, help="TorchServe workers per model version")
+    servers.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for readiness")
+
+    report = parser.add_argument_group("report")
+    report.add_argument("--out", type=Path, default=Path("reports"), help="reports/<timestamp>/ goes here")
+    report.add_argument(
+        "--bootstrap", type=int, default=None, help=f"bootstrap resamples ({_preset_help('bootstrap')})"
+    )
+    report.add_argument(
+        "--cdf-step",
+        default="",
+        help="step whose latency CDF is drawn, e.g. '4 users' "
+        "(default: the busiest step no target saturated)",
+    )
+    report.add_argument(
+        "--saturation-cpu",
+        type=float,
+        default=80.0,
+        help="Locust CPU %% of a core from which a step is flagged",
+    )
+    report.add_argument(
+        "--ceiling-fraction",
+        type=float,
+        default=0.8,
+        help="share of the calibrated ceiling from which a step is flagged",
+    )
+    for action in parser._actions:  # every knob that takes a value states its default
+        if action.nargs == 0 or not action.help or "default" in action.help or action.default is None:
+            continue
+        action.help += " (default: none)" if action.default == "" else " (default %(default)s)"
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(CompareConfig) if hasattr(args, f.name)}
+    preset = PRESETS[args.preset]
+    for name, default in DEFAULTS.items():
+        if values.get(name) is None:
+            values[name] = preset.get(name, default)
+    return CompareConfig(**values)

@@ -1,0 +1,280 @@
+"""The comparison plan: every phase of one Locust run, and the clock that walks through it.
+
+One Locust run (standalone, or a master with local or remote workers) executes the whole plan: for
+each repetition, for each target (calibration first, then the serving targets in an order that
+reverses every repetition: A B C, C B A, A B C ...), a warm-up phase (discarded), the closed-loop
+concurrency steps, the optional fixed-rate steps, and a short drain with zero users so that the next
+target starts from nothing. The plan is a JSON file the runner writes and the Locust shape reads.
+
+:class:`Sequencer` decides, once per Locust shape tick (about every second), whether the current
+phase has run long enough: at least ``min_s`` seconds *and* ``min_requests`` measured requests, or
+``max_s`` seconds whatever the count. A phase's measurement window opens ``settle_s`` after it starts
+(new connections, the ramp) and closes when the phase ends; only requests that start and finish inside
+the window are measured. It emits events (phase start, window open, phase end) that the runner reads
+for progress and CPU accounting. This module does not import Locust.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadtests.targets import Target
+
+__all__ = ["EVENT_PREFIX", "Phase", "Plan", "PlanSettings", "Sequencer", "build_plan"]
+
+FORMAT = "loadtests-plan/1"
+EVENT_PREFIX = "LOADTEST_EVENT "
+"""Marks the shape's event lines on Locust's stdout."""
+MEASURED_KINDS = ("closed", "rate")
+
+
+@dataclass(frozen=True)
+class Phase:
+    index: int
+    rep: int
+    target: str
+    user_class: str
+    kind: str
+    """``warmup`` (discarded), ``closed`` (N users, no think time), ``rate`` (paced), ``drain`` (0 users)."""
+    users: int
+    settle_s: float
+    min_s: float
+    max_s: float
+    min_requests: int
+    rate: float | None = None
+    """Total requests per second the users are paced to (``rate`` phases)."""
+
+    @property
+    def measured(self) -> bool:
+        return self.kind in MEASURED_KINDS
+
+    @property
+    def step(self) -> str:
+        """The step's label: ``16 users`` or ``200 req/s``."""
+        if self.kind == "rate":
+            return f"{self.rate:g} req/s"
+        return f"{self.users} user{'s' if self.users != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    users: tuple[int, ...] = (1, 4, 16, 64)
+    rates: tuple[float, ...] = ()
+    rate_users: int = 0
+    """Users that share a fixed rate (0: the largest of ``users``)."""
+    repetitions: int = 3
+    min_requests: int = 1000
+    step_s: float = 5.0
+    max_step_s: float = 60.0
+    settle_s: float = 1.0
+    warmup_requests: int = 1000
+    warmup_s: float = 30.0
+    warmup_users: int = 4
+    drain_s: float = 1.0
+    calibration_repetitions: int = 1
+    spawn_rate: float = 1000.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    phases: tuple[Phase, ...]
+    spawn_rate: float
+    settings: PlanSettings
+    targets: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "spawn_rate": self.spawn_rate,
+            "settings": asdict(self.settings),
+            "targets": list(self.targets),
+            "phases": [asdict(phase) for phase in self.phases],
+        }
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"plan format {data.get('format')!r}, expected {FORMAT!r}")
+        raw = dict(data["settings"])
+        raw["users"] = tuple(raw["users"])
+        raw["rates"] = tuple(raw["rates"])
+        return cls(
+            tuple(Phase(**phase) for phase in data["phases"]),
+            float(data["spawn_rate"]),
+            PlanSettings(**raw),
+            tuple(data.get("targets", ())),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        return cls.from_json(json.loads(path.read_text()))
+
+    def estimated_s(self, start: int = 0) -> float:
+        """A forecast of the time phases ``start..`` take, each at its minimum (phases end on 1 s ticks)."""
+        total = 0.0
+        for phase in self.phases[start:]:
+            if phase.kind == "warmup":
+                total += 0.0 if phase.min_requests == 0 else min(phase.max_s, 3.0)
+            else:
+                total += max(1.0, math.ceil(phase.settle_s + phase.min_s))
+        return total
+
+
+def visit_order(targets: Sequence[Target], rep: int) -> list[Target]:
+    """A B C for even repetitions, C B A for odd ones: with 2 targets, A B | B A | A B ..."""
+    return list(targets) if rep % 2 == 0 else list(reversed(targets))
+
+
+def build_plan(targets: Sequence[Target], calibration: Sequence[Target], settings: PlanSettings) -> Plan:
+    if not settings.users and not settings.rates:
+        raise ValueError("nothing to measure: give concurrency steps (--users) or rates (--rates)")
+    if any(users < 1 for users in settings.users):
+        raise ValueError("every concurrency step needs at least one user")
+    if settings.repetitions < 1:
+        raise ValueError("--repetitions must be at least 1")
+    rate_users = settings.rate_users or max(settings.users or (16,))
+    phases: list[Phase] = []
+
+    def add(rep: int, target: Target, kind: str, users: int, rate: float | None = None) -> None:
+        measured = kind in MEASURED_KINDS
+        phases.append(
+            Phase(
+                index=len(phases),
+                rep=rep,
+                target=target.name,
+                user_class=target.user_class,
+                kind=kind,
+                users=users,
+                settle_s=settings.settle_s if measured else 0.0,
+                min_s=settings.step_s if measured else (settings.drain_s if kind == "drain" else 0.0),
+                max_s={"warmup": settings.warmup_s, "drain": settings.drain_s}.get(kind, settings.max_step_s),
+                min_requests={"warmup": settings.warmup_requests, "drain": 0}.get(
+                    kind, settings.min_requests
+                ),
+                rate=rate,
+            )
+        )
+
+    for rep in range(settings.repetitions):
+        visiting = (list(calibration) if rep < settings.calibration_repetitions else []) + visit_order(
+            targets, rep
+        )
+        for target in visiting:
+            if settings.warmup_requests > 0 and settings.warmup_s > 0:
+                add(rep, target, "warmup", settings.warmup_users)
+            for users in settings.users:
+                add(rep, target, "closed", users)
+            for rate in settings.rates:
+                add(rep, target, "rate", rate_users, rate)
+            add(rep, target, "drain", 0)
+    names = tuple(dict.fromkeys(t.name for t in (*calibration, *targets)))
+    return Plan(tuple(phases), settings.spawn_rate, settings, names)
+
+
+Emit = Callable[[dict[str, Any]], None]
+Counter = Callable[[str, float], int]
+
+
+class Sequencer:
+    """Walks a plan: ``tick()`` returns ``(users, spawn_rate, user_class)`` for now, or None at the end.
+
+    ``start_counting(target, since)`` is called when a window opens; ``counted()`` then gives the
+    number of requests of that target recorded since (the recorder's watch).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        start_counting: Callable[[str, float], None],
+        counted: Callable[[], int],
+        emit: Emit,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plan = plan
+        self._start_counting = start_counting
+        self._counted = counted
+        self._emit = emit
+        self._clock = clock
+        self._index = -1
+        self._started = 0.0
+        self._window_open = False
+        self.began = 0.0
+
+    @property
+    def current(self) -> Phase | None:
+        return self.plan.phases[self._index] if 0 <= self._index < len(self.plan.phases) else None
+
+    def tick(self) -> tuple[int, float, str] | None:
+        now = self._clock()
+        if self._index < 0:
+            self.began = now
+            self._enter(0, now)
+        phase = self.current
+        while phase is not None and self._done(phase, now):
+            self._leave(phase, now)
+            self._enter(self._index + 1, now)
+            phase = self.current
+        if phase is None:
+            self._emit({"event": "plan_end", "time": now, "elapsed_s": now - self.began})
+            return None
+        return phase.users, self.plan.spawn_rate, phase.user_class
+
+    def _enter(self, index: int, now: float) -> None:
+        self._index = index
+        self._started = now
+        self._window_open = False
+        phase = self.current
+        if phase is None:
+            return
+        self._emit(
+            {
+                "event": "phase_start",
+                "phase": phase.index,
+                "time": now,
+                "left_s": self.plan.estimated_s(phase.index),
+            }
+        )
+        self._maybe_open(phase, now)
+
+    def _maybe_open(self, phase: Phase, now: float) -> None:
+        if self._window_open or phase.kind == "drain":
+            return
+        opens = self._started + phase.settle_s
+        if now >= opens:
+            self._window_open = True
+            self._start_counting(phase.target, opens)
+            if phase.measured:
+                self._emit({"event": "window_open", "phase": phase.index, "time": opens})
+
+    def _done(self, phase: Phase, now: float) -> bool:
+        self._maybe_open(phase, now)
+        if phase.kind == "drain":
+            return now - self._started >= phase.min_s
+        if not self._window_open:
+            return False
+        elapsed = now - (self._started + phase.settle_s)
+        if elapsed >= phase.max_s:
+            return True
+        return elapsed >= phase.min_s and self._counted() >= phase.min_requests
+
+    def _leave(self, phase: Phase, now: float) -> None:
+        count = self._counted() if phase.kind != "drain" else 0
+        self._emit(
+            {
+                "event": "phase_end",
+                "phase": phase.index,
+                "time": now,
+                "window": [self._started + phase.settle_s, now] if phase.kind != "drain" else None,
+                "requests": count,
+            }
+        )

@@ -1,0 +1,75 @@
+"""The comparison report: ``results.json``, ``report.md`` and a self-contained ``report.html``.
+
+Everything is drawn from the results dict alone, so ``write_report(json.load(...), folder)`` re-renders a
+recorded run. Importing this package does not import matplotlib until charts are drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_charts", "write_report"]
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    return value
+
+
+def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
+    """(file name, title, PNG) per chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from loadtests.report import charts
+
+    out = [
+        (
+            "latency_vs_throughput.png",
+            "Latency p50/p95/p99 vs throughput, per target",
+            charts.knee_chart(results),
+        ),
+        ("throughput_vs_users.png", "Throughput vs concurrent users", charts.throughput_chart(results)),
+    ]
+    step = results.get("cdf_step")
+    if step:
+        out.append(("latency_cdf.png", f"Latency CDF at {step}", charts.cdf_chart(results, step)))
+        breakdown = charts.breakdown_chart(results, step)
+        if breakdown is not None:
+            out.append(("gateway_breakdown.png", f"Gateway time split at {step}", breakdown))
+    return out
+
+
+def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
+    """Write results.json, charts/*.png, report.md and report.html into ``folder``; returns their paths."""
+    from loadtests.report.content import blocks, title
+    from loadtests.report.document import Image, to_html, to_markdown
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cleaned = _clean(dict(results))
+    paths = {
+        "json": folder / "results.json",
+        "markdown": folder / "report.md",
+        "html": folder / "report.html",
+    }
+    paths["json"].write_text(json.dumps(cleaned, indent=1, allow_nan=False))
+    chart_dir = folder / "charts"
+    chart_dir.mkdir(exist_ok=True)
+    images = []
+    for name, chart_title, png in render_charts(cleaned):
+        (chart_dir / name).write_bytes(png)
+        images.append(Image(chart_title, png, f"charts/{name}"))
+    document = blocks(cleaned, images)
+    paths["markdown"].write_text(to_markdown(document))
+    paths["html"].write_text(to_html(document, title(cleaned)))
+    return paths

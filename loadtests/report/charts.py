@@ -1,0 +1,351 @@
+"""The report's charts (matplotlib, Agg), drawn only from results.json, returned as PNG bytes.
+
+* latency p50/p95/p99 against throughput, one panel per target (the knee of each stack);
+* throughput against concurrency, direct and through the gateway, with the generator's ceiling;
+* the latency CDF of every target at one load;
+* the gateway's Server-Timing split (backend, gateway, client + network) at that load.
+
+Hollow markers are steps where the load generator was saturated (not server capacity).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from loadtests.report.labels import target_label
+
+__all__ = ["breakdown_chart", "cdf_chart", "knee_chart", "throughput_chart"]
+
+COLORS = {
+    "tfserving": "#1f77b4",
+    "tfserving-grpc": "#17becf",
+    "torchserve": "#d62728",
+    "torchserve-grpc": "#ff7f0e",
+    "embedded-tensorflow": "#2ca02c",
+    "embedded-pytorch": "#9467bd",
+    "null": "#7f7f7f",
+}
+PERCENTILE_STYLE = {"p50_ms": ("p50", "o", 1.0), "p95_ms": ("p95", "s", 0.75), "p99_ms": ("p99", "^", 0.5)}
+
+
+def color(target: str) -> str:
+    backend = target.split("/", 1)[-1]
+    if backend.startswith("null"):
+        return COLORS["null"]
+    if backend in COLORS:
+        return COLORS[backend]
+    return COLORS["tfserving" if backend.startswith("tfserving") else "torchserve"]
+
+
+def linestyle(target: str) -> str:
+    return "--" if target.startswith("gateway/") and "embedded" not in target else "-"
+
+
+def _plain_log(axis: Axis) -> None:
+    """Log scale ticks at 1, 2, 5 x 10^k written as plain numbers (0.5, 1, 2, 5, 10 ...)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _legend(axes: Axes, **options: Any) -> None:
+    """A legend when the panel has labelled lines, else a note that nothing was measured there."""
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(**options)
+    else:
+        axes.text(0.5, 0.5, "no target measured", transform=axes.transAxes, ha="center", color="#777")
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _value(estimate: Mapping[str, Any] | None) -> float:
+    if not estimate or estimate.get("value") is None:
+        return math.nan
+    return float(estimate["value"])
+
+
+def _errors(estimates: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
+    """Asymmetric error bars (2, n) from estimates' intervals (0 where unknown)."""
+    lows, highs = [], []
+    for estimate in estimates:
+        value = _value(estimate)
+        low = estimate.get("low") if estimate else None
+        high = estimate.get("high") if estimate else None
+        lows.append(max(0.0, value - float(low)) if low is not None and not math.isnan(value) else 0.0)
+        highs.append(max(0.0, float(high) - value) if high is not None and not math.isnan(value) else 0.0)
+    return np.array([lows, highs])
+
+
+def _serving_targets(results: Mapping[str, Any]) -> list[str]:
+    return [t for t in dict.fromkeys(r["target"] for r in results["summary"]) if not t.startswith("null-")]
+
+
+def _closed_rows(results: Mapping[str, Any], target: str) -> list[Mapping[str, Any]]:
+    rows = [r for r in results["summary"] if r["target"] == target and r["kind"] == "closed"]
+    return sorted(rows, key=lambda r: r["users"])
+
+
+def _official(results: Mapping[str, Any]) -> bool | None:
+    value = results.get("tfserving", {}).get("official")
+    return None if value is None else bool(value)
+
+
+def _scatter(
+    axes: Axes, x: float, y: float, colour: str, marker: str, saturated: bool, alpha: float = 1.0
+) -> None:
+    axes.plot(
+        [x],
+        [y],
+        marker=marker,
+        linestyle="none",
+        markersize=6,
+        color=colour,
+        markerfacecolor="white" if saturated else colour,
+        alpha=alpha,
+    )
+
+
+def knee_chart(results: Mapping[str, Any]) -> bytes:
+    """One panel per target: p50/p95/p99 (log ms) against throughput, each point a concurrency step."""
+    targets = _serving_targets(results)
+    columns = min(4, max(1, len(targets)))
+    rows = max(1, math.ceil(len(targets) / columns))
+    figure = Figure(figsize=(4.0 * columns, 3.2 * rows))
+    official = _official(results)
+    all_latencies = [
+        _value(r[key]) for t in targets for r in _closed_rows(results, t) for key in PERCENTILE_STYLE
+    ]
+    finite = [v for v in all_latencies if v > 0 and not math.isnan(v)]
+    limits = (min(finite) / 1.5, max(finite) * 1.5) if finite else (0.1, 100.0)
+    for index, target in enumerate(targets):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        closed = _closed_rows(results, target)
+        paced = [r for r in results["summary"] if r["target"] == target and r["kind"] == "rate"]
+        for key, (label, marker, alpha) in PERCENTILE_STYLE.items():
+            for rows_, style, legend in ((closed, "-", label), (paced, "none", None)):
+                if not rows_:
+                    continue
+                xs = [_value(r["rps"]) for r in rows_]
+                ys = [_value(r[key]) for r in rows_]
+                axes.errorbar(
+                    xs,
+                    ys,
+                    yerr=_errors([r[key] for r in rows_]),
+                    xerr=_errors([r["rps"] for r in rows_]) if key == "p50_ms" else None,
+                    color=color(target),
+                    alpha=alpha,
+                    linewidth=1.2,
+                    linestyle=style,
+                    capsize=2,
+                    label=legend,
+                    marker=marker if style == "-" else "D",
+                    markersize=5,
+                )
+                for r, x, y in zip(rows_, xs, ys, strict=True):
+                    if r["saturated"]:
+                        _scatter(axes, x, y, color(target), marker, True)
+        for r in closed + paced:
+            axes.annotate(
+                r["step"].replace(" users", "u").replace(" user", "u"),
+                (_value(r["rps"]), _value(r["p50_ms"])),
+                textcoords="offset points",
+                xytext=(3, -11),
+                fontsize=7,
+                color="#555",
+            )
+        axes.set_yscale("log")
+        axes.set_ylim(*limits)
+        _plain_log(axes.yaxis)
+        axes.set_title(target_label(target, official), fontsize=9)
+        axes.set_xlabel("throughput (req/s)", fontsize=8)
+        axes.set_ylabel("latency (ms, log)", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.grid(True, which="both", alpha=0.25)
+        axes.set_xlim(left=0)
+        if index == 0:
+            _legend(axes, fontsize=7, loc="upper left")
+    figure.suptitle(
+        "Latency percentiles vs throughput (lines: closed-loop steps by users; diamonds: fixed-rate steps; "
+        "hollow: load generator saturated; 95% intervals)",
+        fontsize=11,
+    )
+    figure.tight_layout()
+    return _png(figure)
+
+
+def throughput_chart(results: Mapping[str, Any]) -> bytes:
+    """Throughput against users: direct targets (left), through the gateway (right), generator ceilings."""
+    figure = Figure(figsize=(12, 4.4))
+    official = _official(results)
+    panels = (
+        ("direct (client -> server)", False),
+        ("through the gateway (client -> gateway -> backend)", True),
+    )
+    ceilings = results.get("calibration", {})
+    users_seen = sorted({r["users"] for r in results["summary"] if r["kind"] == "closed"})
+    for index, (title, via) in enumerate(panels):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for target in _serving_targets(results):
+            if target.startswith("gateway/") != via:
+                continue
+            rows = _closed_rows(results, target)
+            xs = [r["users"] for r in rows]
+            ys = [_value(r["rps"]) for r in rows]
+            axes.errorbar(
+                xs,
+                ys,
+                yerr=_errors([r["rps"] for r in rows]),
+                color=color(target),
+                linestyle=linestyle(target),
+                marker="o",
+                markersize=5,
+                capsize=2,
+                label=target_label(target, official),
+            )
+            for r, x, y in zip(rows, xs, ys, strict=True):
+                if r["saturated"]:
+                    _scatter(axes, x, y, color(target), "o", True)
+        # The gateway is always called over REST; direct targets over REST or gRPC. A ceiling far above
+        # the data would squash it: then it is written in the corner instead of drawn.
+        serving = set(_serving_targets(results))
+        highest = max(
+            [_value(r["rps"]) for r in results["summary"] if r["kind"] == "closed" and r["target"] in serving]
+            + [1.0]
+        )
+        far = []
+        for protocol, style in (("rest", ":"), ("grpc", "-.")):
+            if protocol not in ceilings or (protocol == "grpc" and via):
+                continue
+            ceiling = float(ceilings[protocol]["ceiling_rps"])
+            if ceiling > 2.5 * highest:
+                far.append(f"{protocol.upper()} {ceiling:,.0f}/s")
+                continue
+            axes.axhline(ceiling, color="#7f7f7f", linestyle=style, linewidth=1)
+            axes.annotate(
+                f"Locust ceiling, {protocol.upper()} null endpoint ({ceiling:,.0f}/s)",
+                (users_seen[0] if users_seen else 1, ceiling),
+                textcoords="offset points",
+                xytext=(2, 3),
+                fontsize=7,
+                color="#555",
+            )
+        axes.set_xscale("log", base=2)
+        if users_seen:
+            axes.set_xticks(users_seen)
+            axes.set_xticklabels([str(u) for u in users_seen])
+        axes.set_ylim(bottom=0)
+        axes.set_xlabel("concurrent users (closed loop)")
+        axes.set_ylabel("throughput (req/s)")
+        note = f"\nLocust ceiling (null endpoint, far above): {', '.join(far)}" if far else ""
+        axes.set_title(title + note, fontsize=10)
+        axes.grid(True, alpha=0.25)
+        _legend(axes, fontsize=7, loc="best")
+    figure.suptitle(
+        "Throughput vs concurrency (hollow: load generator saturated; 95% intervals)", fontsize=11
+    )
+    figure.tight_layout()
+    return _png(figure)
+
+
+def cdf_chart(results: Mapping[str, Any], step: str) -> bytes:
+    """Latency CDF per target at ``step`` (all repetitions pooled), log-scale milliseconds."""
+    figure = Figure(figsize=(12, 4.4))
+    official = _official(results)
+    for index, (title, via) in enumerate((("direct", False), ("through the gateway", True))):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for target in _serving_targets(results):
+            if target.startswith("gateway/") != via:
+                continue
+            samples = np.sort(
+                np.concatenate(
+                    [
+                        np.asarray(s["latencies_ms"], dtype=float)
+                        for s in results["steps"]
+                        if s["target"] == target and s["step"] == step
+                    ]
+                    or [np.empty(0)]
+                )
+            )
+            if not samples.size:
+                continue
+            fraction = np.arange(1, samples.size + 1) / samples.size
+            axes.plot(
+                samples,
+                fraction,
+                color=color(target),
+                linestyle=linestyle(target),
+                linewidth=1.4,
+                label=f"{target_label(target, official)} (n={samples.size:,})",
+            )
+        for level in (0.5, 0.95, 0.99):
+            axes.axhline(level, color="#bbb", linewidth=0.8, linestyle=":")
+        axes.set_xscale("log")
+        _plain_log(axes.xaxis)
+        axes.set_ylim(0, 1.0)
+        axes.set_xlabel("latency (ms, log)")
+        axes.set_ylabel("fraction of requests")
+        axes.set_title(f"{title}, {step}", fontsize=10)
+        axes.grid(True, which="both", alpha=0.25)
+        _legend(axes, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    figure.suptitle(f"Latency CDF at {step} (dotted lines: p50, p95, p99)", fontsize=11)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def breakdown_chart(results: Mapping[str, Any], step: str) -> bytes | None:
+    """Median split of a gateway request: backend call, gateway's own work, client + network + HTTP."""
+    rows = [
+        r
+        for r in results["summary"]
+        if r["step"] == step and r["target"].startswith("gateway/") and "server_timing_ms" in r
+    ]
+    if not rows:
+        return None
+    official = _official(results)
+    figure = Figure(figsize=(10, 0.55 * len(rows) + 1.4))
+    axes = figure.add_subplot(1, 1, 1)
+    labels = [target_label(r["target"], official) for r in rows]
+    backend = np.array([r["server_timing_ms"]["backend_p50"] for r in rows])
+    gateway = np.array([r["server_timing_ms"]["gateway_p50"] for r in rows])
+    client = np.array([r["server_timing_ms"]["client_p50"] for r in rows])
+    outside = np.maximum(client - backend - gateway, 0.0)
+    positions = np.arange(len(rows))
+    axes.barh(positions, backend, color="#4c72b0", label="backend call (Server-Timing backend)")
+    axes.barh(
+        positions, gateway, left=backend, color="#dd8452", label="gateway's own work (Server-Timing gateway)"
+    )
+    axes.barh(
+        positions,
+        outside,
+        left=backend + gateway,
+        color="#bbbbbb",
+        label="client, network, HTTP (rest of p50)",
+    )
+    for y, total in zip(positions, client, strict=True):
+        axes.annotate(
+            f"p50 {total:.2f} ms", (total, y), textcoords="offset points", xytext=(4, -3), fontsize=8
+        )
+    axes.set_yticks(positions)
+    axes.set_yticklabels(labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel(
+        "milliseconds (medians; the parts are medians of each part, so they add up only approximately)"
+    )
+    axes.legend(fontsize=7, loc="lower right")
+    axes.grid(True, axis="x", alpha=0.25)
+    axes.set_title(f"Where a request through the gateway spends its time, {step}", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)

@@ -1,0 +1,115 @@
+"""The Locust load shape that runs a comparison plan (``loadtests.plan``) inside one Locust run.
+
+Runs where the shape runs (standalone process or master). Each tick it asks the plan's
+:class:`~loadtests.plan.Sequencer` what to run now; between targets the plan drains to zero users
+(Locust keeps running users of a class that a tick no longer names, so a target switch always passes
+through zero). It writes each plan event as a JSON line to ``--events-file`` and to stdout (prefixed
+``LOADTEST_EVENT``) for the runner's progress and CPU accounting, and adds to every ``phase_end`` the
+load generator's CPU use during the phase: this process's own (``time.process_time``) and each
+worker's as the worker reports it in its heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from locust import LoadTestShape, events
+from locust.runners import MasterRunner
+
+from loadtests import users
+from loadtests.plan import EVENT_PREFIX, Plan, Sequencer
+
+__all__ = ["ComparisonShape"]
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    group = parser.add_argument_group("comparison plan (loadtests)")
+    group.add_argument("--plan-file", default="", env_var="LOADTEST_PLAN_FILE", help="plan JSON (runner)")
+    group.add_argument("--events-file", default="", env_var="LOADTEST_EVENTS_FILE", help="events JSON lines")
+
+
+class ComparisonShape(LoadTestShape):
+    """Walks the plan: warm-up, concurrency steps, fixed-rate steps and a drain, per target and repetition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sequencer: Sequencer | None = None
+        self._events_path: Path | None = None
+        self._classes = {cls.__name__: cls for cls in _user_classes()}
+        self._cpu_mark: tuple[float, float] | None = None
+        self._worker_cpu: dict[str, list[float]] = {}
+        self._pace: float | None = None
+
+    def _start(self) -> Sequencer:
+        assert self.runner is not None, "Locust sets the runner before the first tick"
+        options = self.runner.environment.parsed_options
+        plan_file = getattr(options, "plan_file", "") if options else ""
+        if not plan_file:
+            raise ValueError("ComparisonShape needs --plan-file (written by `python -m loadtests compare`)")
+        events_file = getattr(options, "events_file", "") if options else ""
+        self._events_path = Path(events_file) if events_file else None
+        return Sequencer(
+            Plan.read(Path(plan_file)),
+            start_counting=users.RECORDER.watch,
+            counted=lambda: users.RECORDER.watched,
+            emit=self._emit,
+        )
+
+    def tick(self) -> tuple[int, float, list[type[Any]]] | None:
+        if self._sequencer is None:
+            self._sequencer = self._start()
+        self._sample_workers()
+        state = self._sequencer.tick()
+        if state is None:
+            return None
+        count, spawn_rate, class_name = state
+        phase = self._sequencer.current
+        pace = phase.rate / count if phase is not None and phase.rate and count else None
+        if pace != self._pace:
+            self._pace = pace
+            users.set_pace(pace)
+            if isinstance(self.runner, MasterRunner):
+                self.runner.send_message(users.PACE_MESSAGE, {"per_user": pace})
+        return count, spawn_rate, [self._classes[class_name]]
+
+    def _sample_workers(self) -> None:
+        if self._cpu_mark is None or not isinstance(self.runner, MasterRunner):
+            return
+        for worker in self.runner.clients.values():
+            self._worker_cpu.setdefault(str(worker.id), []).append(float(worker.cpu_usage))
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if event["event"] == "phase_start":
+            # CPU is accounted over the whole phase (ramp and settling included): a window can open and
+            # close within one tick, too short to measure.
+            self._cpu_mark = (time.process_time(), time.time())
+            self._worker_cpu = {}
+        elif event["event"] == "phase_end":
+            event["generator_cpu"] = self._generator_cpu()
+            phase = self._sequencer.plan.phases[event["phase"]] if self._sequencer else None
+            if phase is not None and event.get("window"):
+                event.update(users.RECORDER.window_summary(phase.target, *event["window"]))
+            self._cpu_mark = None
+        line = json.dumps(event)
+        if self._events_path is not None:
+            with self._events_path.open("a") as stream:
+                stream.write(line + "\n")
+        print(EVENT_PREFIX + line, flush=True)
+
+    def _generator_cpu(self) -> dict[str, Any]:
+        if self._cpu_mark is None:
+            return {}
+        cpu0, wall0 = self._cpu_mark
+        wall = max(time.time() - wall0, 1e-9)
+        own = 100.0 * (time.process_time() - cpu0) / wall
+        workers = {wid: sum(values) / len(values) for wid, values in self._worker_cpu.items() if values}
+        role = "master" if isinstance(self.runner, MasterRunner) else "standalone"
+        return {"role": role, "own_percent": own, "workers_percent": workers}
+
+
+def _user_classes() -> list[type[Any]]:
+    return [getattr(users, name) for name in users.__all__ if name.endswith("User")]

@@ -1,0 +1,81 @@
+"""A few seconds of the real comparison: TorchServe (real), the TF Serving stand-in, the gateway, Locust."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_store import ModelStore
+from serving.process import process_group_alive
+from tests.integration.loadtests.conftest import only_report, run_loadtests
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def smoke(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("reports")
+    done = run_loadtests(
+        "compare",
+        "--start",
+        "--preset",
+        "smoke",
+        "--store",
+        str(exported_store.root),
+        "--out",
+        str(out),
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout, only_report(out)
+
+
+@pytest.fixture(scope="module")
+def results(smoke: tuple[str, Path]) -> dict[str, Any]:
+    return dict(json.loads((smoke[1] / "results.json").read_text()))
+
+
+def test_every_available_target_answered_correctly_under_load(results: dict[str, Any]) -> None:
+    available = [name for name, info in results["targets"].items() if info["available"]]
+    assert "tfserving-rest" in available and "gateway/embedded-pytorch" in available
+    for name, info in results["targets"].items():
+        assert info["available"] or info["skipped_reason"], name
+    rows = {row["target"]: row for row in results["summary"]}
+    for name in available:
+        assert rows[name]["rps"]["value"] > 0, name
+        assert rows[name]["errors"] == 0, (name, rows[name]["error_reasons"])
+        assert rows[name]["requests"] >= 20, name
+    assert results["failures_outside_windows"] == {}
+
+
+def test_the_run_records_its_environment_and_names_the_stand_in(results: dict[str, Any]) -> None:
+    assert results["tfserving"]["official"] is False
+    assert "stand-in" in results["tfserving"]["implementation"]
+    environment = results["environment"]
+    assert environment["cores"] >= 1 and environment["libraries"]["locust"]
+    assert environment["pinning"]["mode"] in ("auto", "off")
+    assert set(results["calibration"]) == {"rest", "grpc"}
+
+
+def test_report_files_exist_and_parse(smoke: tuple[str, Path]) -> None:
+    stdout, folder = smoke
+    markdown = (folder / "report.md").read_text()
+    assert "| target | step |" in markdown and "stand-in" in markdown
+    page = (folder / "report.html").read_text()
+    HTMLParser().feed(page)
+    assert page.count("data:image/png;base64,") >= 3
+    assert f"Report: {folder / 'report.html'}" in stdout
+    assert "req/s [95% CI]" in stdout  # the summary table
+
+
+def test_everything_it_started_is_stopped(smoke: tuple[str, Path], results: dict[str, Any]) -> None:
+    stdout, _ = smoke
+    assert results["cleanup"]["leftovers"] == []
+    pids = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", stdout)]
+    assert len(pids) >= 4  # TorchServe, the stand-in, the null endpoints, the gateway
+    assert not [pid for pid in pids if process_group_alive(pid)]

@@ -1,0 +1,118 @@
+"""The plan's order and phases, and the sequencer that walks it (fake clock and counter)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests.plan import Plan, PlanSettings, Sequencer, build_plan
+from loadtests.targets import CALIBRATION, select_targets
+
+SETTINGS = PlanSettings(
+    users=(1, 4),
+    repetitions=2,
+    min_requests=100,
+    step_s=2.0,
+    max_step_s=10.0,
+    settle_s=1.0,
+    warmup_requests=50,
+    warmup_s=5.0,
+)
+
+
+def test_repetitions_interleave_and_calibrate_once() -> None:
+    targets = select_targets("tfserving-rest,torchserve-rest")
+    plan = build_plan(targets, CALIBRATION, SETTINGS)
+    visits = [(p.rep, p.target) for p in plan.phases if p.kind == "warmup"]
+    assert visits == [
+        (0, "null-rest"),
+        (0, "null-grpc"),
+        (0, "tfserving-rest"),
+        (0, "torchserve-rest"),
+        (1, "torchserve-rest"),  # A B | B A
+        (1, "tfserving-rest"),
+    ]
+    kinds = [p.kind for p in plan.phases if p.rep == 0 and p.target == "tfserving-rest"]
+    assert kinds == ["warmup", "closed", "closed", "drain"]
+    assert [p.users for p in plan.phases if p.target == "tfserving-rest" and p.kind == "closed"] == [
+        1,
+        4,
+        1,
+        4,
+    ]
+
+
+def test_rate_steps_are_paced_users() -> None:
+    plan = build_plan(select_targets("tfserving-rest"), [], PlanSettings(users=(1, 8), rates=(50.0,)))
+    rate = [p for p in plan.phases if p.kind == "rate"]
+    assert [(p.users, p.rate, p.step) for p in rate] == [(8, 50.0, "50 req/s")] * 3
+
+
+def test_plan_round_trips_through_json(tmp_path: Path) -> None:
+    plan = build_plan(select_targets("gateway"), CALIBRATION, SETTINGS)
+    plan.write(tmp_path / "plan.json")
+    assert Plan.read(tmp_path / "plan.json") == plan
+
+
+@pytest.mark.parametrize(
+    "settings", [PlanSettings(users=()), PlanSettings(users=(0,)), PlanSettings(repetitions=0)]
+)
+def test_impossible_plans_are_refused(settings: PlanSettings) -> None:
+    with pytest.raises(ValueError):
+        build_plan(select_targets("all"), [], settings)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sequencer_walks_warmup_steps_and_drain() -> None:
+    plan = build_plan(select_targets("tfserving-rest"), [], dataclasses.replace(SETTINGS, repetitions=1))
+    clock = Clock()
+    counted = {"n": 0}
+    watches: list[tuple[str, float]] = []
+    events: list[dict[str, Any]] = []
+    sequencer = Sequencer(
+        plan,
+        start_counting=lambda target, since: (watches.append((target, since)), counted.update(n=0)),
+        counted=lambda: counted["n"],
+        emit=events.append,
+        clock=clock,
+    )
+    assert sequencer.tick() == (4, plan.spawn_rate, "TFServingRestUser")  # warm-up at 4 users
+    counted["n"] = 49
+    clock.now += 1
+    assert sequencer.tick()[0] == 4  # 49 < 50 warm-up requests
+    counted["n"] = 50
+    clock.now += 1
+    assert sequencer.tick()[0] == 1  # warm-up done: first step, 1 user
+    first_step_start = clock.now
+    clock.now += 1  # the window opens after 1 s of settling
+    counted["n"] = 0
+    assert sequencer.tick()[0] == 1
+    assert watches[-1] == ("tfserving-rest", first_step_start + 1.0)
+    counted["n"] = 500
+    clock.now += 1.5  # enough requests, but only 1.5 s of the 2 s minimum
+    assert sequencer.tick()[0] == 1
+    clock.now += 0.5
+    assert sequencer.tick()[0] == 4  # next step
+    for _ in range(10):
+        clock.now += 1
+        assert sequencer.tick()[0] == 4  # too few requests: waits up to max_step_s
+        counted["n"] = 3
+    clock.now += 1
+    assert sequencer.tick()[0] == 0  # max_step_s reached: drain with zero users
+    clock.now += 1
+    assert sequencer.tick() is None
+    ends = [e for e in events if e["event"] == "phase_end"]
+    assert [e["requests"] for e in ends] == [50, 500, 3, 0]
+    closed = ends[1]
+    assert closed["window"] == [first_step_start + 1.0, first_step_start + 3.0]
+    assert events[-1]["event"] == "plan_end"
