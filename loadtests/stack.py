@@ -37,7 +37,7 @@ from serving.process import (
     stop_server,
     tail,
 )
-from serving.settings import LOOPBACK, REPO_ROOT, ServingSettings, settings_from_env
+from serving.settings import LOOPBACK, PORT_FIELDS, REPO_ROOT, ServingSettings, settings_from_env
 from serving.tfserving import launcher as tfserving
 from serving.torchserve import launcher as torchserve
 
@@ -147,18 +147,7 @@ def write_routing(path: Path) -> None:
 
 
 def _serving_settings(options: StackOptions) -> ServingSettings:
-    ports: dict[str, Any] = {
-        name: free_port()
-        for name in (
-            "tf_grpc_port",
-            "tf_rest_port",
-            "ts_inference_port",
-            "ts_management_port",
-            "ts_metrics_port",
-            "ts_grpc_inference_port",
-            "ts_grpc_management_port",
-        )
-    }
+    ports: dict[str, Any] = {name: free_port() for name in PORT_FIELDS}
     return settings_from_env(
         store_root=options.store_root,
         run_dir=options.run_dir,

@@ -14,6 +14,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUN_DIR = REPO_ROOT / "run"
 ENV_PREFIX = "SERVING_"
 LOOPBACK = "127.0.0.1"
+PORT_FIELDS = (
+    "tf_grpc_port",
+    "tf_rest_port",
+    "ts_inference_port",
+    "ts_management_port",
+    "ts_metrics_port",
+    "ts_grpc_inference_port",
+    "ts_grpc_management_port",
+)
+"""Every port ServingSettings holds (for callers that pick free ports)."""
 
 
 @dataclass(frozen=True)

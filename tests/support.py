@@ -7,18 +7,9 @@ import sys
 from pathlib import Path
 
 from serving.ports import free_port
-from serving.settings import ENV_PREFIX, ServingSettings, settings_from_env
+from serving.settings import ENV_PREFIX, PORT_FIELDS, ServingSettings, settings_from_env
 
 QUICK_TRAINING = ["--epochs", "1", "--train-limit", "5000"]
-PORT_FIELDS = (
-    "tf_grpc_port",
-    "tf_rest_port",
-    "ts_inference_port",
-    "ts_management_port",
-    "ts_metrics_port",
-    "ts_grpc_inference_port",
-    "ts_grpc_management_port",
-)
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
