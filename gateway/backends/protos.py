@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -44,7 +45,6 @@ def _proto_source() -> str:
 def generate(target: Path = GENERATED_DIR) -> None:
     """Compile the stubs into ``target`` (a package directory); safe to run from several processes."""
     import grpc_tools
-    from grpc_tools import protoc
 
     target.mkdir(parents=True, exist_ok=True)
     with (target / ".lock").open("a") as lock:
@@ -57,16 +57,22 @@ def generate(target: Path = GENERATED_DIR) -> None:
             package_dir.mkdir(parents=True)
             (package_dir / f"{_STEM}.proto").write_text(_proto_source())
             includes = Path(grpc_tools.__file__).parent / "_proto"
+            # protoc runs in a child process: inside a process that has loaded TensorFlow or torch, the
+            # in-process compiler crashes (their protobuf C++ code clashes with grpc_tools').
             args = [
-                "protoc",
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
                 f"-I{root}",
                 f"-I{includes}",
                 f"--python_out={root}",
                 f"--grpc_python_out={root}",
                 str(package_dir / f"{_STEM}.proto"),
             ]
-            if protoc.main(args) != 0:
-                raise RuntimeError("grpc_tools.protoc failed to compile TorchServe's inference.proto")
+            result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+            if result.returncode != 0:
+                detail = result.stderr[-2000:]
+                raise RuntimeError(f"protoc failed on TorchServe's inference.proto: {detail}")
             for name in (f"{_STEM}_pb2.py", f"{_STEM}_pb2_grpc.py"):  # the grpc module last: it marks "done"
                 shutil.move(str(package_dir / name), str(target / f".{name}.tmp"))
                 (target / f".{name}.tmp").replace(target / name)

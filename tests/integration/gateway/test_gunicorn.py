@@ -96,8 +96,10 @@ def test_sigterm_drops_no_in_flight_request(
     threads = [threading.Thread(target=lambda: results.append(post(base)[0])) for _ in range(3)]
     for thread in threads:
         thread.start()
-    while fake_torchserve.requests < 3:
+    deadline = time.monotonic() + 10
+    while fake_torchserve.requests < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert fake_torchserve.requests >= 3, "the requests never reached the slow backend"
     process.send_signal(signal.SIGTERM)
     for thread in threads:
         thread.join(15)
