@@ -34,6 +34,18 @@ def routing(path: Path, backend: str) -> None:
     path.write_text(f"models: {{mnist: {{backends: {{{backend}: 1}}, failover: false}}}}\n")
 
 
+def served_by_after_switch(base: str, wanted: str = "torchserve-rest", timeout: float = 10) -> set[str]:
+    """Backends answering a burst of requests, once every worker has picked up a routing change."""
+    deadline = time.monotonic() + timeout
+    served: set[str] = set()
+    while time.monotonic() < deadline:
+        served = {post(base)[1]["X-Gateway-Backend"] for _ in range(6)}  # both workers must have switched
+        if served == {wanted}:
+            break
+        time.sleep(0.2)
+    return served
+
+
 @pytest.fixture
 def gateway(
     tmp_path: Path, exported_store: ModelStore, fake_torchserve: FakeTorchServe
@@ -67,14 +79,7 @@ def test_routing_change_takes_effect_without_restart(
     base, routing_file, _ = gateway
     assert post(base)[1]["X-Gateway-Backend"] == "embedded-pytorch"
     routing(routing_file, "torchserve-rest")
-    deadline = time.monotonic() + 10
-    served: set[str] = set()
-    while time.monotonic() < deadline:
-        served = {post(base)[1]["X-Gateway-Backend"] for _ in range(6)}  # both workers must have switched
-        if served == {"torchserve-rest"}:
-            break
-        time.sleep(0.2)
-    assert served == {"torchserve-rest"}
+    assert served_by_after_switch(base) == {"torchserve-rest"}
     with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
         text = response.read().decode()
     total = sum(
@@ -90,7 +95,8 @@ def test_sigterm_drops_no_in_flight_request(
 ) -> None:
     base, routing_file, process = gateway
     routing(routing_file, "torchserve-rest")
-    time.sleep(1.0)  # past the poll interval: both workers route to the slow fake
+    assert served_by_after_switch(base) == {"torchserve-rest"}  # both workers route to the fake now
+    fake_torchserve.requests = 0
     fake_torchserve.delay = 1.0
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(post(base)[0])) for _ in range(3)]
