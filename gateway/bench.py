@@ -126,7 +126,7 @@ def _tfs_grpc_call(target: str, images: np.ndarray) -> Call:
 def _ts_grpc_call(target: str, body: bytes, token: str) -> Call:
     import grpc
 
-    from gateway.backends.protos import ensure_torchserve_stubs
+    from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 
     messages, services = ensure_torchserve_stubs()
     stub = services.InferenceAPIsServiceStub(grpc.insecure_channel(target))

@@ -6,7 +6,7 @@ so a *subset* of the messages (``PredictRequest``, ``PredictResponse``, ``ModelS
 ``TensorShapeProto``) declared here with the same numbers and types encodes and decodes the same bytes.
 It lives in a private descriptor pool, so it never clashes with the real definitions if both are loaded.
 
-TorchServe: the stubs generated from its own ``inference.proto`` (``gateway.backends.protos``).
+TorchServe: the stubs generated from its own ``inference.proto`` (``serving.torchserve.grpc_stubs``).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _check_tfserving(codec: GrpcCodec, answer: bytes, label: int) -> str | None:
 
 @cache
 def _torchserve_messages() -> Any:
-    from gateway.backends.protos import ensure_torchserve_stubs
+    from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 
     messages, _ = ensure_torchserve_stubs()
     return messages

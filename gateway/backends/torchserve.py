@@ -11,10 +11,10 @@ import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.http import HttpRequest, HttpResponse, HttpTransport
-from gateway.backends.protos import ensure_torchserve_stubs
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
+from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 from serving.torchserve.tokens import TokenSource, is_token_rejection
 
 __all__ = ["TorchServeGrpcBackend", "TorchServeRestBackend"]

@@ -19,11 +19,11 @@ from flask.testing import FlaskClient
 
 from exporters.mnist import MnistData
 from gateway.app import create_app
-from gateway.backends.protos import ensure_torchserve_stubs
 from gateway.backends.torchserve import TorchServeGrpcBackend
 from gateway.errors import InvalidInput
 from gateway.settings import Settings
 from model_store import ModelStore
+from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 from serving.torchserve.tokens import TokenSource
 from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
 

@@ -154,7 +154,7 @@ def test_grpc_predictions_match_the_exported_model(
 ) -> None:
     import grpc
 
-    from gateway.backends.protos import ensure_torchserve_stubs
+    from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 
     messages, services = ensure_torchserve_stubs()
     tokens = torchserve.token_source(torchserve_settings)

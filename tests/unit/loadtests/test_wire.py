@@ -85,7 +85,7 @@ def test_tfserving_answers_are_checked_for_the_digit(packed: bool) -> None:
 
 
 def test_torchserve_grpc_carries_the_rest_body() -> None:
-    from gateway.backends.protos import ensure_torchserve_stubs
+    from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 
     messages, _ = ensure_torchserve_stubs()
     request = messages.PredictionsRequest()
