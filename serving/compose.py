@@ -13,6 +13,7 @@ from pathlib import Path
 
 from model_store import ModelStore
 from serving.settings import ServingSettings
+from serving.tfserving.launcher import version_labels
 from serving.tfserving.official import TfServingOptions, write_config_files
 from serving.tfserving.versioning import VersionPolicy
 from serving.torchserve.config import TorchServeConfig, render
@@ -35,16 +36,13 @@ class ComposeFiles:
 def write_compose_configs(settings: ServingSettings, out_dir: Path) -> ComposeFiles:
     """Generate every file the compose services mount, for the versions ``settings.versions`` selects."""
     versions = select_versions(ModelStore(settings.store_root, settings.model_name), settings.versions)
-    labels = (
-        {"stable": versions[-1]} if len(versions) == 1 else {"stable": versions[-2], "canary": versions[-1]}
-    )
     tf_dir = out_dir / "tfserving"
     write_config_files(
         TfServingOptions(
             base_path=Path(TF_MODELS_DIR) / settings.model_name,
             config_dir=tf_dir,
             model_name=settings.model_name,
-            version_labels=labels,
+            version_labels=version_labels(versions),
             version_policy=VersionPolicy("specific", versions=tuple(versions)),
         )
     )

@@ -33,10 +33,14 @@ def _policy_and_labels(settings: ServingSettings) -> tuple[VersionPolicy, dict[s
         policy = VersionPolicy("latest", num_versions=1)
     else:
         policy = VersionPolicy("specific", versions=tuple(versions))
-    labels = {"stable": versions[-1]}
+    return policy, version_labels(versions), versions
+
+
+def version_labels(versions: list[int]) -> dict[str, int]:
+    """``stable`` is the newest served version; with two or more, the newest is ``canary`` instead."""
     if len(versions) > 1:
-        labels = {"stable": versions[-2], "canary": versions[-1]}
-    return policy, labels, versions
+        return {"stable": versions[-2], "canary": versions[-1]}
+    return {"stable": versions[-1]}
 
 
 def check_ports(settings: ServingSettings) -> None:
