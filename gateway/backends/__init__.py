@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from gateway.backends.base import Backend, ModelStatus, Prediction, remaining
-from gateway.backends.http import PooledTransport
+from gateway.backends.http import CurlTransport
 from gateway.settings import Settings
 from serving.torchserve.tokens import TokenSource
 
@@ -29,7 +29,7 @@ def _store_root(settings: Settings) -> Path:
 def _tfserving_rest(name: str, settings: Settings) -> Backend:
     from gateway.backends.tfserving import TFServingRestBackend
 
-    return TFServingRestBackend(name, settings.tfserving_rest_url, PooledTransport(settings.pool_maxsize))
+    return TFServingRestBackend(name, settings.tfserving_rest_url, CurlTransport(settings.backend_max_response_bytes))
 
 
 def _tfserving_grpc(name: str, settings: Settings) -> Backend:
@@ -49,7 +49,7 @@ def _tokens(settings: Settings) -> TokenSource:
 def _torchserve_rest(name: str, settings: Settings) -> Backend:
     from gateway.backends.torchserve import TorchServeRestBackend
 
-    transport = PooledTransport(settings.pool_maxsize)
+    transport = CurlTransport(settings.backend_max_response_bytes)
     return TorchServeRestBackend(name, settings.torchserve_rest_url, transport, _tokens(settings))
 
 

@@ -166,11 +166,11 @@ def test_static_token_wins_and_missing_file_means_no_header(tmp_path: Path) -> N
 
 
 def test_a_refused_connection_is_unavailable_not_a_timeout() -> None:
-    """urllib3 2 makes NewConnectionError a ConnectTimeoutError; a closed port must still be a 503."""
-    from gateway.backends.http import PooledTransport
+    """A closed port is a 503 (backend down), not a 504 (backend slow)."""
+    from gateway.backends.http import CurlTransport
     from serving.ports import free_port
 
-    transport = PooledTransport()
+    transport = CurlTransport()
     with pytest.raises(GatewayError) as caught:
         transport.send(HttpRequest("GET", f"http://127.0.0.1:{free_port()}/", None, {}, 1.0))
     assert caught.value.status == 503
