@@ -35,18 +35,26 @@ class Settings:
 
     bind: str = "127.0.0.1:8000"
     """Address gunicorn listens on, ``host:port``."""
+    server: str = "granian"
+    """WSGI server: ``granian`` (chosen by ``make bench-gateway``: least CPU per request here, and its
+    Rust front end reads requests asynchronously) or ``gunicorn`` (kept for comparison)."""
     workers: int = 2
-    """Gunicorn worker processes."""
+    """Worker processes."""
     worker_class: str = "gthread"
-    """Gunicorn worker class (``gthread`` or ``sync``)."""
-    threads: int = 8
-    """Threads per worker (gthread)."""
+    """Gunicorn worker class (``gthread`` or ``sync``); gunicorn only."""
+    threads: int = 4
+    """Python threads per worker that run requests (granian's blocking threads, gunicorn's threads).
+    Few are best on few cores: a request holds its thread only while it runs Python, not while the
+    backend computes, and every extra thread adds lock hand-offs."""
     worker_timeout_s: int = 30
-    """Gunicorn kills a worker silent for this long."""
+    """Gunicorn kills a worker silent for this long; gunicorn only."""
     graceful_timeout_s: int = 30
     """On SIGTERM, in-flight requests get this long to finish."""
     keepalive_s: int = 5
-    """Client keep-alive idle time."""
+    """Client keep-alive idle time (gunicorn; granian keeps connections until the client closes)."""
+    header_read_timeout_s: float = 10.0
+    """A client must send its request headers within this time (granian), so slow clients cannot hold
+    connections open for free."""
     deadline_s: float = 3.0
     """Whole-request deadline: no upstream call (first try, failover or retry) starts after it."""
     attempt_timeout_s: float = 1.5
@@ -88,8 +96,8 @@ class Settings:
     empty where the gateway cannot reach it (e.g. Kubernetes, where the key arrives via a Secret)."""
     torchserve_token: str = ""
     """Static inference token; overrides the key file (empty: use the key file if it exists)."""
-    pool_maxsize: int = 32
-    """Keep-alive connections per backend host and worker."""
+    backend_max_response_bytes: int = 4 * 1024 * 1024
+    """Largest backend answer read over REST (502 beyond; a valid one for 256 images is ~40 KB)."""
     health_ttl_s: float = 1.0
     """How long a backend's ready/not-ready verdict is reused."""
     health_timeout_s: float = 0.5
@@ -140,6 +148,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if self.server not in ("granian", "gunicorn"):
+            raise SettingsError(f"{ENV_PREFIX}SERVER must be granian or gunicorn, not {self.server!r}")
         if self.worker_class not in ("gthread", "sync"):
             raise SettingsError(
                 f"{ENV_PREFIX}WORKER_CLASS must be gthread or sync, not {self.worker_class!r}"
