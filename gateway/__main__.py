@@ -1,9 +1,11 @@
-"""``python -m gateway``: serve the app with gunicorn (never Flask's development server).
+"""``python -m gateway``: serve the app with granian (default) or gunicorn, never Flask's development server.
 
-Configuration comes from ``GATEWAY_*`` variables (see :mod:`gateway.settings`). The launcher prepares
-prometheus_client's multiprocess directory *before* any worker imports prometheus_client, builds one app
-per worker after the fork (so gRPC channels and pools are per worker), and relies on gunicorn's graceful
-shutdown: on SIGTERM workers stop accepting, finish in-flight requests (up to ``graceful_timeout_s``), exit.
+Configuration comes from ``GATEWAY_*`` variables (see :mod:`gateway.settings`); command-line overrides
+are written back into the environment so that every worker process reads the same settings. The
+launcher prepares prometheus_client's multiprocess directory *before* any worker imports
+prometheus_client and builds one app per worker process (so connections and channels are per worker).
+Both servers stop gracefully on SIGTERM: stop accepting, finish in-flight requests (up to
+``graceful_timeout_s``), then each worker drains its batch queues and closes its backends.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from gateway.settings import Settings, SettingsError
+from gateway.settings import ENV_PREFIX, Settings, SettingsError
 
 __all__ = ["GatewayServer", "main", "prepare_metrics_dir"]
 
@@ -51,7 +54,8 @@ def _worker_exit(server: Any, worker: Any) -> None:
 
 
 class GatewayServer(BaseApplication):
-    """Gunicorn configured from :class:`Settings`; each worker calls ``create_app`` after the fork."""
+    """Gunicorn (``GATEWAY_SERVER=gunicorn``) configured from :class:`Settings`; each worker calls
+    ``create_app`` after the fork."""
 
     def __init__(
         self,
@@ -98,6 +102,48 @@ class GatewayServer(BaseApplication):
         return create_app(self.settings)
 
 
+def export_settings(settings: Settings) -> None:
+    """Write ``settings`` into ``GATEWAY_*`` variables: granian's workers build their app from them."""
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if value is None:
+            text = ""
+        elif isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
+        os.environ[ENV_PREFIX + field.name.upper()] = text
+
+
+def run_granian(settings: Settings) -> None:
+    """granian's WSGI interface: a Rust HTTP front end (async accept and parsing) handing complete
+    requests to ``settings.threads`` Python threads per worker process."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    host, _, port = settings.bind.rpartition(":")
+    export_settings(settings)
+    Server(
+        "gateway.wsgi:app_from_env",
+        address=host.strip("[]") or "127.0.0.1",
+        port=int(port),
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=settings.workers,
+        blocking_threads=settings.threads,
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_read_timeout_s * 1000)),
+        log_level=LogLevels(settings.log_level.lower()),
+        workers_kill_timeout=settings.graceful_timeout_s,
+        respawn_failed_workers=True,
+    ).serve()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--bind", help="override GATEWAY_BIND (host:port)")
@@ -120,7 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = settings.with_overrides(**overrides)
     metrics_dir = prepare_metrics_dir(settings)
-    GatewayServer(settings, cleanup=metrics_dir if settings.metrics_dir is None else None).run()
+    cleanup = metrics_dir if settings.metrics_dir is None else None
+    if settings.server == "gunicorn":
+        GatewayServer(settings, cleanup=cleanup).run()
+        return 0
+    try:
+        run_granian(settings)
+    finally:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
     return 0
 
 

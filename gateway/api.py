@@ -7,9 +7,10 @@ bottom; the endpoints only decode, call the service and encode.
 from __future__ import annotations
 
 import hmac
+import random
 import re
 import time
-import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -35,6 +36,30 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PUBLIC = {"gateway.livez", "gateway.readyz", "gateway.metrics", "gateway.openapi_json", "gateway.docs"}
 
 
+@dataclass(slots=True)
+class _Call:
+    """One request's bookkeeping: set up by ``_start``, filled by the endpoint, read by ``_finish``.
+
+    Kept in one object so the hot path touches Flask's context-local proxies a handful of times
+    per request instead of dozens (each access is a lookup through a context variable)."""
+
+    gateway: Gateway
+    started: float
+    deadline: float
+    request_id: str
+    model: str = ""
+    backend: str = ""
+    version: str = ""
+    backend_seconds: float = 0.0
+    attempts: tuple[str, ...] = ()
+
+    def routed(self, routed: Routed) -> None:
+        self.backend = routed.backend
+        self.version = routed.prediction.version or "default"
+        self.backend_seconds = routed.prediction.backend_seconds
+        self.attempts = routed.attempts
+
+
 def _json(document: Any) -> Response:
     return Response(dumps(document), mimetype="application/json")
 
@@ -44,44 +69,38 @@ def service() -> Gateway:
     return gateway
 
 
-def _limits() -> codecs.Limits:
-    s = service().settings
-    return codecs.Limits(s.max_instances, s.max_json_depth, s.max_image_side)
+def _call() -> _Call:
+    call: _Call = g.call
+    return call
 
 
-def _model(name: str) -> str:
-    if not _MODEL_NAME.match(name) or not service().is_routed(name):
+def _model(call: _Call, name: str) -> str:
+    if not _MODEL_NAME.match(name) or not call.gateway.is_routed(name):
         raise NotFound(f"unknown model {name[:80]!r}")
-    g.model = name
+    call.model = name
     return name
 
 
-def _selection(model: str, version: int | None = None, label: str | None = None) -> Selection:
+def _selection(call: _Call, model: str, version: int | None = None, label: str | None = None) -> Selection:
     if label is not None and not _LABEL.match(label):
         raise NotFound("unknown label")
-    explicit = request.headers.get(BACKEND_HEADER) or request.args.get("backend") or None
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    return Selection(model, g.deadline, version, label, explicit, headers)
-
-
-def _routed(routed: Routed) -> None:
-    g.backend = routed.backend
-    g.version = routed.prediction.version or "default"
-    g.backend_seconds = routed.prediction.backend_seconds
-    g.attempts = routed.attempts
+    headers = request.headers
+    explicit = headers.get(BACKEND_HEADER) or request.args.get("backend") or None
+    return Selection(model, call.deadline, version, label, explicit, headers)
 
 
 # -- predict --------------------------------------------------------------------------------
 
 
 def _predict_v1(model: str, version: int | None = None, label: str | None = None) -> Response:
-    _model(model)
+    call = _call()
+    _model(call, model)
     media = (request.mimetype or "").lower()
     if media not in codecs.V1_CONTENT_TYPES:
         raise codecs.UnsupportedMediaType(f"content type {media or '(none)'!r}; send application/json")
-    decoded = codecs.decode_v1(request.get_data(cache=False), _limits())
-    routed = service().predict(_selection(model, version, label), decoded.images)
-    _routed(routed)
+    decoded = codecs.decode_v1(request.get_data(cache=False), call.gateway.limits)
+    routed = call.gateway.predict(_selection(call, model, version, label), decoded.images)
+    call.routed(routed)
     return _json(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar))
 
 
@@ -101,15 +120,16 @@ def predict_label(model: str, label: str) -> Response:
 
 
 def _classify(model: str) -> Response:
-    _model(model)
+    call = _call()
+    _model(call, model)
     uploads = (
         [file.read() for file in request.files.values()] if request.mimetype == "multipart/form-data" else []
     )
     body = b"" if uploads else request.get_data(cache=False)
-    images = codecs.decode_friendly(request.content_type or "", body, uploads, _limits())
-    routed = service().predict(_selection(model), images)
-    _routed(routed)
-    reply: dict[str, Any] = {"model": model, "backend": routed.backend, "version": g.version}
+    images = codecs.decode_friendly(request.content_type or "", body, uploads, call.gateway.limits)
+    routed = call.gateway.predict(_selection(call, model), images)
+    call.routed(routed)
+    reply: dict[str, Any] = {"model": model, "backend": routed.backend, "version": call.version}
     reply.update(codecs.encode_friendly(routed.prediction.probabilities))
     return _json(reply)
 
@@ -134,7 +154,7 @@ def models() -> Response:
 
 @blueprint.get("/v1/models/<model>")
 def model_status(model: str) -> Response:
-    reports = service().model_report(_model(model))
+    reports = service().model_report(_model(_call(), model))
     return jsonify(
         {"name": model, "ready": any(r.ready for r in reports), "backends": [r.to_dict() for r in reports]}
     )
@@ -202,43 +222,52 @@ def _bearer() -> str:
 
 @blueprint.before_app_request
 def _start() -> None:
-    g.started = time.perf_counter()
-    g.deadline = time.monotonic() + service().settings.deadline_s
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    codecs.check_content_encoding(request.headers.get("Content-Encoding"))
-    keys = service().settings.api_keys
+    gateway = service()
+    headers = request.headers
+    incoming = headers.get(REQUEST_ID_HEADER, "")
+    g.call = _Call(
+        gateway,
+        time.perf_counter(),
+        time.monotonic() + gateway.settings.deadline_s,
+        # Not a secret, only unique: 128 random bits without a system call per request.
+        incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}",
+    )
+    codecs.check_content_encoding(headers.get("Content-Encoding"))
+    keys = gateway.settings.api_keys
     if keys and request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
-        offered = (request.headers.get("X-API-Key") or _bearer()).encode()
+        offered = (headers.get("X-API-Key") or _bearer()).encode()
         if not any(hmac.compare_digest(offered, key.encode()) for key in keys):
             raise Unauthorized("missing or wrong API key")
 
 
 @blueprint.after_app_request
 def _finish(response: Response) -> Response:
-    started = g.get("started")
-    total = time.perf_counter() - started if started is not None else 0.0
-    backend_s = g.get("backend_seconds", 0.0)
-    backend = g.get("backend", "")
-    version = g.get("version", "")
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    if backend:
-        response.headers[BACKEND_HEADER] = backend
-        response.headers[VERSION_HEADER] = version
-        response.headers["X-Gateway-Attempts"] = ",".join(g.get("attempts", ()))
-    response.headers["Server-Timing"] = (
+    call: _Call | None = g.get("call")
+    if call is None:  # failed before _start ran (e.g. a malformed request line)
+        return response
+    total = time.perf_counter() - call.started
+    backend_s = call.backend_seconds
+    headers = response.headers
+    headers[REQUEST_ID_HEADER] = call.request_id
+    if call.backend:
+        headers[BACKEND_HEADER] = call.backend
+        headers[VERSION_HEADER] = call.version
+        headers["X-Gateway-Attempts"] = ",".join(call.attempts)
+    headers["Server-Timing"] = (
         f"gateway;dur={(total - backend_s) * 1000:.3f}, backend;dur={backend_s * 1000:.3f}, "
         f"total;dur={total * 1000:.3f}"
     )
     endpoint = (request.endpoint or "unmatched").removeprefix("gateway.")
     if endpoint not in ("metrics", "livez", "readyz"):
-        service().metrics.request(
-            endpoint, g.get("model", ""), backend, version, response.status_code, total, backend_s
+        call.gateway.metrics.request(
+            endpoint, call.model, call.backend, call.version, response.status_code, total, backend_s
         )
     return response
 
 
 def error_response(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
-    if error.backend and "backend" not in g:
-        g.backend = error.backend
-    return jsonify(envelope(error, g.get("request_id", ""))), error.status, error.headers()
+    call: _Call | None = g.get("call")
+    if call is not None and error.backend and not call.backend:
+        call.backend = error.backend
+    request_id = call.request_id if call is not None else ""
+    return jsonify(envelope(error, request_id)), error.status, error.headers()

@@ -76,12 +76,27 @@ def _reject_constant(token: str) -> float:
     raise InvalidInput(f"JSON token {token} is not allowed: values must be finite numbers")
 
 
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(_BRACKETS)))
+_DEPTH_STEP = np.zeros(256, dtype=np.int32)
+_DEPTH_STEP[list(b"[{")] = 1
+_DEPTH_STEP[list(b"]}")] = -1
+
+
+def json_depth(body: bytes) -> int:
+    """Deepest bracket nesting in raw JSON bytes, without parsing (brackets inside strings count too,
+    which only errs on the safe side). ``bytes.translate`` keeps just the brackets first, so the
+    arithmetic runs over a few dozen bytes for an image, not the whole body."""
+    brackets = body.translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    return int(np.cumsum(_DEPTH_STEP[np.frombuffer(brackets, dtype=np.uint8)]).max())
+
+
 def parse_json(body: bytes, limits: Limits) -> Any:
     if not body:
         raise InvalidInput("empty body: expected JSON")
-    raw = np.frombuffer(body, dtype=np.uint8)
-    steps = (raw == ord("[")).astype(np.int32) + (raw == ord("{")) - (raw == ord("]")) - (raw == ord("}"))
-    if int(np.cumsum(steps).max(initial=0)) > limits.max_json_depth:
+    if json_depth(body) > limits.max_json_depth:
         raise InvalidInput(f"JSON nested deeper than {limits.max_json_depth} levels")
     try:
         return orjson.loads(body)  # fast path; rejects NaN/Infinity tokens and bad UTF-8 itself
@@ -112,9 +127,10 @@ def _numeric(value: Any, where: str) -> np.ndarray:
     if array.dtype.kind not in "iuf":
         raise InvalidInput(f"{where}: expected numbers, got {_kind(array)}")
     array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise InvalidInput(f"{where}: values must be finite")
-    if array.size and (array.min() < LOW or array.max() > HIGH):
+    # Written so that NaN fails too (every comparison with NaN is false); +-inf is out of range.
+    if array.size and not (array.min() >= LOW and array.max() <= HIGH):
+        if not np.isfinite(array).all():
+            raise InvalidInput(f"{where}: values must be finite")
         raise InvalidInput(f"{where}: values must lie in [{LOW:g}, {HIGH:g}] (pixel / 255)")
     return array
 

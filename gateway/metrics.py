@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -163,6 +164,31 @@ class Metrics:
             registry=r,
         )
         self.reloads = Counter("gateway_routing_reloads", "Routing file reloads", ["outcome"], registry=r)
+        self.batch_size = Histogram(
+            "gateway_batch_size",
+            "Images per backend call made by the gateway's micro-batcher",
+            ["model", "backend"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.batch_requests = Histogram(
+            "gateway_batch_requests",
+            "Client requests merged into one backend call by the micro-batcher",
+            ["model", "backend"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.batch_queue_delay = Histogram(
+            "gateway_batch_queue_delay_seconds",
+            "Time a request waited in the micro-batcher before its backend call started",
+            ["model", "backend"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        # Label lookups cost more than the updates; the hot paths keep their children here.
+        # Plain dicts: a lost race only builds the same child twice (prometheus_client dedupes it).
+        self._request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any, Any]] = {}
+        self._attempt_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     # -- request level ------------------------------------------------------------------
 
@@ -176,10 +202,26 @@ class Metrics:
         total_s: float,
         backend_s: float,
     ) -> None:
-        self.requests.labels(endpoint, model, backend, version, str(status)).inc()
-        self.duration.labels(endpoint, model, backend).observe(total_s)
+        key = (endpoint, model, backend, version, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(endpoint, model, backend, version, str(status)),
+                self.duration.labels(endpoint, model, backend),
+                self.overhead.labels(endpoint, model, backend),
+            )
+        requests, duration, overhead = children
+        requests.inc()
+        duration.observe(total_s)
         if backend_s > 0:
-            self.overhead.labels(endpoint, model, backend).observe(max(total_s - backend_s, 0.0))
+            overhead.observe(max(total_s - backend_s, 0.0))
+
+    def batch(self, model: str, backend: str, images: int, requests: int) -> None:
+        self.batch_size.labels(model, backend).observe(images)
+        self.batch_requests.labels(model, backend).observe(requests)
+
+    def queue_delay(self, model: str, backend: str, seconds: float) -> None:
+        self.batch_queue_delay.labels(model, backend).observe(seconds)
 
     def routing_reload(self, outcome: str) -> None:
         self.reloads.labels(outcome).inc()
@@ -187,8 +229,15 @@ class Metrics:
     # -- RouterObserver -----------------------------------------------------------------
 
     def attempt(self, model: str, backend: str, version: str, seconds: float, status: int) -> None:
-        self.attempts.labels(model, backend, version, str(status)).inc()
-        self.backend_duration.labels(model, backend, str(status)).observe(seconds)
+        key = (model, backend, version, status)
+        children = self._attempt_children.get(key)
+        if children is None:
+            children = self._attempt_children[key] = (
+                self.attempts.labels(model, backend, version, str(status)),
+                self.backend_duration.labels(model, backend, str(status)),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def failover(self, model: str, from_backend: str, to_backend: str) -> None:
         self.failovers.labels(model, from_backend, to_backend).inc()

@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, Protocol, TypeVar
@@ -22,6 +22,7 @@ from typing import ParamSpec, Protocol, TypeVar
 import numpy as np
 
 from gateway.backends import BackendPool, Prediction
+from gateway.batching import MicroBatcher
 from gateway.errors import DeadlineExceeded, GatewayError, InvalidInput, NotFound, Unavailable
 from gateway.routing import ModelRoute, RetryBudgetConfig, RoutingTable
 
@@ -53,8 +54,9 @@ class Selection:
     label: str | None = None
     backend: str | None = None
     """Explicit choice: a backend name or a framework ("tensorflow", "pytorch"); disables failover."""
-    headers: dict[str, str] = field(default_factory=dict)
-    """Request headers, lower-cased names (the sticky key header is looked up here)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Request headers; the sticky key header is looked up here by its lower-cased name, so a plain
+    dict needs lower-case keys (Werkzeug's headers match any case)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class RouterObserver(Protocol):
     def shadow(
         self, model: str, primary: str, shadow: str, outcome: str, seconds: float, agreed: int, total: int
     ) -> None: ...
+    def batch(self, model: str, backend: str, images: int, requests: int) -> None: ...
+    def queue_delay(self, model: str, backend: str, seconds: float) -> None: ...
 
 
 class NullObserver:
@@ -88,6 +92,12 @@ class NullObserver:
     def shadow(
         self, model: str, primary: str, shadow: str, outcome: str, seconds: float, agreed: int, total: int
     ) -> None:
+        pass
+
+    def batch(self, model: str, backend: str, images: int, requests: int) -> None:
+        pass
+
+    def queue_delay(self, model: str, backend: str, seconds: float) -> None:
         pass
 
 
@@ -207,6 +217,7 @@ class Router:
         self._budget_lock = threading.Lock()
         self._shadow_executor = shadow_executor
         self._shadow_slots = threading.BoundedSemaphore(shadow_max_inflight)
+        self._batchers: dict[tuple[str, str, int | None], MicroBatcher] = {}
 
     # -- choosing -----------------------------------------------------------------------
 
@@ -291,9 +302,7 @@ class Router:
                 self._observer.failover(route.name, attempts[-1], name)
             attempts.append(name)
             try:
-                prediction = self._attempt(
-                    route.name, name, images, version, min(left, self._attempt_timeout)
-                )
+                prediction = self._attempt(route, name, images, version, min(left, self._attempt_timeout))
             except GatewayError as exc:
                 if not exc.retryable:
                     raise
@@ -306,8 +315,35 @@ class Router:
         raise Unavailable(f"no backend available for model {route.name!r}")  # pragma: no cover
 
     def _attempt(
+        self, route: ModelRoute, name: str, images: np.ndarray, version: int | None, timeout: float
+    ) -> Prediction:
+        """One try at one backend: alone, or through the micro-batcher when the route batches."""
+        if not route.batching.enabled:
+            return self._call(route.name, name, images, version, timeout)
+        return self._batcher(route, name, version).run(images, timeout)
+
+    def _batcher(self, route: ModelRoute, name: str, version: int | None) -> MicroBatcher:
+        key = (route.name, name, version)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            with self._budget_lock:
+                batcher = self._batchers.get(key)
+                if batcher is None:
+                    model = route.name
+
+                    def call(images: np.ndarray, timeout: float) -> Prediction:
+                        return self._call(model, name, images, version, timeout)
+
+                    batcher = MicroBatcher(model, name, route.batching, call, self._observer, self._clock)
+                    self._batchers[key] = batcher
+        if batcher.config != route.batching:
+            batcher.configure(route.batching)  # the routing file changed
+        return batcher
+
+    def _call(
         self, model: str, name: str, images: np.ndarray, version: int | None, timeout: float
     ) -> Prediction:
+        """One upstream call, counted and translated; the backend's health is updated."""
         backend = self._pool.get(name)
         started = time.perf_counter()
         try:
@@ -381,7 +417,12 @@ class Router:
         finally:
             self._shadow_slots.release()
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 5.0) -> None:
+        """Let queued batches finish (up to ``drain_s`` in all), then stop the shadow pool."""
+        until = self._clock() + drain_s
+        for batcher in list(self._batchers.values()):
+            if not batcher.close(max(until - self._clock(), 0.0)):
+                log.warning("batch queue of %s/%s did not drain in time", batcher.model, batcher.backend)
         if self._shadow_executor is not None:
             self._shadow_executor.shutdown(wait=False, cancel_futures=True)
 

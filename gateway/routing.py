@@ -11,6 +11,7 @@ Shape (see ``gateway/routing.example.yaml``)::
         shadow: {percent: 10, backend: torchserve-rest}       # mirror a share to another backend
         failover: true                                        # try the other framework on failure
         retry_budget: {ratio: 0.2, min_retries: 3, window_s: 10}
+        batching: {enabled: true, max_batch: 32, max_delay_ms: 1}   # gateway micro-batching
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ModelRoute", "RetryBudgetConfig", "RoutingError", "RoutingSource", "RoutingTable", "ShadowConfig"]
+__all__ = [
+    "BatchingConfig",
+    "ModelRoute",
+    "RetryBudgetConfig",
+    "RoutingError",
+    "RoutingSource",
+    "RoutingTable",
+    "ShadowConfig",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,18 @@ class RetryBudgetConfig:
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """Gateway micro-batching (``gateway.batching``): requests that arrive while a call to the same
+    backend and version is in flight share the next call."""
+
+    enabled: bool = False
+    max_batch: int = 32
+    """Most images in one backend call; a single request larger than this goes alone."""
+    max_delay_ms: float = 1.0
+    """Longest a batch may wait to fill, and only when requests are already queued (never a lone one)."""
+
+
+@dataclass(frozen=True)
 class ModelRoute:
     name: str
     backends: dict[str, float]
@@ -61,6 +82,7 @@ class ModelRoute:
     shadow: ShadowConfig = ShadowConfig()
     failover: bool = True
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+    batching: BatchingConfig = BatchingConfig()
 
 
 @dataclass(frozen=True)
@@ -105,7 +127,7 @@ def _weights(value: Any, where: str) -> dict[str, float]:
 def _parse_route(name: str, spec: Any, where: str, known: set[str]) -> ModelRoute:
     if not isinstance(spec, dict):
         raise RoutingError(f"{where}: expected a mapping")
-    allowed = {"backends", "versions", "labels", "sticky_header", "shadow", "failover", "retry_budget"}
+    allowed = {"backends", "versions", "labels", "sticky_header", "shadow", "failover", "retry_budget", "batching"}
     if extra := sorted(set(spec) - allowed):
         raise RoutingError(f"{where}: unknown key(s) {extra}")
     backends = _weights(spec.get("backends"), f"{where}.backends")
@@ -146,7 +168,31 @@ def _parse_route(name: str, spec: Any, where: str, known: set[str]) -> ModelRout
         shadow=shadow,
         failover=failover,
         retry_budget=budget,
+        batching=_parse_batching(spec.get("batching"), f"{where}.batching"),
     )
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _parse_batching(spec: Any, where: str) -> BatchingConfig:
+    if spec is None:
+        return BatchingConfig()
+    if not isinstance(spec, dict):
+        raise RoutingError(f"{where}: expected a mapping with enabled, max_batch, max_delay_ms")
+    if extra := sorted(set(spec) - {"enabled", "max_batch", "max_delay_ms"}):
+        raise RoutingError(f"{where}: unknown key(s) {extra}")
+    enabled = spec.get("enabled", True)
+    max_batch = spec.get("max_batch", BatchingConfig.max_batch)
+    max_delay_ms = spec.get("max_delay_ms", BatchingConfig.max_delay_ms)
+    if not isinstance(enabled, bool):
+        raise RoutingError(f"{where}.enabled: true or false")
+    if not _number(max_batch) or int(max_batch) != max_batch or not 1 <= max_batch <= 1024:
+        raise RoutingError(f"{where}.max_batch: an integer from 1 to 1024")
+    if not _number(max_delay_ms) or not 0 <= max_delay_ms <= 1000:
+        raise RoutingError(f"{where}.max_delay_ms: a number of milliseconds from 0 to 1000")
+    return BatchingConfig(enabled=enabled, max_batch=int(max_batch), max_delay_ms=float(max_delay_ms))
 
 
 def _parse_shadow(spec: Any, where: str, known: set[str]) -> ShadowConfig:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gateway.backends import Backend, BackendPool
+from gateway.codecs import Limits
 from gateway.errors import NotFound, OverCapacity
 from gateway.metrics import Metrics
 from gateway.router import HealthCache, Routed, Router, Selection
@@ -67,6 +68,7 @@ class Gateway:
             shadow_max_inflight=settings.shadow_max_inflight,
         )
         self._slots = threading.BoundedSemaphore(settings.max_inflight)
+        self.limits = Limits(settings.max_instances, settings.max_json_depth, settings.max_image_side)
 
     # -- requests -----------------------------------------------------------------------
 
