@@ -62,8 +62,9 @@ gateway: $(STAMP)  ## run the gateway (gunicorn): to `make serve`'s servers if r
 	  $(BIN)/python -m gateway; \
 	fi
 
-bench-gateway: $(STAMP)  ## measure gateway-added latency and throughput ratio on loopback
-	$(BIN)/python -m gateway.bench
+BENCH_ARGS ?=
+bench-gateway: $(STAMP)  ## the gateway's cost per backend: added latency, throughput ratio, CPU/request, batching, profile (~4 min)
+	$(BIN)/python -m loadtests bench-gateway $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

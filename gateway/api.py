@@ -86,7 +86,7 @@ def _selection(call: _Call, model: str, version: int | None = None, label: str |
         raise NotFound("unknown label")
     headers = request.headers
     explicit = headers.get(BACKEND_HEADER) or request.args.get("backend") or None
-    return Selection(model, call.deadline, version, label, explicit, headers)
+    return Selection(model, call.deadline, version, label, explicit, headers)  # type: ignore[arg-type]
 
 
 # -- predict --------------------------------------------------------------------------------

@@ -189,6 +189,7 @@ class Metrics:
         # Plain dicts: a lost race only builds the same child twice (prometheus_client dedupes it).
         self._request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any, Any]] = {}
         self._attempt_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._batcher_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
     # -- request level ------------------------------------------------------------------
 
@@ -217,11 +218,22 @@ class Metrics:
             overhead.observe(max(total_s - backend_s, 0.0))
 
     def batch(self, model: str, backend: str, images: int, requests: int) -> None:
-        self.batch_size.labels(model, backend).observe(images)
-        self.batch_requests.labels(model, backend).observe(requests)
+        size, merged, _ = self._batch_children(model, backend)
+        size.observe(images)
+        merged.observe(requests)
 
     def queue_delay(self, model: str, backend: str, seconds: float) -> None:
-        self.batch_queue_delay.labels(model, backend).observe(seconds)
+        self._batch_children(model, backend)[2].observe(seconds)
+
+    def _batch_children(self, model: str, backend: str) -> tuple[Any, Any, Any]:
+        children = self._batcher_children.get((model, backend))
+        if children is None:
+            children = self._batcher_children[(model, backend)] = (
+                self.batch_size.labels(model, backend),
+                self.batch_requests.labels(model, backend),
+                self.batch_queue_delay.labels(model, backend),
+            )
+        return children
 
     def routing_reload(self, outcome: str) -> None:
         self.reloads.labels(outcome).inc()

@@ -322,6 +322,11 @@ class Router:
             return self._call(route.name, name, images, version, timeout)
         return self._batcher(route, name, version).run(images, timeout)
 
+    def batch_pending(self, model: str, backend: str, version: int | None = None) -> int:
+        """Requests waiting in one batch queue now (0 when that queue does not exist)."""
+        batcher = self._batchers.get((model, backend, version))
+        return batcher.pending() if batcher is not None else 0
+
     def _batcher(self, route: ModelRoute, name: str, version: int | None) -> MicroBatcher:
         key = (route.name, name, version)
         batcher = self._batchers.get(key)

@@ -127,7 +127,16 @@ def _weights(value: Any, where: str) -> dict[str, float]:
 def _parse_route(name: str, spec: Any, where: str, known: set[str]) -> ModelRoute:
     if not isinstance(spec, dict):
         raise RoutingError(f"{where}: expected a mapping")
-    allowed = {"backends", "versions", "labels", "sticky_header", "shadow", "failover", "retry_budget", "batching"}
+    allowed = {
+        "backends",
+        "versions",
+        "labels",
+        "sticky_header",
+        "shadow",
+        "failover",
+        "retry_budget",
+        "batching",
+    }
     if extra := sorted(set(spec) - allowed):
         raise RoutingError(f"{where}: unknown key(s) {extra}")
     backends = _weights(spec.get("backends"), f"{where}.backends")

@@ -101,7 +101,7 @@ class CompareConfig:
     pin: str = "auto"
     threads: int = 1
     gateway_workers: int = 1
-    gateway_threads: int = 8
+    gateway_threads: int = 4
     ts_workers: int = 1
     start_timeout: float = 180.0
     out: Path = Path("reports")
@@ -285,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     servers = parser.add_argument_group("servers started with --start")
     servers.add_argument("--threads", type=int, default=1, help="intra-op threads of every framework")
-    servers.add_argument("--gateway-workers", type=int, default=1, help="gunicorn workers")
-    servers.add_argument("--gateway-threads", type=int, default=8, help="threads per gunicorn worker")
+    servers.add_argument("--gateway-workers", type=int, default=1, help="gateway worker processes")
+    servers.add_argument("--gateway-threads", type=int, default=4, help="threads per gateway worker")
     servers.add_argument("--ts-workers", type=int, default=1, help="TorchServe workers per model version")
     servers.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for readiness")
 

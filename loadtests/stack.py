@@ -1,10 +1,10 @@
 """Start the whole local stack on free loopback ports, and stop every process of it.
 
 TorchServe and TF Serving (the official binary when installed, else the project's named stand-in)
-start through their launchers in ``serving``; the gateway (``python -m gateway`` under gunicorn) and
+start through their launchers in ``serving``; the gateway (``python -m gateway`` under granian) and
 the null endpoints start through the same ``serving.process.start_server``, so each component runs
 as its own process group with a record in ``<run_dir>/pids`` and :meth:`LocalStack.stop` ends whole
-groups (TorchServe's Python workers, gunicorn's workers) and then checks that nothing is left.
+groups (TorchServe's Python workers, the gateway's workers) and then checks that nothing is left.
 A component that cannot start is reported with its reason; the comparison then skips its targets.
 """
 
@@ -63,7 +63,7 @@ class StackOptions:
     threads: int = 1
     """Intra-op threads of every framework (TorchServe's torch, TF Serving, the embedded backends)."""
     gateway_workers: int = 1
-    gateway_threads: int = 8
+    gateway_threads: int = 4
     ts_workers: int = 1
     start_timeout_s: float = 180.0
     components: tuple[str, ...] = ("torchserve", "tfserving", GATEWAY, NULLSERVER)
@@ -228,7 +228,7 @@ def _launch(serving: ServingSettings, name: str, command: list[str], env: dict[s
 
 def _implementation(name: str) -> str:
     if name == GATEWAY:
-        return "mnist-serving-gateway (Flask under gunicorn)"
+        return "mnist-serving-gateway (Flask under granian)"
     return "loadtests null endpoints (asyncio HTTP/1.1, grpcio)"
 
 

@@ -29,7 +29,9 @@ def _store_root(settings: Settings) -> Path:
 def _tfserving_rest(name: str, settings: Settings) -> Backend:
     from gateway.backends.tfserving import TFServingRestBackend
 
-    return TFServingRestBackend(name, settings.tfserving_rest_url, CurlTransport(settings.backend_max_response_bytes))
+    return TFServingRestBackend(
+        name, settings.tfserving_rest_url, CurlTransport(settings.backend_max_response_bytes)
+    )
 
 
 def _tfserving_grpc(name: str, settings: Settings) -> Backend:

@@ -1,4 +1,4 @@
-"""``python -m gateway`` under real gunicorn on a free port: routing reload, multi-worker metrics, SIGTERM.
+"""``python -m gateway`` under its real server (granian) on a free port: routing reload, metrics, SIGTERM.
 
 The pytorch-side backend is a fake TorchServe (its REST protocol, in this process) so that the routing
 switch is visible; the other is the embedded TorchScript model from a real export.
@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ pytestmark = pytest.mark.integration
 BODY = json.dumps({"instances": [[0.0] * 784]}).encode()
 
 
-def post(base: str, path: str = "/v1/models/mnist:predict") -> tuple[int, dict[str, str]]:
+def post(base: str, path: str = "/v1/models/mnist:predict") -> tuple[int, Message]:
     request = urllib.request.Request(base + path, BODY, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, dict(response.headers)
+        return response.status, response.headers  # an email Message: names match in any case
 
 
 def routing(path: Path, backend: str) -> None:

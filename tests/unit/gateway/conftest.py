@@ -25,10 +25,13 @@ class FakeBackend(Backend):
         self.error: Exception | None = None
         self.ready = True
         self.calls = 0
+        self.sizes: list[int] = []
+        """Images per call, in call order."""
         self.hook: Callable[[], None] | None = None
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         self.calls += 1
+        self.sizes.append(len(images))
         if self.hook is not None:
             self.hook()
         if self.error is not None:

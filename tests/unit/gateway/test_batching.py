@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from gateway.app import create_app
 from gateway.backends import Prediction
 from gateway.batching import MicroBatcher
 from gateway.errors import DeadlineExceeded, Unavailable
-from gateway.routing import BatchingConfig
+from gateway.routing import BatchingConfig, RoutingError, RoutingTable
+from gateway.settings import Settings
+from tests.unit.gateway.conftest import FakeBackend
 
 WAIT_S = 5.0
 
@@ -106,7 +112,8 @@ def queue(batcher: MicroBatcher, tags: list[float], timeout: float = WAIT_S) -> 
         client = Client(batcher, image(tag), timeout)
         client.start()
         clients.append(client)
-        until(lambda n=before + len(clients): batcher.pending() == n, "the request to queue")
+        expected = before + len(clients)
+        until(lambda n=expected: batcher.pending() == n, "the request to queue")
     return clients
 
 
@@ -227,3 +234,86 @@ def test_configure_takes_effect_on_the_next_batch() -> None:
     first.finish()
     assert all(c.finish().result is not None for c in waiting)
     assert [len(c) for c in backend.calls] == [1, 1, 1, 1]
+
+
+# -- through the app: validation before merging, and the routing file's policy reloaded live --------
+
+VALID = {"instances": [[0.0] * 784]}
+
+
+def post(app: Any, body: object, results: list[int]) -> threading.Thread:
+    def send() -> None:
+        client = app.test_client()
+        results.append(client.post("/v1/models/mnist:predict", json=body).status_code)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def routing_file(path: Path, batching: dict[str, object]) -> Path:
+    path.write_text(json.dumps({"models": {"mnist": {"backends": {"tf": 1}, "batching": batching}}}))
+    return path
+
+
+def test_through_the_app_a_bad_request_never_reaches_the_batch_and_the_policy_reloads_live(
+    tmp_path: Path,
+) -> None:
+    backend = FakeBackend("tf", "tensorflow")
+    gate = threading.Event()
+    backend.hook = lambda: None if backend.calls > 1 else gate.wait(WAIT_S) and None
+    routing = routing_file(tmp_path / "routing.yaml", {"max_batch": 8, "max_delay_ms": 0})
+    settings = Settings(warmup=False, routing_file=routing, admin_token="t")
+    app = create_app(settings, backends={"tf": backend})
+    router = app.extensions["gateway"].router
+    results: list[int] = []
+    threads = [post(app, VALID, results)]
+    until(lambda: backend.calls == 1, "the first call")
+    threads += [post(app, VALID, results), post(app, VALID, results)]
+    until(lambda: router.batch_pending("mnist", "tf") == 2, "two requests to queue")
+    bad = post(app, {"instances": [[2.0] * 784]}, results)  # out of range: 400 before any batching
+    bad.join(WAIT_S)
+    assert results == [400]
+    gate.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert sorted(results) == [200, 200, 200, 400]
+    assert backend.sizes == [1, 2]
+
+    routing_file(routing, {"enabled": False})
+    reload = app.test_client().post("/admin/reload", headers={"Authorization": "Bearer t"})
+    assert reload.status_code == 200
+    backend.calls, backend.sizes, gate = 0, [], threading.Event()
+    results.clear()
+    threads = [post(app, VALID, results)]
+    until(lambda: backend.calls == 1, "the first call")
+    threads += [post(app, VALID, results), post(app, VALID, results)]
+    until(lambda: backend.calls == 3, "unbatched calls of their own")
+    gate.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert results == [200, 200, 200] and backend.sizes == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("batching", "fragment"),
+    [
+        ("yes", "expected a mapping"),
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_batch": 2.5}, "max_batch"),
+        ({"max_delay_ms": -1}, "max_delay_ms"),
+        ({"enabled": "on"}, "enabled"),
+        ({"size": 3}, "unknown key"),
+    ],
+)
+def test_routing_file_batching_errors_name_the_field(batching: object, fragment: str) -> None:
+    data = {"models": {"mnist": {"backends": {"tf": 1}, "batching": batching}}}
+    with pytest.raises(RoutingError, match=fragment):
+        RoutingTable.parse(data, "routing.yaml", ["tf"])
+
+
+def test_routing_file_batching_defaults() -> None:
+    data = {"models": {"mnist": {"backends": {"tf": 1}, "batching": {}}}}
+    assert RoutingTable.parse(data, "r", ["tf"]).models["mnist"].batching == BatchingConfig(enabled=True)
+    plain = {"models": {"mnist": {"backends": {"tf": 1}}}}
+    assert RoutingTable.parse(plain, "r", ["tf"]).models["mnist"].batching.enabled is False

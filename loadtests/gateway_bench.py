@@ -1,0 +1,621 @@
+"""``python -m loadtests bench-gateway`` (``make bench-gateway``): what the gateway costs, in one run.
+
+It starts the stack it measures through :mod:`loadtests.stack` (TF Serving or its named stand-in,
+TorchServe, the gateway with one worker; servers pinned away from the load generator), plus the
+floor proxy (:mod:`loadtests.floorproxy`, the least any Flask proxy does for the same request), and
+for each backend measures, A B B A (direct, gateway, gateway, direct):
+
+- at 1 client: p50 and p99, so the gateway's added latency is a difference within the run;
+- at ``--clients`` (8): throughput, and CPU per completed request of the gateway's processes and of
+  the server, read from their CPU counters over the measured window (``/proc``);
+- the embedded backends (model in the gateway's process) at both points;
+- gateway micro-batching off and on (the routing file is rewritten; the gateway reloads it) at 1,
+  8 and ``--batch-clients`` (32), beside the server alone at 32;
+- a py-spy profile of the gateway worker under load (top frames in the report), and a ``wrk``
+  cross-check of one point when ``wrk`` is installed.
+
+The load generator is closed-loop Python threads, each with its own connection: libcurl handles for
+REST, grpcio channels for gRPC. It is lighter than Locust per request (CPU per request decides the
+results here) and its own CPU is reported so a saturated generator is never read as server capacity.
+Figures on a shared machine are noisy: read ratios within the run, and run it more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pycurl
+
+from loadtests.cpu import Pinning, cpu_seconds, pinned, plan_pinning, process_cpu_seconds
+from loadtests.environment import describe_machine
+from loadtests.gateway_figures import Step, backend_figures, evaluate_targets, step_from_samples
+from loadtests.grpc_wire import tfserving_codec, torchserve_codec
+from loadtests.payloads import Payloads, payloads_from_store
+from loadtests.prewarm import prewarm
+from loadtests.stack import LocalStack, StackOptions, start_stack
+from model_store import MODEL_NAME, ModelStore, default_root
+from serving.ports import free_port
+from serving.process import group_members, start_server, stop_server
+from serving.settings import LOOPBACK, REPO_ROOT
+from serving.torchserve.tokens import TokenSource
+
+__all__ = ["main"]
+
+Call = Callable[[], None]
+Connect = Callable[[], Call]
+PROXIED = ("tfserving-rest", "tfserving-grpc", "torchserve-rest", "torchserve-grpc")
+EMBEDDED = ("embedded-pytorch", "embedded-tensorflow")
+BATCHED = "tfserving-rest"
+FLOOR = "floorproxy"
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# -- clients --------------------------------------------------------------------------------------
+
+
+def rest_connect(url: str, body: bytes, headers: dict[str, str]) -> Connect:
+    header_lines = [f"{k}: {v}" for k, v in {"Content-Type": "application/json", **headers}.items()]
+
+    def connect() -> Call:
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.URL, url)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.HTTPHEADER, [*header_lines, "Expect:"])
+        curl.setopt(pycurl.POSTFIELDS, body)
+        curl.setopt(pycurl.TIMEOUT_MS, 10_000)
+        chunks: list[bytes] = []
+        curl.setopt(pycurl.WRITEFUNCTION, chunks.append)
+
+        def call() -> None:
+            chunks.clear()
+            curl.perform()
+            status = curl.getinfo(pycurl.RESPONSE_CODE)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}: {b''.join(chunks)[:200]!r}")
+
+        return call
+
+    return connect
+
+
+def grpc_connect(target: str, method: str, request: bytes, metadata: list[tuple[str, str]]) -> Connect:
+    def connect() -> Call:
+        stub = grpc.insecure_channel(target).unary_unary(method, _registered_method=False)
+
+        def call() -> None:
+            stub(request, timeout=10, metadata=metadata)
+
+        return call
+
+    return connect
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Process groups whose CPU is read around each window."""
+
+    gateway: int | None
+    servers: dict[str, int]
+
+
+def closed_loop(
+    connect: Connect, clients: int, seconds: float, settle_s: float
+) -> tuple[list[float], int, float, float]:
+    """Each client sends back to back; only requests that start and end inside the window count.
+
+    Returns (latencies, errors, window start, window end) on ``time.perf_counter``'s clock."""
+    began = time.perf_counter()
+    window = (began + settle_s, began + settle_s + seconds)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+
+    def client(slot: int) -> None:
+        call = connect()
+        mine = latencies[slot]
+        while True:
+            started = time.perf_counter()
+            if started >= window[1]:
+                return
+            try:
+                call()
+            except Exception:
+                errors[slot] += 1
+                continue
+            ended = time.perf_counter()
+            if started >= window[0] and ended <= window[1]:
+                mine.append(ended - started)
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + settle_s + 30)
+    return [x for chunk in latencies for x in chunk], sum(errors), window[0], window[1]
+
+
+class Meter:
+    def __init__(self, groups: Groups, seconds: float, settle_s: float) -> None:
+        self.groups = groups
+        self.seconds = seconds
+        self.settle_s = settle_s
+        self.steps: list[Step] = []
+
+    def _cpu(self, server: str | None) -> tuple[float, float, float]:
+        gateway = cpu_seconds(self.groups.gateway) if self.groups.gateway else 0.0
+        pgid = self.groups.servers.get(server or "")
+        return gateway, cpu_seconds(pgid) if pgid else 0.0, process_cpu_seconds(os.getpid())
+
+    def measure(self, target: str, connect: Connect, clients: int, server: str | None) -> Step:
+        """One window; CPU counters are read when it opens and when it closes."""
+        marks: list[tuple[float, float, float]] = []
+        timer = threading.Thread(target=self._mark, args=(marks, server), daemon=True)
+        timer.start()
+        latencies, errors, _, _ = closed_loop(connect, clients, self.seconds, self.settle_s)
+        timer.join(5)
+        (g0, s0, c0), (g1, s1, c1) = marks if len(marks) == 2 else [(0.0, 0.0, 0.0)] * 2
+        via_gateway = not target.startswith("direct/")
+        step = step_from_samples(
+            target,
+            clients,
+            latencies,
+            errors,
+            self.seconds,
+            g1 - g0 if via_gateway and self.groups.gateway else None,
+            s1 - s0 if server in self.groups.servers else None,
+            c1 - c0,
+        )
+        self.steps.append(step)
+        cpu = f"  gateway CPU {step.gateway_cpu_ms:.3f} ms/req" if step.gateway_cpu_ms is not None else ""
+        say(
+            f"  {target:28} {clients:>3} clients  p50 {step.p50_ms:7.3f} ms  p99 {step.p99_ms:7.3f} ms  "
+            f"{step.rps:7.0f} req/s{cpu}{f'  {errors} ERRORS' if errors else ''}"
+        )
+        return step
+
+    def _mark(self, marks: list[tuple[float, float, float]], server: str | None) -> None:
+        time.sleep(self.settle_s)
+        marks.append(self._cpu(server))
+        time.sleep(self.seconds)
+        marks.append(self._cpu(server))
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    stack: LocalStack
+    payloads: Payloads
+    pinning: Pinning
+    out: Path
+    token: str
+
+    @property
+    def gateway_url(self) -> str:
+        return f"{self.stack.endpoints.gateway_url}/v1/models/{MODEL_NAME}:predict"
+
+    def direct(self, backend: str) -> Connect:
+        endpoints, digit = self.stack.endpoints, self.payloads.digits[0]
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if backend == "tfserving-rest":
+            return rest_connect(
+                f"{endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict", digit.rest_body(), {}
+            )
+        if backend == "torchserve-rest":
+            return rest_connect(
+                f"{endpoints.torchserve_url}/predictions/{MODEL_NAME}", digit.rest_body(), auth
+            )
+        codec = tfserving_codec(MODEL_NAME) if backend == "tfserving-grpc" else torchserve_codec(MODEL_NAME)
+        target = (
+            endpoints.tfserving_grpc_target
+            if backend == "tfserving-grpc"
+            else endpoints.torchserve_grpc_target
+        )
+        metadata = (
+            [("authorization", auth["Authorization"])] if auth and backend.startswith("torchserve") else []
+        )
+        return grpc_connect(target, codec.method, codec.request(digit), metadata)
+
+    def via_gateway(self, backend: str) -> Connect:
+        return rest_connect(
+            self.gateway_url, self.payloads.digits[0].rest_body(), {"X-Gateway-Backend": backend}
+        )
+
+    def server_of(self, backend: str) -> str | None:
+        return backend.split("-", 1)[0] if backend in PROXIED else None
+
+
+def _available(stack: LocalStack, backends: tuple[str, ...]) -> list[str]:
+    return [b for b in backends if b.split("-", 1)[0] in stack.records]
+
+
+def _measure_pairs(bench: Bench, meter: Meter, backends: list[str]) -> None:
+    clients = bench.args.clients
+    for backend in backends:
+        server = bench.server_of(backend)
+        say(f"{backend}: direct, gateway, gateway, direct")
+        for path in ("direct", "gateway", "gateway", "direct"):
+            connect = bench.direct(backend) if path == "direct" else bench.via_gateway(backend)
+            for n in (1, clients):
+                meter.measure(f"{path}/{backend}", connect, n, server)
+
+
+def _measure_embedded(bench: Bench, meter: Meter) -> None:
+    say("embedded backends (the model runs in the gateway's process)")
+    for backend in EMBEDDED:
+        for _ in range(2):
+            for n in (1, bench.args.clients):
+                meter.measure(f"gateway/{backend}", bench.via_gateway(backend), n, None)
+
+
+def _set_batching(bench: Bench, enabled: bool) -> None:
+    """Rewrite the routing file; wait until the gateway has reloaded it (its reload counter moves)."""
+    path = bench.stack.run_dir / "routing.yaml"
+    routing = json.loads(path.read_text())
+    policy = routing["models"][MODEL_NAME]
+    policy["batching"] = {
+        "enabled": enabled,
+        "max_batch": bench.args.max_batch,
+        "max_delay_ms": bench.args.max_delay_ms,
+    }
+    before = _reloads(bench)
+    path.write_text(json.dumps(routing, indent=2))
+    deadline = time.monotonic() + 15
+    while _reloads(bench) <= before:  # a worker looks at the file when it serves a request
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not reload its routing file within 15 s")
+        time.sleep(0.2)
+
+
+def _reloads(bench: Bench) -> float:
+    """Successful routing reloads so far; asking for the model list makes a worker check the file."""
+    import urllib.request
+
+    base = bench.stack.endpoints.gateway_url
+    with urllib.request.urlopen(f"{base}/v1/models", timeout=5) as answer:
+        answer.read()
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    match = re.search(r'^gateway_routing_reloads_total\{outcome="ok"\} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _measure_batching(bench: Bench, meter: Meter) -> None:
+    """Off and on alternate (A B B A) at 1 client, where the difference is small and the noise is not;
+    then the loaded points, with the server alone at the widest one."""
+    wide = bench.args.batch_clients
+    server = bench.server_of(BATCHED)
+    connect = bench.via_gateway(BATCHED)
+    say(f"gateway micro-batching, {BATCHED}: off / on (max_batch {bench.args.max_batch})")
+    try:
+        for enabled in (False, True, True, False):
+            _set_batching(bench, enabled)
+            meter.measure(f"{'batched' if enabled else 'gateway'}/{BATCHED}", connect, 1, server)
+        meter.measure(f"gateway/{BATCHED}", connect, wide, server)
+        _set_batching(bench, True)
+        for n in (bench.args.clients, wide):
+            meter.measure(f"batched/{BATCHED}", connect, n, server)
+    finally:
+        _set_batching(bench, False)
+    meter.measure(f"direct/{BATCHED}", bench.direct(BATCHED), wide, server)
+
+
+@contextmanager
+def _floor_proxy(bench: Bench) -> Iterator[str]:
+    port = free_port()
+    backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
+    command += ["--blocking-threads", "4", "--host", LOOPBACK, "--port", str(port), "--no-ws"]
+    command += ["--log-level", "warning", "loadtests.floorproxy:create_app"]
+    with pinned(bench.pinning.servers if bench.pinning.active else None):
+        start_server(
+            FLOOR,
+            command,
+            run_dir=bench.stack.run_dir,
+            log_file=bench.stack.run_dir / FLOOR / f"{FLOOR}.log",
+            cwd=REPO_ROOT,
+            env={**os.environ, "FLOOR_BACKEND_URL": backend},
+            info={"implementation": "minimal Flask proxy under granian"},
+        )
+    try:
+        url = f"http://{LOOPBACK}:{port}/v1/models/{MODEL_NAME}:predict"
+        deadline = time.monotonic() + 30
+        probe = rest_connect(url, bench.payloads.digits[0].rest_body(), {})()
+        while True:
+            try:
+                probe()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield url
+    finally:
+        stop_server(bench.stack.run_dir, FLOOR, grace_s=10)
+
+
+def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
+    say("floor: a minimal Flask proxy (granian, libcurl) in front of tfserving-rest")
+    with _floor_proxy(bench) as url:
+        record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
+        pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
+        floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
+        connect = rest_connect(url, bench.payloads.digits[0].rest_body(), {})
+        one = floor_meter.measure(f"floor/{BATCHED}", connect, 1, "tfserving")
+        many = floor_meter.measure(f"floor/{BATCHED}", connect, bench.args.clients, "tfserving")
+        meter.steps.extend(floor_meter.steps)
+    return {"p50_ms_1_client": one.p50_ms, "cpu_ms_per_request": many.gateway_cpu_ms, "rps": many.rps}
+
+
+def _worker_pid(stack: LocalStack) -> int | None:
+    record = stack.records.get("gateway")
+    if record is None:
+        return None
+    workers = [pid for pid in group_members(record.pid) if pid != record.pid]
+    return workers[0] if workers else None
+
+
+def _profile(bench: Bench, meter: Meter) -> dict[str, object]:
+    """py-spy (GIL-holding samples only, i.e. where the worker spends CPU) during a loaded window."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    worker = _worker_pid(bench.stack)
+    if worker is None or not Path(spy).exists():
+        return {"skipped": "py-spy or the gateway worker not found"}
+    raw = bench.out / "profile.txt"
+    seconds = max(int(bench.args.seconds), 3)
+    command = [spy, "record", "-p", str(worker), "-d", str(seconds), "-r", "250", "--gil", "--nonblocking"]
+    command += ["-f", "raw", "-o", str(raw)]
+    spy_run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    closed_loop(bench.via_gateway(BATCHED), bench.args.clients, seconds, 0.0)
+    _, error = spy_run.communicate(timeout=60)
+    if spy_run.returncode != 0 or not raw.exists():
+        return {"skipped": f"py-spy failed: {error.decode(errors='replace')[-300:]}"}
+    return summarize_profile(raw.read_text())
+
+
+def summarize_profile(raw: str, top: int = 15) -> dict[str, object]:
+    """py-spy's raw (collapsed) stacks -> top frames by own samples and the gateway's own functions
+    by inclusive samples, in percent of all samples."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame(f) for f in stack.split(";")]
+        own[frames[-1]] += count
+        for frame in set(frames):
+            if frame.startswith(("gateway/", "flask/", "werkzeug/", "granian/", "gunicorn/")):
+                inclusive[frame] += count
+    if total == 0:
+        return {"samples": 0}
+    share = lambda n: round(100.0 * n / total, 1)  # noqa: E731
+    return {
+        "samples": total,
+        "self": [[frame, share(n)] for frame, n in own.most_common(top)],
+        "inclusive": [[frame, share(n)] for frame, n in inclusive.most_common(top)],
+    }
+
+
+def _frame(text: str) -> str:
+    """``function (path/to/module.py:12)`` -> ``package/module.py:function``."""
+    name, _, where = text.partition(" (")
+    path = where.split(":")[0]
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if len(parts) >= 2 else path
+    return f"{short}:{name.strip()}"
+
+
+def _wrk(bench: Bench, steps: list[Step]) -> dict[str, object]:
+    """One point with an independent generator: wrk, 1 connection, gateway -> tfserving-rest."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (Debian package wrk)"}
+    body = bench.out / "wrk-body.json"
+    body.write_bytes(bench.payloads.digits[0].rest_body())
+    script = bench.out / "wrk.lua"
+    script.write_text(
+        f'local f = io.open("{body}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["X-Gateway-Backend"] = "{BATCHED}"\n'
+    )
+    seconds = max(int(bench.args.seconds), 2)
+    command = [wrk, "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", str(script), bench.gateway_url]
+    with pinned(bench.pinning.generator if bench.pinning.active else None):
+        output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
+    match = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if not match:
+        return {"skipped": f"could not read wrk's output: {output[-300:]}"}
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+    ours = [s.p50_ms for s in steps if s.target == f"gateway/{BATCHED}" and s.clients == 1]
+    return {
+        "tool": "wrk",
+        "target": f"gateway/{BATCHED}",
+        "p50_ms": float(match.group(1)) * scale,
+        "ours_p50_ms": ours,
+    }
+
+
+def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
+    args = bench.args
+    figures = [backend_figures(steps, b, 1, args.clients) for b in dict.fromkeys(s.backend for s in steps)]
+    figures = [f for f in figures if f.backend != BATCHED or f.gateway_p50_ms is not None]
+    lines = evaluate_targets(figures, steps, BATCHED, args.batch_clients)
+    say("")
+    say(
+        f"Gateway cost per backend ({args.seconds:g} s windows, {args.clients} clients for throughput; "
+        "medians of A B B A)"
+    )
+    say(
+        f"{'backend':20}{'direct p50':>11}{'gw p50':>9}{'added p50':>10}{'added p99':>10}"
+        f"{'direct/s':>9}{'gw/s':>7}{'ratio':>7}{'gw CPU ms/req':>14}{'server CPU':>11}"
+    )
+    for f in figures:
+        say(
+            f"{f.backend:20}{_num(f.direct_p50_ms, 11)}{_num(f.gateway_p50_ms, 9)}{_num(f.added_p50_ms, 10)}"
+            f"{_num(f.added_p99_ms, 10)}{_num(f.direct_rps, 9, 0)}{_num(f.gateway_rps, 7, 0)}"
+            f"{_num(f.throughput_ratio, 7, 2)}{_num(f.gateway_cpu_ms, 14)}{_num(f.server_cpu_ms, 11)}"
+        )
+    floor = extras.get("floor")
+    if isinstance(floor, dict):
+        say(
+            "floor (minimal Flask proxy, same server and client): "
+            f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {args.clients} clients, "
+            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client"
+        )
+    say("")
+    say("Targets")
+    for line in lines:
+        verdict = {True: "PASS", False: "MISS", None: "not measured"}[line.passed]
+        say(f"  {verdict:12} {line.figure} [{line.where}]: {_num(line.measured, 0)} (target {line.target})")
+    results = {
+        "format": "gateway-bench/1",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "argv": sys.argv[1:],
+        "environment": {**describe_machine(REPO_ROOT), "pinning": bench.pinning.to_dict()},
+        "servers": bench.stack.describe(),
+        "steps": [s.to_dict() for s in steps],
+        "figures": [f.to_dict() for f in figures],
+        "targets": [line.to_dict() for line in lines],
+        **extras,
+    }
+    (bench.out / "results.json").write_text(json.dumps(results, indent=1))
+    profile = extras.get("profile")
+    if isinstance(profile, dict) and profile.get("self"):
+        say("")
+        say(f"Where the gateway worker's CPU goes (py-spy, {profile['samples']} samples holding the GIL):")
+        for frame, share in profile["inclusive"][:10]:
+            say(f"  {share:5.1f}%  {frame}")
+    say(f"\nResults: {bench.out / 'results.json'}")
+    return 0
+
+
+def _num(value: object, width: int, digits: int = 3) -> str:
+    if not isinstance(value, int | float):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests bench-gateway", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--store", type=Path, default=None, help="model store root (default: the store's default)"
+    )
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured window per step (default 4)")
+    parser.add_argument(
+        "--settle", type=float, default=0.5, help="unmeasured start of each step (default 0.5)"
+    )
+    parser.add_argument("--clients", type=int, default=8, help="clients for throughput and CPU (default 8)")
+    parser.add_argument(
+        "--batch-clients", type=int, default=32, help="clients for the batching step (default 32)"
+    )
+    parser.add_argument("--max-batch", type=int, default=32, help="gateway batching: max images per call")
+    parser.add_argument("--max-delay-ms", type=float, default=1.0, help="gateway batching: max fill delay")
+    parser.add_argument(
+        "--prewarm", type=float, default=10.0, help="seconds of warm-up per server (default 10)"
+    )
+    parser.add_argument(
+        "--no-torchserve", action="store_true", help="skip TorchServe (its JVM takes a while)"
+    )
+    parser.add_argument(
+        "--pin", default="auto", help="auto, off, or SERVER_CPUS:GENERATOR_CPUS (default auto)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "reports", help="report root (default reports/)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    store = ModelStore(args.store or default_root(), MODEL_NAME)
+    if store.latest_version() is None:
+        say(f"error: no model in {store.model_dir}; run `make demo` or `make export` first")
+        return 2
+    from exporters.mnist import load_mnist
+
+    data = load_mnist()
+    payloads = payloads_from_store(store, data.test_images, data.test_labels, count=4)
+    pinning = plan_pinning(args.pin)
+    out = args.out / f"gateway-bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True)
+    components = ("tfserving", "gateway") if args.no_torchserve else ("torchserve", "tfserving", "gateway")
+    say(
+        f"Starting {', '.join(components)} (servers on CPUs {list(pinning.servers)}, "
+        f"load generator on {list(pinning.generator)}; {pinning.note or pinning.mode})"
+    )
+    options = StackOptions(
+        store_root=store.root,
+        run_dir=out / "servers",
+        gateway_workers=1,
+        gateway_threads=4,
+        components=components,
+        pinning=pinning,
+    )
+    stack = start_stack(options, say)
+    try:
+        return _run(args, stack, payloads, pinning, out)
+    finally:
+        say("Stopping what this run started...")
+        leftovers = stack.stop()
+        say(
+            "  error: processes remain: " + ", ".join(leftovers)
+            if leftovers
+            else "  stopped (no process remains)"
+        )
+
+
+def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinning: Pinning, out: Path) -> int:
+    if "gateway" not in stack.records or "tfserving" not in stack.records:
+        say(f"error: the gateway and TF Serving must run for this benchmark: {stack.failures}")
+        return 1
+    key_file = stack.endpoints.torchserve_key_file
+    token = TokenSource(Path(key_file)).token() if key_file else ""
+    bench = Bench(args, stack, payloads, pinning, out, token)
+    proxied = _available(stack, PROXIED)
+    say(f"Warming the servers for {args.prewarm:g} s each: {', '.join(proxied)}")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    prewarm(proxied, stack.endpoints, payloads, headers, args.prewarm)
+    for backend in (*proxied, *EMBEDDED):
+        closed_loop(bench.via_gateway(backend), 4, min(args.prewarm, 3.0), 0.0)
+    groups = Groups(stack.records["gateway"].pid, {name: r.pid for name, r in stack.records.items()})
+    meter = Meter(groups, args.seconds, args.settle)
+    if pinning.active:
+        os.sched_setaffinity(0, set(pinning.generator))  # the client threads start after this
+    _measure_pairs(bench, meter, proxied)
+    _measure_embedded(bench, meter)
+    if not args.no_batching:
+        _measure_batching(bench, meter)
+    extras: dict[str, object] = {"floor": _measure_floor(bench, meter)}
+    say("profile of the gateway worker (py-spy) and an independent cross-check (wrk)")
+    extras["profile"] = _profile(bench, meter)
+    extras["crosscheck"] = _wrk(bench, meter.steps)
+    return _report(bench, meter.steps, extras)

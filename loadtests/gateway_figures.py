@@ -1,0 +1,226 @@
+"""The gateway benchmark's arithmetic: steps -> per-backend figures -> targets with pass/miss.
+
+Pure functions over recorded steps (no servers, no clock), so they are tested on recorded samples.
+Every ratio is taken within one run; where a pair was measured twice (A B B A) the median is used.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+__all__ = ["BackendFigures", "Step", "TargetLine", "backend_figures", "evaluate_targets", "step_from_samples"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One measured window: one target at one number of closed-loop clients."""
+
+    target: str
+    """``direct/<backend>``, ``gateway/<backend>``, ``batched/<backend>`` or ``floor/<backend>``."""
+    clients: int
+    seconds: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    gateway_cpu_ms: float | None
+    """Gateway processes' CPU per completed request (None for direct steps)."""
+    server_cpu_ms: float | None
+    """The model server's CPU per completed request (None for embedded backends)."""
+    generator_cpu_pct: float
+    """The load generator's CPU over the window; near 100% the generator, not the server, set the pace."""
+
+    @property
+    def path(self) -> str:
+        return self.target.split("/", 1)[0]
+
+    @property
+    def backend(self) -> str:
+        return self.target.split("/", 1)[1]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def step_from_samples(
+    target: str,
+    clients: int,
+    latencies_s: Sequence[float],
+    errors: int,
+    seconds: float,
+    gateway_cpu_s: float | None,
+    server_cpu_s: float | None,
+    generator_cpu_s: float,
+) -> Step:
+    """Percentiles from raw latencies; CPU seconds over the window spread over the completed requests."""
+    ordered = sorted(latencies_s)
+    count = len(ordered)
+
+    def quantile(q: float) -> float:
+        if not ordered:
+            return float("nan")
+        position = q * (count - 1)
+        low = int(position)
+        high = min(low + 1, count - 1)
+        return 1000.0 * (ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+    def per_request(cpu_s: float | None) -> float | None:
+        return None if cpu_s is None or count == 0 else 1000.0 * cpu_s / count
+
+    return Step(
+        target=target,
+        clients=clients,
+        seconds=seconds,
+        requests=count,
+        errors=errors,
+        p50_ms=quantile(0.50),
+        p99_ms=quantile(0.99),
+        rps=count / seconds if seconds > 0 else 0.0,
+        gateway_cpu_ms=per_request(gateway_cpu_s),
+        server_cpu_ms=per_request(server_cpu_s),
+        generator_cpu_pct=100.0 * generator_cpu_s / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _pick(steps: Sequence[Step], target: str, clients: int) -> list[Step]:
+    return [s for s in steps if s.target == target and s.clients == clients]
+
+
+@dataclass(frozen=True)
+class BackendFigures:
+    backend: str
+    direct_p50_ms: float | None
+    gateway_p50_ms: float | None
+    added_p50_ms: float | None
+    added_p99_ms: float | None
+    direct_rps: float | None
+    gateway_rps: float | None
+    throughput_ratio: float | None
+    gateway_cpu_ms: float | None
+    """Gateway CPU per request at the throughput step, unbatched."""
+    server_cpu_ms: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def backend_figures(
+    steps: Sequence[Step], backend: str, latency_clients: int, load_clients: int
+) -> BackendFigures:
+    """Medians over the A B B A repetitions of one backend, direct vs through the gateway."""
+    direct_1 = _pick(steps, f"direct/{backend}", latency_clients)
+    gateway_1 = _pick(steps, f"gateway/{backend}", latency_clients)
+    direct_n = _pick(steps, f"direct/{backend}", load_clients)
+    gateway_n = _pick(steps, f"gateway/{backend}", load_clients)
+    d50 = _median(s.p50_ms for s in direct_1)
+    g50 = _median(s.p50_ms for s in gateway_1)
+    d99 = _median(s.p99_ms for s in direct_1)
+    g99 = _median(s.p99_ms for s in gateway_1)
+    drps = _median(s.rps for s in direct_n)
+    grps = _median(s.rps for s in gateway_n)
+    return BackendFigures(
+        backend=backend,
+        direct_p50_ms=d50,
+        gateway_p50_ms=g50,
+        added_p50_ms=None if d50 is None or g50 is None else g50 - d50,
+        added_p99_ms=None if d99 is None or g99 is None else g99 - d99,
+        direct_rps=drps,
+        gateway_rps=grps,
+        throughput_ratio=None if not drps or grps is None else grps / drps,
+        gateway_cpu_ms=_median(s.gateway_cpu_ms for s in gateway_n),
+        server_cpu_ms=_median(s.server_cpu_ms for s in direct_n),
+    )
+
+
+@dataclass(frozen=True)
+class TargetLine:
+    figure: str
+    where: str
+    measured: float | None
+    target: str
+    passed: bool | None
+    """None: not measured in this run (the reason is in ``where``)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _line(figure: str, where: str, measured: float | None, op: str, bound: float, unit: str) -> TargetLine:
+    if measured is None:
+        return TargetLine(figure, where, None, f"{op} {bound:g}{unit}", None)
+    passed = measured <= bound if op == "<=" else measured >= bound
+    return TargetLine(figure, where, measured, f"{op} {bound:g}{unit}", passed)
+
+
+def evaluate_targets(
+    figures: Sequence[BackendFigures], steps: Sequence[Step], batched_backend: str, batch_clients: int
+) -> list[TargetLine]:
+    """The issue's targets, one line per backend where they apply."""
+    lines: list[TargetLine] = []
+    proxied = [f for f in figures if not f.backend.startswith("embedded")]
+    for f in proxied:
+        lines.append(
+            _line("gateway CPU per proxied request, unbatched", f.backend, f.gateway_cpu_ms, "<=", 0.4, " ms")
+        )
+    for f in proxied:
+        lines.append(_line("added p50 at 1 client", f.backend, f.added_p50_ms, "<=", 0.5, " ms"))
+    for f in proxied:
+        lines.append(
+            _line("throughput via gateway / direct, unbatched", f.backend, f.throughput_ratio, ">=", 0.65, "")
+        )
+    embedded = next((f for f in figures if f.backend == "embedded-pytorch"), None)
+    lines.append(
+        _line(
+            "embedded PyTorch, CPU per request end to end",
+            "embedded-pytorch",
+            embedded.gateway_cpu_ms if embedded else None,
+            "<=",
+            0.3,
+            " ms",
+        )
+    )
+    batched = _median(s.rps for s in _pick(steps, f"batched/{batched_backend}", batch_clients))
+    direct = _median(s.rps for s in _pick(steps, f"direct/{batched_backend}", batch_clients))
+    lines.append(
+        _line(
+            f"gateway batching, {batch_clients} clients: throughput / direct unbatched",
+            batched_backend,
+            None if batched is None or not direct else batched / direct,
+            ">=",
+            1.5,
+            "",
+        )
+    )
+    batched_p99 = _median(s.p99_ms for s in _pick(steps, f"batched/{batched_backend}", batch_clients))
+    direct_p99 = _median(s.p99_ms for s in _pick(steps, f"direct/{batched_backend}", batch_clients))
+    lines.append(
+        _line(
+            f"gateway batching, {batch_clients} clients: p99 minus direct p99",
+            batched_backend,
+            None if batched_p99 is None or direct_p99 is None else batched_p99 - direct_p99,
+            "<=",
+            0.0,
+            " ms",
+        )
+    )
+    on = _median(s.p50_ms for s in _pick(steps, f"batched/{batched_backend}", 1))
+    off = _median(s.p50_ms for s in _pick(steps, f"gateway/{batched_backend}", 1))
+    lines.append(
+        _line(
+            "gateway batching, 1 client: p50 on minus off",
+            batched_backend,
+            None if on is None or off is None else on - off,
+            "<=",
+            0.05,
+            " ms",
+        )
+    )
+    return lines

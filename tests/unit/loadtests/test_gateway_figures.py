@@ -1,0 +1,95 @@
+"""The gateway benchmark's arithmetic on recorded samples: percentiles, CPU per request, A B B A medians,
+targets with pass/miss, and the profile summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.gateway_bench import summarize_profile
+from loadtests.gateway_figures import Step, backend_figures, evaluate_targets, step_from_samples
+
+
+def step(target: str, clients: int, p50: float, p99: float, rps: float, gw_cpu: float | None = None) -> Step:
+    return Step(target, clients, 4.0, int(rps * 4), 0, p50, p99, rps, gw_cpu, 0.7, 20.0)
+
+
+def test_step_from_samples_percentiles_rate_and_cpu_per_request() -> None:
+    latencies = [0.001 * (i + 1) for i in range(100)]  # 1 .. 100 ms
+    s = step_from_samples("gateway/tfserving-rest", 8, latencies, 2, 4.0, 0.05, 0.2, 1.0)
+    assert s.requests == 100 and s.errors == 2
+    assert s.p50_ms == pytest.approx(50.5)  # linear interpolation between the 50th and 51st
+    assert s.p99_ms == pytest.approx(99.01)
+    assert s.rps == pytest.approx(25.0)
+    assert s.gateway_cpu_ms == pytest.approx(0.5)  # 50 ms of CPU over 100 requests
+    assert s.server_cpu_ms == pytest.approx(2.0)
+    assert s.generator_cpu_pct == pytest.approx(25.0)
+    assert (s.path, s.backend) == ("gateway", "tfserving-rest")
+
+
+def test_no_samples_gives_no_cpu_per_request_instead_of_a_division_error() -> None:
+    s = step_from_samples("direct/x", 1, [], 5, 4.0, None, 0.1, 0.0)
+    assert s.requests == 0 and s.server_cpu_ms is None and s.gateway_cpu_ms is None
+
+
+def test_backend_figures_take_medians_of_the_a_b_b_a_repetitions() -> None:
+    steps = [
+        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
+        step("gateway/tfserving-rest", 1, 1.5, 3.0, 600),
+        step("gateway/tfserving-rest", 1, 1.7, 3.4, 560),
+        step("direct/tfserving-rest", 1, 1.2, 2.2, 880),
+        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
+        step("gateway/tfserving-rest", 8, 7.0, 12.0, 700, gw_cpu=0.35),
+        step("gateway/tfserving-rest", 8, 7.0, 12.0, 660, gw_cpu=0.45),
+        step("direct/tfserving-rest", 8, 5.0, 9.0, 1040),
+    ]
+    f = backend_figures(steps, "tfserving-rest", 1, 8)
+    assert f.direct_p50_ms == pytest.approx(1.1)
+    assert f.gateway_p50_ms == pytest.approx(1.6)
+    assert f.added_p50_ms == pytest.approx(0.5)
+    assert f.added_p99_ms == pytest.approx(3.2 - 2.1)
+    assert f.throughput_ratio == pytest.approx(680 / 1020)
+    assert f.gateway_cpu_ms == pytest.approx(0.4)
+    assert f.server_cpu_ms == pytest.approx(0.7)
+
+
+def test_targets_pass_and_miss_at_their_bounds_and_say_when_unmeasured() -> None:
+    steps = [
+        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
+        step("gateway/tfserving-rest", 1, 1.5, 3.0, 600),  # added p50 0.5: exactly at the bound
+        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
+        step("gateway/tfserving-rest", 8, 7.0, 12.0, 640, gw_cpu=0.41),  # ratio 0.64, CPU 0.41: misses
+        step("gateway/embedded-pytorch", 8, 2.0, 4.0, 2000, gw_cpu=0.3),
+        step("direct/tfserving-rest", 32, 20.0, 40.0, 1000),
+        step("batched/tfserving-rest", 32, 15.0, 39.0, 1600),
+        step("batched/tfserving-rest", 1, 1.56, 3.0, 590),
+    ]
+    figures = [backend_figures(steps, b, 1, 8) for b in ("tfserving-rest", "embedded-pytorch")]
+    lines = {
+        (line.figure, line.where): line for line in evaluate_targets(figures, steps, "tfserving-rest", 32)
+    }
+    verdicts = {figure: line.passed for (figure, _), line in lines.items()}
+    assert verdicts["gateway CPU per proxied request, unbatched"] is False
+    assert verdicts["added p50 at 1 client"] is True
+    assert verdicts["throughput via gateway / direct, unbatched"] is False
+    assert verdicts["embedded PyTorch, CPU per request end to end"] is True
+    assert verdicts["gateway batching, 32 clients: throughput / direct unbatched"] is True  # 1.6
+    assert verdicts["gateway batching, 32 clients: p99 minus direct p99"] is True  # -1 ms
+    assert verdicts["gateway batching, 1 client: p50 on minus off"] is False  # +0.06 ms
+    no_batching = evaluate_targets(figures, steps[:5], "tfserving-rest", 32)
+    assert [line.passed for line in no_batching if "batching" in line.figure] == [None, None, None]
+
+
+def test_profile_summary_counts_own_and_inclusive_samples() -> None:
+    raw = "\n".join(
+        [
+            "run (granian/server.py:10);handle (gateway/api.py:20);send (gateway/backends/http.py:30) 6",
+            "run (granian/server.py:10);handle (gateway/api.py:20);loads (gateway/codecs.py:40) 3",
+            "run (granian/server.py:10);select (selectors.py:1) 1",
+        ]
+    )
+    summary = summarize_profile(raw)
+    assert summary["samples"] == 10
+    assert summary["self"][0] == ["backends/http.py:send", 60.0]  # type: ignore[index]
+    inclusive = dict(summary["inclusive"])  # type: ignore[arg-type]
+    assert inclusive["gateway/api.py:handle"] == 90.0
+    assert inclusive["granian/server.py:run"] == 100.0
