@@ -85,8 +85,11 @@ def _selection(call: _Call, model: str, version: int | None = None, label: str |
     if label is not None and not _LABEL.match(label):
         raise NotFound("unknown label")
     headers = request.headers
-    explicit = headers.get(BACKEND_HEADER) or request.args.get("backend") or None
-    return Selection(model, call.deadline, version, label, explicit, headers)  # type: ignore[arg-type]
+    explicit = headers.get(BACKEND_HEADER)
+    if not explicit and request.environ.get("QUERY_STRING"):  # parsing an empty query costs too
+        explicit = request.args.get("backend")
+    # Werkzeug's headers look names up in any case, as Selection.headers requires.
+    return Selection(model, call.deadline, version, label, explicit or None, headers)  # type: ignore[arg-type]
 
 
 # -- predict --------------------------------------------------------------------------------

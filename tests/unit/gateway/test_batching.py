@@ -121,10 +121,10 @@ def test_a_lone_request_goes_out_at_once_and_alone() -> None:
     backend = GatedBackend()
     backend.release()
     observer = Recorder()
-    batcher = batcher_for(backend, max_delay_ms=50.0, observer=observer)
+    batcher = batcher_for(backend, max_delay_ms=4000.0, observer=observer)
     started = time.monotonic()
     answer = batcher.run(image(0.5), WAIT_S)
-    assert time.monotonic() - started < 0.04  # no batching delay for a lone request
+    assert time.monotonic() - started < 2.0  # far from the 4 s fill delay: a lone request never waits
     assert [len(c) for c in backend.calls] == [1]
     assert answer.probabilities.shape == (1, 10) and answer.probabilities[0, 0] == pytest.approx(0.5)
     assert answer.version == "7"
@@ -218,7 +218,10 @@ def test_under_load_a_leader_waits_up_to_max_delay_for_the_batch_to_fill() -> No
     waiting = queue(batcher, [0.1, 0.2])  # load: two queued behind the call in flight
     backend.release()
     time.sleep(0.05)
-    waiting += queue(batcher, [0.3, 0.4])  # arrive while the next leader waits for more
+    late = [Client(batcher, image(tag)) for tag in (0.3, 0.4)]  # arrive while the next leader waits
+    for client in late:
+        client.start()
+    waiting += late
     first.finish()
     assert all(c.finish().result is not None for c in waiting)
     assert [len(c) for c in backend.calls] == [1, 4]
