@@ -1,6 +1,6 @@
 """The Flask gateway: one API in front of TF Serving and TorchServe.
 
-``create_app(settings)`` builds the WSGI app; ``python -m gateway`` serves it with gunicorn.
+``create_app(settings)`` builds the WSGI app; ``python -m gateway`` serves it with granian (or gunicorn).
 """
 
 from __future__ import annotations

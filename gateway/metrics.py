@@ -1,4 +1,4 @@
-"""Prometheus metrics, correct under multi-worker gunicorn.
+"""Prometheus metrics, correct with several worker processes (granian or gunicorn).
 
 Under ``python -m gateway`` the launcher sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker imports
 prometheus_client, so every worker writes its samples to files there and ``/metrics`` (served by any

@@ -34,7 +34,7 @@ class Settings:
     """Everything the gateway process needs; addresses come only from here (no request picks a host)."""
 
     bind: str = "127.0.0.1:8000"
-    """Address gunicorn listens on, ``host:port``."""
+    """Address the server listens on, ``host:port``."""
     server: str = "granian"
     """WSGI server: ``granian`` (chosen by ``make bench-gateway``: least CPU per request here, and its
     Rust front end reads requests asynchronously) or ``gunicorn`` (kept for comparison)."""

@@ -27,7 +27,9 @@ LIBRARIES = (
     "torchserve",
     "torch-model-archiver",
     "flask",
+    "granian",
     "gunicorn",
+    "pycurl",
     "urllib3",
 )
 

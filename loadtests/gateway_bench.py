@@ -545,6 +545,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-torchserve", action="store_true", help="skip TorchServe (its JVM takes a while)"
     )
+    parser.add_argument("--no-batching", action="store_true", help="skip the micro-batching steps")
+    parser.add_argument("--gateway-threads", type=int, default=4, help="threads of the one gateway worker")
+    parser.add_argument(
+        "--gateway-server",
+        choices=("granian", "gunicorn"),
+        default=None,
+        help="WSGI server (default granian)",
+    )
     parser.add_argument(
         "--pin", default="auto", help="auto, off, or SERVER_CPUS:GENERATOR_CPUS (default auto)"
     )
@@ -576,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         store_root=store.root,
         run_dir=out / "servers",
         gateway_workers=1,
-        gateway_threads=4,
+        gateway_threads=args.gateway_threads,
+        gateway_server=args.gateway_server,
         components=components,
         pinning=pinning,
     )

@@ -64,6 +64,8 @@ class StackOptions:
     """Intra-op threads of every framework (TorchServe's torch, TF Serving, the embedded backends)."""
     gateway_workers: int = 1
     gateway_threads: int = 4
+    gateway_server: str | None = None
+    """``GATEWAY_SERVER`` (granian or gunicorn); None keeps the gateway's default."""
     ts_workers: int = 1
     start_timeout_s: float = 180.0
     components: tuple[str, ...] = ("torchserve", "tfserving", GATEWAY, NULLSERVER)
@@ -137,6 +139,7 @@ def gateway_environment(
         "GATEWAY_TORCHSERVE_MANAGEMENT_URL": endpoints.torchserve_management_url,
         "GATEWAY_GRACEFUL_TIMEOUT_S": "5",
         "GATEWAY_LOG_LEVEL": "warning",
+        **({"GATEWAY_SERVER": options.gateway_server} if options.gateway_server else {}),
     }
 
 
@@ -228,7 +231,7 @@ def _launch(serving: ServingSettings, name: str, command: list[str], env: dict[s
 
 def _implementation(name: str) -> str:
     if name == GATEWAY:
-        return "mnist-serving-gateway (Flask under granian)"
+        return "mnist-serving-gateway (Flask; under granian unless GATEWAY_SERVER says gunicorn)"
     return "loadtests null endpoints (asyncio HTTP/1.1, grpcio)"
 
 

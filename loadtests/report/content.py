@@ -80,7 +80,7 @@ def _run_paragraph(results: Mapping[str, Any]) -> Paragraph:
         f"- Pinning: {pinning}. Load generator: {generator.get('tool')}, {generator.get('mode')}; "
         f"Locust {libs.get('locust')}, grpcio {libs.get('grpcio')}.",
         f"- Libraries: TensorFlow {libs.get('tensorflow')}, torch {libs.get('torch')}, "
-        f"torchserve {libs.get('torchserve')}, Flask {libs.get('flask')}, gunicorn {libs.get('gunicorn')}; "
+        f"torchserve {libs.get('torchserve')}, Flask {libs.get('flask')}, granian {libs.get('granian')}; "
         f"Python {env.get('python')}, Java {env.get('java')}.",
         f"- Load: preset `{config.get('preset')}`, {settings.get('repetitions')} repetition(s) interleaved, "
         f"closed-loop steps {settings.get('users')} users"

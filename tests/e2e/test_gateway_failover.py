@@ -1,6 +1,6 @@
 """The whole local stack, as `make serve` + `make gateway` run it: real TorchServe, TF Serving
 (the official binary if installed, else the project's named stand-in) and the gateway under
-gunicorn. Shadow agreement, failover while traffic flows, readiness as servers stop."""
+granian. Shadow agreement, failover while traffic flows, readiness as servers stop."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ TIMEOUT = 10
 def stack(
     exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServingSettings, str]]:
-    """Both servers and a 2-worker gunicorn gateway routing 50/50 with failover and 100% shadow."""
+    """Both servers and a 2-worker gateway (granian) routing 50/50 with failover and 100% shadow."""
     work = tmp_path_factory.mktemp("stack")
     settings = serving_settings(exported_store.root, work / "run")
     routing = work / "routing.yaml"

@@ -51,7 +51,7 @@ def test_gateway_image_requirements(requirements: ModuleType) -> None:
     assert set(excluded) == EXCLUDED_IMPORTS.keys()
     chosen = requirements.select(REPO / "pyproject.toml", ["gateway"], excluded)
     names = {requirements.requirement_name(line) for line in chosen}
-    assert {"flask", "gunicorn", "prometheus-client", "numpy"} <= names
+    assert {"flask", "granian", "pycurl", "prometheus-client", "numpy"} <= names
     assert not names & set(excluded)
 
 

@@ -76,6 +76,7 @@ class FakeTorchServe(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _FakeTorchServeHandler)
         self.delay = 0.0
         self.requests = 0
+        self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -101,7 +102,8 @@ class _FakeTorchServeHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests += 1
+        with self.server.lock:  # handler threads run at once
+            self.server.requests += 1
         time.sleep(self.server.delay)
         count = len(payload["instances"])
         self._send(200, {"predictions": [[0.0] * 7 + [1.0, 0.0, 0.0]] * count, "digits": [7] * count})
