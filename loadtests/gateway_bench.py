@@ -312,8 +312,8 @@ def _measure_batching(bench: Bench, meter: Meter) -> None:
     try:
         for enabled in (False, True, True, False):
             _set_batching(bench, enabled)
-            meter.measure(f"{'batched' if enabled else 'gateway'}/{BATCHED}", connect, 1, server)
-        meter.measure(f"gateway/{BATCHED}", connect, wide, server)
+            meter.measure(f"{'batched' if enabled else 'unbatched'}/{BATCHED}", connect, 1, server)
+        meter.measure(f"unbatched/{BATCHED}", connect, wide, server)
         _set_batching(bench, True)
         for n in (bench.args.clients, wide):
             meter.measure(f"batched/{BATCHED}", connect, n, server)
