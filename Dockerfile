@@ -2,7 +2,7 @@
 #
 # The images this repository builds (BuildKit, from the repository root; k8s/README.md has the commands):
 #
-#   gateway          (default) the Flask gateway under gunicorn: slim, non-root, remote REST backends only
+#   gateway          (default) the Flask gateway under granian: slim, non-root, remote REST backends only
 #   model-artifacts  the verified model store laid out for the serving pods' init containers
 #   loadtest         Locust with loadtests/ and its request digits, for the in-cluster master and workers
 #
@@ -116,5 +116,5 @@ EXPOSE 8000
 # Liveness only: /readyz depends on the model servers, which a container runtime cannot restart.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:8000/livez', timeout=2).status != 200)"]
-# python -m gateway runs gunicorn (never Flask's development server) and prepares the metrics directory.
+# python -m gateway runs granian (never Flask's development server) and prepares the metrics directory.
 ENTRYPOINT ["python", "-m", "gateway"]
