@@ -188,30 +188,15 @@ def evaluate_targets(
             " ms",
         )
     )
-    batched = _median(s.rps for s in _pick(steps, f"batched/{batched_backend}", batch_clients))
-    direct = _median(s.rps for s in _pick(steps, f"direct/{batched_backend}", batch_clients))
-    lines.append(
-        _line(
-            f"gateway batching, {batch_clients} clients: throughput / direct unbatched",
-            batched_backend,
-            None if batched is None or not direct else batched / direct,
-            ">=",
-            1.5,
-            "",
-        )
-    )
-    batched_p99 = _median(s.p99_ms for s in _pick(steps, f"batched/{batched_backend}", batch_clients))
-    direct_p99 = _median(s.p99_ms for s in _pick(steps, f"direct/{batched_backend}", batch_clients))
-    lines.append(
-        _line(
-            f"gateway batching, {batch_clients} clients: p99 minus direct p99",
-            batched_backend,
-            None if batched_p99 is None or direct_p99 is None else batched_p99 - direct_p99,
-            "<=",
-            0.0,
-            " ms",
-        )
-    )
+    batched = _pick(steps, f"batched/{batched_backend}", batch_clients)
+    direct = _pick(steps, f"direct/{batched_backend}", batch_clients)
+    rps, direct_rps = _median(s.rps for s in batched), _median(s.rps for s in direct)
+    p99, direct_p99 = _median(s.p99_ms for s in batched), _median(s.p99_ms for s in direct)
+    where, wide = batched_backend, f"gateway batching, {batch_clients} clients"
+    ratio = None if rps is None or not direct_rps else rps / direct_rps
+    lines.append(_line(f"{wide}: throughput / direct unbatched", where, ratio, ">=", 1.5, ""))
+    worse = None if p99 is None or direct_p99 is None else p99 - direct_p99
+    lines.append(_line(f"{wide}: p99 minus direct p99", where, worse, "<=", 0.0, " ms"))
     on_runs = [s.p50_ms for s in _pick(steps, f"batched/{batched_backend}", 1)]
     off_runs = [s.p50_ms for s in _pick(steps, f"unbatched/{batched_backend}", 1)]
     on, off = _median(on_runs), _median(off_runs)
