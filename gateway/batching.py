@@ -34,6 +34,8 @@ __all__ = ["BatchObserver", "BatchingConfig", "MicroBatcher"]
 
 Call = Callable[[np.ndarray, float], Prediction]
 """``(images, timeout_s) -> Prediction``: one backend call for the merged images."""
+_STUCK_CALL_S = 60.0
+"""A request in a batch on the wire stops waiting after this (a call that cannot be interrupted)."""
 
 
 class BatchObserver(Protocol):
@@ -113,26 +115,35 @@ class MicroBatcher:
 
     def _follow(self, item: _Waiting) -> None:
         """Wait until a leader answered ``item``, handed it the lead, or its deadline passed."""
-        while not item.ready.wait(max(item.deadline - self._clock(), 0.0)):
-            with self._lock:
-                if item.ready.is_set():
-                    return
-                if item in self._queue:
-                    self._queue.remove(item)
-                    item.error = DeadlineExceeded("deadline passed while waiting for a batch")
-                    return
-            # Already in a batch on the wire: that call's timeout ends it soon.
+        if item.ready.wait(max(item.deadline - self._clock(), 0.0)):
+            return
+        with self._lock:
+            if item.ready.is_set():
+                return
+            if item in self._queue:
+                self._queue.remove(item)
+                item.error = DeadlineExceeded("deadline passed while waiting for a batch")
+                return
+        # Already in a batch on the wire: that call's timeout is this request's deadline at the latest,
+        # and every request of a batch hears back however the call ends.
+        if not item.ready.wait(_STUCK_CALL_S):
+            item.error = DeadlineExceeded("the batch's backend call did not return")
 
     def _lead(self, item: _Waiting) -> None:
         """Send batches until ``item`` is answered, then pass the lead on (or give it up)."""
-        while True:
-            batch = self._take()
-            if batch:
-                self._send(batch)
-            with self._lock:
-                if item.done or not self._queue:
-                    self._hand_over()
-                    return
+        try:
+            while True:
+                batch = self._take()
+                if batch:
+                    self._send(batch)
+                with self._lock:
+                    if item.done or not self._queue:
+                        self._hand_over()
+                        return
+        except BaseException:
+            with self._lock:  # never leave the queue without a leader
+                self._hand_over()
+            raise
 
     def _hand_over(self) -> None:
         """Called with the lock held by a leader that is finished."""
