@@ -600,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
             if leftovers
             else "  stopped (no process remains)"
         )
+        for key_file in out.rglob("key_file.json"):  # TorchServe's keys: a report is made to be shared
+            key_file.unlink()
 
 
 def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinning: Pinning, out: Path) -> int:
