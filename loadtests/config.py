@@ -42,7 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prewarm_seconds": 0.0,
     },
 }
-"""``full`` follows BENCHMARKING.md; ``demo`` fits ``make demo`` (about 2 minutes); ``smoke``: tests."""
+"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 2 minutes); ``smoke``: tests."""
 
 DEFAULTS: dict[str, Any] = {
     "users": "1,4,16,64",
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Compare TF Serving (or its named stand-in) and TorchServe, direct and through the gateway, "
             "REST and gRPC, with Locust (headless), and write "
             "reports/<timestamp>/{results.json,report.md,report.html}. "
-            "Protocol: ../shared/design/BENCHMARKING.md."
+            "Method: docs/benchmarking.md."
         ),
     )
     what = parser.add_argument_group("what to measure")
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="full",
-        help="load settings: full (BENCHMARKING.md), demo (make demo, about 2 minutes), smoke (tests)",
+        help="load settings: full (docs/benchmarking.md), demo (make demo, about 2 minutes), smoke (tests)",
     )
 
     where = parser.add_argument_group("where the targets are (defaults: `make serve` and `make gateway`)")

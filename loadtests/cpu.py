@@ -1,6 +1,6 @@
 """CPU pinning (servers vs load generator) and CPU-time accounting of process groups, from /proc.
 
-Pinning follows BENCHMARKING.md step 1: the servers and the load generator get disjoint cores where
+Pinning follows docs/benchmarking.md (step 1): the servers and the load generator get disjoint cores where
 the machine has at least two. Children inherit the affinity of the thread that forks them, so the
 runner sets its own affinity around each launch (:func:`pinned`) and also re-pins every thread of an
 already running group (:func:`pin_group`), which covers threads and workers started before.

@@ -1,4 +1,4 @@
-"""An independent load generator for one point (BENCHMARKING.md step 3): no Locust, no gevent.
+"""An independent load generator for one point (docs/benchmarking.md, step 3): no Locust, no gevent.
 
 One thread, one keep-alive ``http.client`` connection, the same request bytes and the same answer
 checks as the Locust users, timed with ``perf_counter``. Its p50 and throughput at one connection are

@@ -1,4 +1,4 @@
-"""Null endpoints that answer at once, for calibrating the load generator (BENCHMARKING.md, step 3).
+"""Null endpoints that answer at once, for calibrating the load generator (docs/benchmarking.md, step 3).
 
     python -m loadtests.nullserver --host 127.0.0.1 --rest-port 0 --grpc-port 0
 

@@ -1,4 +1,4 @@
-"""Warm every server before the plan starts, the same way for each (BENCHMARKING.md step 5).
+"""Warm every server before the plan starts, the same way for each (docs/benchmarking.md, step 5).
 
 TorchServe's Java frontend keeps getting faster for thousands of requests (JIT compilation): measured
 here at one connection, p50 about 9 ms for its first requests, 3 ms after 3,000, under 2 ms after

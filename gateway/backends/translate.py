@@ -1,6 +1,6 @@
 """Foreign failures -> gateway errors, in one place for every backend module.
 
-Mapping (RELIABILITY.md): upstream input errors stay 400/404, overload stays 429/503, timeouts
+Mapping (docs/reliability.md): upstream input errors stay 400/404, overload stays 429/503, timeouts
 become 504, and anything that means "the backend, not the client, is wrong" (5xx, auth to the
 backend failing, a body we cannot read) becomes 502. The client never sees a backend's 401.
 """
