@@ -14,8 +14,8 @@ derived ``gateway_shadow_agreement_ratio`` computed at scrape time.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -54,6 +54,20 @@ def mark_process_dead(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _cached(cache: dict[K, V], key: K, build: Callable[[], V]) -> V:
+    """``cache[key]``, built on first use. Label lookups cost more than the updates, so the hot paths
+    keep their labelled children; a lost race only builds the same child twice (prometheus_client
+    returns the existing one)."""
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = build()
+    return value
 
 
 class _AgreementRatio(Collector):
@@ -185,8 +199,7 @@ class Metrics:
             buckets=BUCKETS,
             registry=r,
         )
-        # Label lookups cost more than the updates; the hot paths keep their children here.
-        # Plain dicts: a lost race only builds the same child twice (prometheus_client dedupes it).
+        # Labelled children of the hot paths (see _cached).
         self._request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any, Any]] = {}
         self._attempt_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self._batcher_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
@@ -203,15 +216,15 @@ class Metrics:
         total_s: float,
         backend_s: float,
     ) -> None:
-        key = (endpoint, model, backend, version, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._request_children[key] = (
+        requests, duration, overhead = _cached(
+            self._request_children,
+            (endpoint, model, backend, version, status),
+            lambda: (
                 self.requests.labels(endpoint, model, backend, version, str(status)),
                 self.duration.labels(endpoint, model, backend),
                 self.overhead.labels(endpoint, model, backend),
-            )
-        requests, duration, overhead = children
+            ),
+        )
         requests.inc()
         duration.observe(total_s)
         if backend_s > 0:
@@ -226,14 +239,15 @@ class Metrics:
         self._batch_children(model, backend)[2].observe(seconds)
 
     def _batch_children(self, model: str, backend: str) -> tuple[Any, Any, Any]:
-        children = self._batcher_children.get((model, backend))
-        if children is None:
-            children = self._batcher_children[(model, backend)] = (
+        return _cached(
+            self._batcher_children,
+            (model, backend),
+            lambda: (
                 self.batch_size.labels(model, backend),
                 self.batch_requests.labels(model, backend),
                 self.batch_queue_delay.labels(model, backend),
-            )
-        return children
+            ),
+        )
 
     def routing_reload(self, outcome: str) -> None:
         self.reloads.labels(outcome).inc()
@@ -241,15 +255,16 @@ class Metrics:
     # -- RouterObserver -----------------------------------------------------------------
 
     def attempt(self, model: str, backend: str, version: str, seconds: float, status: int) -> None:
-        key = (model, backend, version, status)
-        children = self._attempt_children.get(key)
-        if children is None:
-            children = self._attempt_children[key] = (
+        attempts, duration = _cached(
+            self._attempt_children,
+            (model, backend, version, status),
+            lambda: (
                 self.attempts.labels(model, backend, version, str(status)),
                 self.backend_duration.labels(model, backend, str(status)),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+            ),
+        )
+        attempts.inc()
+        duration.observe(seconds)
 
     def failover(self, model: str, from_backend: str, to_backend: str) -> None:
         self.failovers.labels(model, from_backend, to_backend).inc()
