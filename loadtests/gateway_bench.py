@@ -35,15 +35,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
 import pycurl
 
-from loadtests.cpu import Pinning, cpu_seconds, pinned, plan_pinning, process_cpu_seconds
+from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
 from loadtests.environment import describe_machine
-from loadtests.gateway_figures import Step, backend_figures, evaluate_targets, step_from_samples
+from loadtests.gateway_figures import (
+    BATCHING_MODES,
+    Step,
+    backend_figures,
+    batching_rows,
+    evaluate_targets,
+    step_from_samples,
+)
 from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
@@ -51,7 +58,8 @@ from loadtests.stack import LocalStack, StackOptions, start_stack
 from model_store import MODEL_NAME, ModelStore, default_root
 from serving.ports import free_port
 from serving.process import group_members, start_server, stop_server
-from serving.settings import LOOPBACK, REPO_ROOT
+from serving.settings import LOOPBACK, REPO_ROOT, ServingSettings
+from serving.torchserve import launcher as torchserve
 from serving.torchserve.tokens import TokenSource
 
 __all__ = ["main"]
@@ -322,6 +330,51 @@ def _measure_batching(bench: Bench, meter: Meter) -> None:
     meter.measure(f"direct/{BATCHED}", bench.direct(BATCHED), wide, server)
 
 
+def _compare_batching_on_torchserve(bench: Bench, meter: Meter) -> None:
+    """No batching, gateway batching and TorchServe's own batching, on the same TorchServe, at 1, 8
+    and ``--batch-clients`` clients. TorchServe is restarted with ``batchSize``/``maxBatchDelay`` for
+    the last, and again without them afterwards."""
+    backend, server, points = (
+        "torchserve-rest",
+        "torchserve",
+        (1, bench.args.clients, bench.args.batch_clients),
+    )
+    say(f"batching on TorchServe: none, in the gateway, in TorchServe (batchSize {bench.args.max_batch})")
+    for n in points:
+        meter.measure(f"direct/{backend}", bench.direct(backend), n, server)
+    _set_batching(bench, True)
+    try:
+        for n in points:
+            meter.measure(f"batched/{backend}", bench.via_gateway(backend), n, server)
+    finally:
+        _set_batching(bench, False)
+    batching = replace(
+        bench.stack.serving,
+        ts_batch_size=bench.args.max_batch,
+        ts_max_batch_delay_ms=int(bench.args.max_delay_ms),
+    )
+    _restart_torchserve(bench, meter, batching)
+    try:
+        for n in points:
+            meter.measure(f"server-batched/{backend}", bench.direct(backend), n, server)
+    finally:
+        _restart_torchserve(bench, meter, bench.stack.serving)
+
+
+def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) -> None:
+    stop_server(bench.stack.run_dir, "torchserve", grace_s=15)
+    with pinned(bench.pinning.servers if bench.pinning.active else None):
+        record = torchserve.start(serving)
+    torchserve.wait_until_ready(serving, record, 180)
+    if bench.pinning.active:
+        pin_group(record.pid, bench.pinning.servers)
+    bench.stack.records["torchserve"] = record
+    meter.groups.servers["torchserve"] = record.pid
+    bench.token = TokenSource(Path(bench.stack.endpoints.torchserve_key_file)).token()  # new keys
+    headers = {"Authorization": f"Bearer {bench.token}"} if bench.token else {}
+    prewarm(["torchserve-rest"], bench.stack.endpoints, bench.payloads, headers, bench.args.prewarm)
+
+
 @contextmanager
 def _floor_proxy(bench: Bench) -> Iterator[str]:
     port = free_port()
@@ -489,6 +542,16 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
             f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {args.clients} clients, "
             f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client"
         )
+    points = (1, args.clients, args.batch_clients)
+    batching = [row for b in (BATCHED, "torchserve-rest") for row in batching_rows(steps, b, points)]
+    if batching:
+        say("")
+        say("Batching: none, in the gateway, in the server (req/s, p50, p99 per number of clients)")
+        for row in batching:
+            say(
+                f"  {row.backend:16} {BATCHING_MODES[row.mode]:40} {row.clients:>3} clients"
+                f"{_num(row.rps, 8, 0)} req/s  p50{_num(row.p50_ms, 9)} ms  p99{_num(row.p99_ms, 9)} ms"
+            )
     say("")
     say("Targets")
     for line in lines:
@@ -503,6 +566,7 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         "steps": [s.to_dict() for s in steps],
         "figures": [f.to_dict() for f in figures],
         "targets": [line.to_dict() for line in lines],
+        "batching": [row.to_dict() for row in batching],
         **extras,
     }
     (bench.out / "results.json").write_text(json.dumps(results, indent=1))
@@ -625,6 +689,8 @@ def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinnin
     _measure_embedded(bench, meter)
     if not args.no_batching:
         _measure_batching(bench, meter)
+        if "torchserve-rest" in proxied and bench.token:
+            _compare_batching_on_torchserve(bench, meter)
     extras: dict[str, object] = {"floor": _measure_floor(bench, meter)}
     say("profile of the gateway worker (py-spy) and an independent cross-check (wrk)")
     extras["profile"] = _profile(bench, meter)

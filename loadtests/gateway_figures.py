@@ -10,7 +10,25 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-__all__ = ["BackendFigures", "Step", "TargetLine", "backend_figures", "evaluate_targets", "step_from_samples"]
+__all__ = [
+    "BATCHING_MODES",
+    "BackendFigures",
+    "BatchingRow",
+    "Step",
+    "TargetLine",
+    "backend_figures",
+    "batching_rows",
+    "evaluate_targets",
+    "step_from_samples",
+]
+
+BATCHING_MODES = {
+    "direct": "server alone, unbatched",
+    "unbatched": "through the gateway, unbatched",
+    "batched": "gateway batching",
+    "server-batched": "server batching (TorchServe batchSize)",
+}
+"""Step path -> what it measures, in the order the batching table shows them."""
 
 
 @dataclass(frozen=True)
@@ -213,3 +231,36 @@ def evaluate_targets(
         )
     )
     return lines
+
+
+@dataclass(frozen=True)
+class BatchingRow:
+    backend: str
+    mode: str
+    clients: int
+    rps: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def batching_rows(steps: Sequence[Step], backend: str, points: Sequence[int]) -> list[BatchingRow]:
+    """Each batching mode measured for ``backend`` at each number of clients (medians of repeats)."""
+    rows = []
+    for mode in BATCHING_MODES:
+        for clients in points:
+            picked = _pick(steps, f"{mode}/{backend}", clients)
+            if picked:
+                rows.append(
+                    BatchingRow(
+                        backend,
+                        mode,
+                        clients,
+                        _median(s.rps for s in picked),
+                        _median(s.p50_ms for s in picked),
+                        _median(s.p99_ms for s in picked),
+                    )
+                )
+    return rows

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from loadtests.gateway_bench import summarize_profile
-from loadtests.gateway_figures import Step, backend_figures, evaluate_targets, step_from_samples
+from loadtests.gateway_figures import (
+    Step,
+    backend_figures,
+    batching_rows,
+    evaluate_targets,
+    step_from_samples,
+)
 
 
 def step(target: str, clients: int, p50: float, p99: float, rps: float, gw_cpu: float | None = None) -> Step:
@@ -97,3 +103,22 @@ def test_profile_summary_counts_own_and_inclusive_samples() -> None:
     inclusive = dict(summary["inclusive"])  # type: ignore[arg-type]
     assert inclusive["gateway/api.py:handle"] == 90.0
     assert inclusive["granian/server.py:run"] == 100.0
+
+
+def test_batching_rows_list_each_mode_and_point_in_order_with_medians() -> None:
+    steps = [
+        step("server-batched/torchserve-rest", 32, 30.0, 60.0, 400),
+        step("direct/torchserve-rest", 32, 50.0, 90.0, 200),
+        step("batched/torchserve-rest", 32, 40.0, 70.0, 300),
+        step("batched/torchserve-rest", 32, 44.0, 74.0, 320),
+        step("direct/torchserve-rest", 1, 5.0, 9.0, 190),
+        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),  # another backend: not in this table
+    ]
+    rows = batching_rows(steps, "torchserve-rest", (1, 8, 32))
+    assert [(r.mode, r.clients) for r in rows] == [
+        ("direct", 1),
+        ("direct", 32),
+        ("batched", 32),
+        ("server-batched", 32),
+    ]
+    assert rows[2].rps == pytest.approx(310) and rows[2].p50_ms == pytest.approx(42.0)
