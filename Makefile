@@ -63,7 +63,7 @@ gateway: $(STAMP)  ## run the gateway (gunicorn): to `make serve`'s servers if r
 	fi
 
 BENCH_ARGS ?=
-bench-gateway: $(STAMP)  ## the gateway's cost per backend: added latency, throughput ratio, CPU/request, batching, profile (~4 min)
+bench-gateway: $(STAMP)  ## the gateway's cost per backend: added latency, throughput ratio, CPU/request, batching, profile (~7 min)
 	$(BIN)/python -m loadtests bench-gateway $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
