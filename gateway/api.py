@@ -7,6 +7,7 @@ bottom; the endpoints only decode, call the service and encode.
 from __future__ import annotations
 
 import hmac
+import logging
 import random
 import re
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.routing import BaseConverter
 
 from gateway import codecs, openapi
 from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized, envelope
@@ -23,9 +25,10 @@ from gateway.router import Routed, Selection
 from gateway.routing import RoutingError
 from gateway.service import Gateway
 
-__all__ = ["BACKEND_HEADER", "REQUEST_ID_HEADER", "blueprint", "error_response"]
+__all__ = ["BACKEND_HEADER", "REQUEST_ID_HEADER", "blueprint", "error_response", "new_request_id"]
 
 blueprint = Blueprint("gateway", __name__)
+log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 BACKEND_HEADER = "X-Gateway-Backend"
@@ -34,6 +37,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PUBLIC = {"gateway.livez", "gateway.readyz", "gateway.metrics", "gateway.openapi_json", "gateway.docs"}
+
+
+class ModelNameConverter(BaseConverter):
+    """``<model:name>``: a model name and nothing else, so ``GET /v1/models/mnist:predict`` is not
+    taken for a status request about a model called ``mnist:predict`` (the path takes only POST)."""
+
+    regex = _MODEL_NAME.pattern.strip("^$")
 
 
 @dataclass(slots=True)
@@ -58,6 +68,11 @@ class _Call:
         self.version = routed.prediction.version or "default"
         self.backend_seconds = routed.prediction.backend_seconds
         self.attempts = routed.attempts
+
+
+def new_request_id() -> str:
+    """Not a secret, only unique: 128 random bits without a system call per request."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _json(document: Any) -> Response:
@@ -107,17 +122,17 @@ def _predict_v1(model: str, version: int | None = None, label: str | None = None
     return _json(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar))
 
 
-@blueprint.post("/v1/models/<model>:predict")
+@blueprint.post("/v1/models/<model:model>:predict")
 def predict(model: str) -> Response:
     return _predict_v1(model)
 
 
-@blueprint.post("/v1/models/<model>/versions/<int:version>:predict")
+@blueprint.post("/v1/models/<model:model>/versions/<int:version>:predict")
 def predict_version(model: str, version: int) -> Response:
     return _predict_v1(model, version=version)
 
 
-@blueprint.post("/v1/models/<model>/labels/<label>:predict")
+@blueprint.post("/v1/models/<model:model>/labels/<label>:predict")
 def predict_label(model: str, label: str) -> Response:
     return _predict_v1(model, label=label)
 
@@ -137,7 +152,7 @@ def _classify(model: str) -> Response:
     return _json(reply)
 
 
-@blueprint.post("/v1/models/<model>:classify")
+@blueprint.post("/v1/models/<model:model>:classify")
 def classify(model: str) -> Response:
     return _classify(model)
 
@@ -155,7 +170,7 @@ def models() -> Response:
     return jsonify({"models": sorted(service().table().models)})
 
 
-@blueprint.get("/v1/models/<model>")
+@blueprint.get("/v1/models/<model:model>")
 def model_status(model: str) -> Response:
     reports = service().model_report(_model(_call(), model))
     return jsonify(
@@ -232,8 +247,7 @@ def _start() -> None:
         gateway,
         time.perf_counter(),
         time.monotonic() + gateway.settings.deadline_s,
-        # Not a secret, only unique: 128 random bits without a system call per request.
-        incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}",
+        incoming if _REQUEST_ID.match(incoming) else new_request_id(),
     )
     codecs.check_content_encoding(headers.get("Content-Encoding"))
     keys = gateway.settings.api_keys
@@ -273,4 +287,8 @@ def error_response(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
     if call is not None and error.backend and not call.backend:
         call.backend = error.backend
     request_id = call.request_id if call is not None else ""
+    if error.detail:
+        log.warning(
+            "request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300]
+        )
     return jsonify(envelope(error, request_id)), error.status, error.headers()

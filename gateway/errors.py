@@ -7,6 +7,7 @@ Exception tree (status, ``code`` in the envelope)::
     ├── Unauthorized            401 unauthorized             missing or wrong API key / admin token
     ├── NotFound                404 not_found                unknown route, model, version or label
     ├── MethodNotAllowed        405 method_not_allowed
+    ├── RequestTimeout          408 request_timeout          the request body arrived too slowly
     ├── PayloadTooLarge         413 payload_too_large        body above the size limit, too many instances
     ├── UnsupportedMediaType    415 unsupported_media_type   wrong content type or content encoding
     ├── OverCapacity            429 over_capacity            too many requests in flight (``Retry-After``)
@@ -17,7 +18,8 @@ Exception tree (status, ``code`` in the envelope)::
 Backend modules translate foreign failures (HTTP bodies, gRPC statuses, socket errors) into these
 classes at their boundary (``raise Unavailable(...) from exc``); ``retryable`` tells the router whether
 another backend may be tried. The envelope is ``{"error": {"code", "message", "request_id"}}``;
-a traceback never reaches a client.
+a traceback never reaches a client, and neither does a backend's own error text (``detail``, logged
+with the request id).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "NotFound",
     "OverCapacity",
     "PayloadTooLarge",
+    "RequestTimeout",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
@@ -48,10 +51,14 @@ class GatewayError(Exception):
     retryable: ClassVar[bool] = False
     retry_after_s: ClassVar[int | None] = None
 
-    def __init__(self, message: str = "internal error", *, backend: str | None = None) -> None:
+    def __init__(
+        self, message: str = "internal error", *, backend: str | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.backend = backend
+        self.detail = detail
+        """What a backend said, for the log only: its text may hold tracebacks, paths or secrets."""
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s is not None else {}
@@ -74,6 +81,10 @@ class NotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    status, code = 408, "request_timeout"
 
 
 class PayloadTooLarge(GatewayError):
@@ -107,6 +118,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
         Unauthorized,
         NotFound,
         MethodNotAllowed,
+        RequestTimeout,
         PayloadTooLarge,
         UnsupportedMediaType,
         OverCapacity,

@@ -130,6 +130,8 @@ def _translate(exc: pycurl.error, timeout: float, limit: int) -> Exception:
         return BadBackendResponse(f"the backend's answer is larger than {limit} bytes")
     if code == pycurl.E_COULDNT_CONNECT:
         return Unavailable("cannot reach the backend: connection refused")
+    if code in (pycurl.E_GOT_NOTHING, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR):
+        return Unavailable("the backend closed the connection without answering")
     return Unavailable(f"cannot reach the backend: libcurl error {code}")
 
 

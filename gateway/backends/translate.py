@@ -1,5 +1,7 @@
 """Foreign failures -> gateway errors, in one place for every backend module.
 
+Only the status reaches the client; what the backend wrote is kept in ``detail`` for the log.
+
 Mapping (docs/reliability.md): upstream input errors stay 400/404, overload stays 429/503, timeouts
 become 504, and anything that means "the backend, not the client, is wrong" (5xx, auth to the
 backend failing, a body we cannot read) becomes 502. The client never sees a backend's 401.
@@ -67,8 +69,9 @@ def upstream_message(body: bytes) -> str:
 
 
 def error_for_http(status: int, body: bytes, backend: str) -> GatewayError:
+    """The client is told which backend answered what status; the backend's text goes to the log only."""
     cls = _HTTP.get(status, BadBackendResponse)
-    return cls(f"{backend} answered {status}: {upstream_message(body)}", backend=backend)
+    return cls(f"{backend} answered HTTP {status}", backend=backend, detail=upstream_message(body))
 
 
 def error_for_grpc(exc: grpc.RpcError, backend: str) -> GatewayError:
@@ -78,7 +81,7 @@ def error_for_grpc(exc: grpc.RpcError, backend: str) -> GatewayError:
     code = code_of() if callable(code_of) else grpc.StatusCode.UNKNOWN
     details = (details_of() if callable(details_of) else "") or ""
     cls = _GRPC.get(code, BadBackendResponse)
-    return cls(f"{backend} answered {code.name}: {details[:500]}", backend=backend)
+    return cls(f"{backend} answered {code.name}", backend=backend, detail=details[:500])
 
 
 def parse_probabilities(value: object, count: int, backend: str) -> np.ndarray:

@@ -75,9 +75,17 @@ def test_http_errors_are_translated(status: int, body: object, expected: int) ->
         assert "Traceback" not in caught.value.message
 
 
-def test_error_message_keeps_the_backend_text() -> None:
+def test_backend_text_goes_to_the_detail_not_the_message() -> None:
     error = error_for_http(400, b'{"code": 400, "type": "InvalidInput", "message": "image is 27x28"}', "ts")
-    assert "InvalidInput: image is 27x28" in error.message and error.backend == "ts"
+    assert error.message == "ts answered HTTP 400" and error.backend == "ts"
+    assert "InvalidInput: image is 27x28" in error.detail  # for the log
+
+
+def test_a_traceback_from_a_backend_stays_out_of_the_message() -> None:
+    body = b'Traceback (most recent call last):\n  File "h.py"\nAWS_SECRET_ACCESS_KEY=abc\nRuntimeError: x'
+    error = error_for_http(500, body, "ts")
+    assert error.status == 502 and error.message == "ts answered HTTP 500"
+    assert "AWS_SECRET" in error.detail
 
 
 class FakeRpcError(grpc.RpcError):
