@@ -28,6 +28,9 @@ def create_app(settings: Settings | None = None, *, backends: Mapping[str, Backe
     settings = settings or Settings()
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # OPTIONS is not part of the API (openapi.json lists every method): it gets 405 and ``Allow``.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.url_map.converters["model"] = api.ModelNameConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     gateway = Gateway(settings, backends)
     app.extensions["gateway"] = gateway
@@ -48,6 +51,9 @@ def _register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         ours = for_status(status)(error.description or error.name)
         response, _, headers = api.error_response(ours)
+        allowed = getattr(error, "valid_methods", None)  # 405: say which methods the path takes
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(set(allowed) - {"OPTIONS"}))
         return response, status, headers
 
     @app.errorhandler(Exception)

@@ -60,13 +60,17 @@ def test_error_envelope_and_statuses(make_app: Callable[..., Flask]) -> None:
         (client.post("/v1/models/mnist:predict", data=json.dumps(BODY), content_type="text/plain"), 415),
         (client.post("/v1/models/mnist:predict", json=BODY, headers={"Content-Encoding": "gzip"}), 415),
         (client.post("/v1/models/mnist:predict", json={"instances": [[0.0] * 784] * 3}), 413),  # > 2 KiB
-        (client.get("/v1/models/mnist:predict"), 404),
+        (client.get("/v1/models/mnist:predict"), 405),  # not a status request for "mnist:predict"
         (client.delete("/livez"), 405),
+        (client.open("/v1/models/mnist:predict", method="TRACE"), 405),
+        (client.options("/v1/models/mnist:predict"), 405),  # OPTIONS is not part of the API
     ]
     for response, status in cases:
         assert response.status_code == status, (response.status_code, response.get_json())
         error = response.get_json()["error"]
         assert set(error) == {"code", "message", "request_id"} and error["request_id"]
+        if status == 405:
+            assert response.headers["Allow"] in ("POST", "GET, HEAD"), response.headers
 
 
 def test_unknown_label_is_404(client: FlaskClient) -> None:
