@@ -47,7 +47,8 @@ def _child_exit(server: Any, worker: Any) -> None:
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
-    app = getattr(worker, "wsgi", None)
+    served = getattr(worker, "wsgi", None)
+    app = getattr(served, "app", served)  # the Flask app inside gateway.wsgi.CompleteBodies
     gateway = getattr(app, "extensions", {}).get("gateway") if app is not None else None
     if gateway is not None:
         gateway.close()
@@ -98,8 +99,9 @@ class GatewayServer(BaseApplication):
         if self.factory is not None:
             return self.factory(self.settings)
         from gateway.app import create_app
+        from gateway.wsgi import serve
 
-        return create_app(self.settings)
+        return serve(create_app(self.settings), self.settings)
 
 
 def export_settings(settings: Settings) -> None:

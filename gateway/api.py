@@ -288,7 +288,5 @@ def error_response(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
         call.backend = error.backend
     request_id = call.request_id if call is not None else ""
     if error.detail:
-        log.warning(
-            "request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300]
-        )
+        log.warning("request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300])
     return jsonify(envelope(error, request_id)), error.status, error.headers()

@@ -42,10 +42,11 @@ class Settings:
     """Worker processes."""
     worker_class: str = "gthread"
     """Gunicorn worker class (``gthread`` or ``sync``); gunicorn only."""
-    threads: int = 4
-    """Python threads per worker that run requests (granian's blocking threads, gunicorn's threads).
-    Few are best on few cores: a request holds its thread only while it runs Python, not while the
-    backend computes, and every extra thread adds lock hand-offs."""
+    threads: int = 256
+    """Python threads per worker (granian's blocking threads, gunicorn's threads). A request holds one
+    while its body arrives, then while it runs; a client sending its body slowly parks one (no CPU),
+    so there must be more threads than slow senders. Both servers start threads on demand: idle
+    ones cost nothing, and only as many run at once as there are requests."""
     worker_timeout_s: int = 30
     """Gunicorn kills a worker silent for this long; gunicorn only."""
     graceful_timeout_s: int = 30
@@ -55,6 +56,8 @@ class Settings:
     header_read_timeout_s: float = 10.0
     """A client must send its request headers within this time (granian), so slow clients cannot hold
     connections open for free."""
+    body_read_timeout_s: float = 10.0
+    """A body that took longer than this to arrive is refused (408) instead of served late."""
     deadline_s: float = 3.0
     """Whole-request deadline: no upstream call (first try, failover or retry) starts after it."""
     attempt_timeout_s: float = 1.5
@@ -142,6 +145,8 @@ class Settings:
             "threads",
             "deadline_s",
             "attempt_timeout_s",
+            "header_read_timeout_s",
+            "body_read_timeout_s",
             "max_body_bytes",
             "max_instances",
         )

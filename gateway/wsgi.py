@@ -7,28 +7,90 @@ Set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory first when running severa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import io
+import time
+from collections.abc import Callable
 from multiprocessing import util
 from typing import Any
 
 from flask import Flask
 
+from gateway.api import REQUEST_ID_HEADER, new_request_id
 from gateway.app import create_app
+from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, envelope
+from gateway.jsonio import dumps
 from gateway.settings import Settings
 
-__all__ = ["app_from_env", "buffered"]
-
-Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+__all__ = ["CompleteBodies", "app_from_env", "serve"]
 
 
-def buffered(app: Wsgi) -> Wsgi:
-    """The app's answer as one list of bytes, its ``close()`` (Flask's teardown) already run.
+_CHUNK = 64 * 1024
 
-    Every answer here is small and complete before it is sent; handed a list, granian writes it in
-    one call, while an iterator makes it come back into Python for each chunk and for ``close``."""
 
-    def call(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        answer = app(environ, start_response)
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The whole body, chunked or not; PayloadTooLarge as soon as it passes ``limit`` bytes.
+
+    Both servers end ``wsgi.input`` at the body's end (a declared length or the last chunk)."""
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit} bytes")
+    stream = environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(error: GatewayError, start_response: Callable[..., Any]) -> list[bytes]:
+    request_id = new_request_id()
+    body = dumps(envelope(error, request_id)) + b"\n"
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        (REQUEST_ID_HEADER, request_id),
+        ("Connection", "close"),  # the rest of an oversized body is not read
+    ]
+    start_response(f"{error.status} {error.code.replace('_', ' ').title()}", headers)
+    return [body]
+
+
+class CompleteBodies:
+    """Reads each request's whole body before the app runs, and hands the app's answer back as one buffer.
+
+    - A body over ``max_body_bytes`` is refused with 413 as soon as the limit is passed, whether it is
+      declared by Content-Length or chunked: the app never sees a truncated body (Werkzeug alone
+      would cut a chunked body at the limit and parse the rest).
+    - A body that took longer than ``body_read_timeout_s`` to arrive gets 408, not a late answer.
+      The wait parks this thread without using CPU; the servers cannot interrupt it, which is why
+      workers have many threads (see ``Settings.threads``).
+    - Every answer here is small and complete before it is sent: handed a list, granian writes it in
+      one call, while an iterator makes it come back into Python for each chunk and for ``close``.
+    """
+
+    def __init__(self, app: Flask, max_body_bytes: int, body_read_timeout_s: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_read_timeout_s = body_read_timeout_s
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
+            started = time.monotonic()
+            try:
+                body = _read_body(environ, self.max_body_bytes)
+            except GatewayError as error:
+                return _refuse(error, start_response)
+            if time.monotonic() - started > self.body_read_timeout_s:
+                late = RequestTimeout(
+                    f"the request body took more than {self.body_read_timeout_s:g} s to arrive"
+                )
+                return _refuse(late, start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        answer = self.app(environ, start_response)
         try:
             return [b"".join(answer)]
         finally:
@@ -36,13 +98,17 @@ def buffered(app: Wsgi) -> Wsgi:
             if close is not None:
                 close()
 
-    return call
+
+def serve(app: Flask, settings: Settings) -> CompleteBodies:
+    """``app`` as the servers run it."""
+    return CompleteBodies(app, settings.max_body_bytes, settings.body_read_timeout_s)
 
 
-def app_from_env() -> Wsgi:
+def app_from_env() -> CompleteBodies:
     """The app configured from ``GATEWAY_*`` environment variables (called once in each worker)."""
-    app: Flask = create_app(Settings.from_env())
+    settings = Settings.from_env()
+    app: Flask = create_app(settings)
     # granian's workers are multiprocessing children, which run these finalizers (not atexit) when
     # they stop after their graceful shutdown: drain batch queues, close connections.
     util.Finalize(app, app.extensions["gateway"].close, exitpriority=10)
-    return buffered(app)
+    return serve(app, settings)
