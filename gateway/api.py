@@ -140,8 +140,11 @@ def predict_label(model: str, label: str) -> Response:
 def _classify(model: str) -> Response:
     call = _call()
     _model(call, model)
+    # Every uploaded file, repeated field names included (``files.values()`` keeps one per name).
     uploads = (
-        [file.read() for file in request.files.values()] if request.mimetype == "multipart/form-data" else []
+        [file.read() for _, file in request.files.items(multi=True)]
+        if request.mimetype == "multipart/form-data"
+        else []
     )
     body = b"" if uploads else request.get_data(cache=False)
     images = codecs.decode_friendly(request.content_type or "", body, uploads, call.gateway.limits)

@@ -27,11 +27,13 @@ class FakeBackend(Backend):
         self.calls = 0
         self.sizes: list[int] = []
         """Images per call, in call order."""
+        self.last_images: np.ndarray | None = None
         self.hook: Callable[[], None] | None = None
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         self.calls += 1
         self.sizes.append(len(images))
+        self.last_images = images
         if self.hook is not None:
             self.hook()
         if self.error is not None:

@@ -133,6 +133,28 @@ def test_friendly_endpoints(client: FlaskClient) -> None:
     assert upload.get_json()["backend"] in ("tf", "pt")
 
 
+def test_every_upload_is_classified_in_order_even_under_one_field_name(
+    make_app: Callable[..., Flask], fakes: dict[str, FakeBackend]
+) -> None:
+    """``curl -F file=@a.png -F file=@b.png -F file=@c.png`` once classified only the first file."""
+
+    def png(level: int) -> io.BytesIO:
+        buffer = io.BytesIO()
+        Image.new("L", (28, 28), level).save(buffer, format="PNG")
+        buffer.seek(0)
+        return buffer
+
+    client = make_app(max_instances=3).test_client()
+    levels = (0, 128, 255)
+    files = [("file", (png(level), f"{level}.png")) for level in levels]
+    response = client.post("/predict?backend=tf", data={"file": [f for _, f in files]})
+    assert response.status_code == 200 and len(response.get_json()["predictions"]) == 3
+    sent = fakes["tf"].last_images
+    assert sent is not None and [round(float(image.mean()) * 255) for image in sent] == list(levels)
+    too_many = [(png(0), f"{i}.png") for i in range(4)]
+    assert client.post("/predict", data={"file": too_many}).status_code == 413
+
+
 def test_status_endpoints(client: FlaskClient, fakes: dict[str, FakeBackend]) -> None:
     assert client.get("/v1/models").get_json() == {"models": ["mnist"]}
     model = client.get("/v1/models/mnist").get_json()
