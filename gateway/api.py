@@ -271,6 +271,7 @@ def _finish(response: Response) -> Response:
     headers[REQUEST_ID_HEADER] = call.request_id
     if call.backend:
         headers[BACKEND_HEADER] = call.backend
+    if call.version:  # set only once a backend answered
         headers[VERSION_HEADER] = call.version
         headers["X-Gateway-Attempts"] = ",".join(call.attempts)
     headers["Server-Timing"] = (
