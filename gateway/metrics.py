@@ -17,10 +17,19 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from gateway.breaker import State
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "mark_process_dead", "multiprocess_dir"]
 
@@ -199,6 +208,22 @@ class Metrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self.circuit_state = Gauge(
+            "gateway_circuit_state",
+            "Backend circuit breaker: 0 closed, 1 half-open, 2 open (the worst worker's)",
+            ["backend"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.circuit_changes = Counter(
+            "gateway_circuit_changes", "Circuit breaker state changes", ["backend", "state"], registry=r
+        )
+        self.circuit_rejections = Counter(
+            "gateway_circuit_rejected",
+            "Calls failed fast, without an upstream call, because the backend's circuit was open",
+            ["backend"],
+            registry=r,
+        )
         # Labelled children of the hot paths (see _cached).
         self._request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any, Any]] = {}
         self._attempt_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
@@ -265,6 +290,13 @@ class Metrics:
         )
         attempts.inc()
         duration.observe(seconds)
+
+    def circuit(self, backend: str, state: State) -> None:
+        self.circuit_state.labels(backend).set(state.level)
+        self.circuit_changes.labels(backend, state.value).inc()
+
+    def circuit_rejected(self, backend: str) -> None:
+        self.circuit_rejections.labels(backend).inc()
 
     def failover(self, model: str, from_backend: str, to_backend: str) -> None:
         self.failovers.labels(model, from_backend, to_backend).inc()

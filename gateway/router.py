@@ -23,10 +23,19 @@ import numpy as np
 
 from gateway.backends import BackendPool, Prediction
 from gateway.batching import MicroBatcher
-from gateway.errors import DeadlineExceeded, GatewayError, InvalidInput, NotFound, Unavailable
+from gateway.breaker import BreakerConfig, Breakers, State
+from gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    InvalidInput,
+    NotFound,
+    OverCapacity,
+    Unavailable,
+)
 from gateway.routing import ModelRoute, RetryBudgetConfig, RoutingTable
 
 __all__ = [
+    "CircuitOpen",
     "HealthCache",
     "InlineExecutor",
     "RetryBudget",
@@ -77,6 +86,8 @@ class RouterObserver(Protocol):
     ) -> None: ...
     def batch(self, model: str, backend: str, images: int, requests: int) -> None: ...
     def queue_delay(self, model: str, backend: str, seconds: float) -> None: ...
+    def circuit(self, backend: str, state: State) -> None: ...
+    def circuit_rejected(self, backend: str) -> None: ...
 
 
 class NullObserver:
@@ -98,6 +109,12 @@ class NullObserver:
         pass
 
     def queue_delay(self, model: str, backend: str, seconds: float) -> None:
+        pass
+
+    def circuit(self, backend: str, state: State) -> None:
+        pass
+
+    def circuit_rejected(self, backend: str) -> None:
         pass
 
 
@@ -205,6 +222,7 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         shadow_executor: Executor | None = None,
         shadow_max_inflight: int = 8,
+        breaker: BreakerConfig | None = None,
     ) -> None:
         self._table = table
         self._pool = pool
@@ -218,6 +236,14 @@ class Router:
         self._shadow_executor = shadow_executor
         self._shadow_slots = threading.BoundedSemaphore(shadow_max_inflight)
         self._batchers: dict[tuple[str, str, int | None], MicroBatcher] = {}
+        self.breakers = Breakers(breaker or BreakerConfig(enabled=False), clock, self._circuit_changed)
+
+    def _circuit_changed(self, backend: str, state: State) -> None:
+        if state is State.OPEN:
+            log.warning("circuit of %s opened: calls fail fast for a while", backend)
+        else:
+            log.info("circuit of %s is %s", backend, state.value.replace("_", "-"))
+        self._observer.circuit(backend, state)
 
     # -- choosing -----------------------------------------------------------------------
 
@@ -295,6 +321,14 @@ class Router:
             left = selection.deadline - self._clock()
             if left <= 0:
                 raise DeadlineExceeded(f"deadline passed after {len(attempts)} attempt(s)") from last_error
+            breaker = self.breakers[name]
+            if not breaker.allow():  # open: fail fast, no upstream call, no retry budget spent
+                self._observer.circuit_rejected(name)
+                last_error = CircuitOpen(
+                    f"{name} is failing; calls to it are paused for {breaker.retry_after_s():.1f} s",
+                    backend=name,
+                )
+                continue
             if attempts:
                 if not budget.try_acquire():
                     self._observer.budget_exhausted(route.name)
@@ -357,6 +391,8 @@ class Router:
             self._observer.attempt(model, name, _label(version), time.perf_counter() - started, exc.status)
             if exc.retryable:
                 self.health.mark(name, ready=False)
+            # 429 is the backend shedding load on purpose; 4xx is the request's fault.
+            self.breakers[name].record(ok=not exc.retryable or isinstance(exc, OverCapacity))
             if exc.backend is None:
                 exc.backend = name
             raise
@@ -364,11 +400,13 @@ class Router:
             log.exception("backend %s raised an untranslated error", name)
             self._observer.attempt(model, name, _label(version), time.perf_counter() - started, 502)
             self.health.mark(name, ready=False)
+            self.breakers[name].record(ok=False)
             raise Unavailable(f"backend {name} failed", backend=name) from exc
         self._observer.attempt(
             model, name, prediction.version or _label(version), time.perf_counter() - started, 200
         )
         self.health.mark(name, ready=True)
+        self.breakers[name].record(ok=True)
         return prediction
 
     # -- shadow -------------------------------------------------------------------------
@@ -430,6 +468,10 @@ class Router:
                 log.warning("batch queue of %s/%s did not drain in time", batcher.model, batcher.backend)
         if self._shadow_executor is not None:
             self._shadow_executor.shutdown(wait=False, cancel_futures=True)
+
+
+class CircuitOpen(Unavailable):
+    """503 without an upstream call: the backend's circuit breaker is open."""
 
 
 def _label(version: int | None) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gateway.backends import Backend, BackendPool
+from gateway.breaker import BreakerConfig
 from gateway.codecs import Limits
 from gateway.errors import NotFound, OverCapacity
 from gateway.metrics import Metrics
@@ -66,6 +67,14 @@ class Gateway:
             health=HealthCache(settings.health_ttl_s),
             observer=self.metrics,
             shadow_max_inflight=settings.shadow_max_inflight,
+            breaker=BreakerConfig(
+                enabled=settings.breaker_failures > 0,
+                failures=settings.breaker_failures,
+                error_ratio=settings.breaker_error_ratio,
+                min_calls=settings.breaker_min_calls,
+                window_s=settings.breaker_window_s,
+                open_s=settings.breaker_open_s,
+            ),
         )
         self._slots = threading.BoundedSemaphore(settings.max_inflight)
         self.limits = Limits(settings.max_instances, settings.max_json_depth, settings.max_image_side)

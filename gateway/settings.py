@@ -105,6 +105,15 @@ class Settings:
     """How long a backend's ready/not-ready verdict is reused."""
     health_timeout_s: float = 0.5
     """Deadline of one readiness probe."""
+    breaker_failures: int = 5
+    """A backend's circuit opens after this many failures in a row (0 turns breakers off) ..."""
+    breaker_error_ratio: float = 0.5
+    """... or when this share of its calls failed in the last ``breaker_window_s``,"""
+    breaker_min_calls: int = 20
+    """counting only windows with at least this many calls."""
+    breaker_window_s: float = 10.0
+    breaker_open_s: float = 5.0
+    """An open circuit fails calls at once for this long, then lets one probe call through."""
     shadow_max_inflight: int = 8
     """Shadow calls in flight per worker; more are dropped, never queued."""
     embedded_threads: int = 1
@@ -153,6 +162,12 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if not 0 < self.breaker_error_ratio <= 1:
+            raise SettingsError(f"{ENV_PREFIX}BREAKER_ERROR_RATIO must be in (0, 1]")
+        if min(self.breaker_window_s, self.breaker_open_s) <= 0 or self.breaker_failures < 0:
+            raise SettingsError(
+                f"{ENV_PREFIX}BREAKER_WINDOW_S and _OPEN_S must be positive, _FAILURES 0 or more"
+            )
         if self.server not in ("granian", "gunicorn"):
             raise SettingsError(f"{ENV_PREFIX}SERVER must be granian or gunicorn, not {self.server!r}")
         if self.worker_class not in ("gthread", "sync"):
