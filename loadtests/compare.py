@@ -33,6 +33,7 @@ from loadtests.progress import RunMonitor, format_duration
 from loadtests.recorder import load_samples
 from loadtests.report import write_report
 from loadtests.report.summary import summary_text
+from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.targets import CALIBRATION, Target, select_targets
 from model_store import MODEL_NAME, ModelStore, default_root
@@ -446,6 +447,7 @@ def compare(config: CompareConfig, say: Say = _say) -> int:
     finally:
         with _uninterruptible():
             session.close(say)
+            scrub_report(out)  # TorchServe's keys stay out of a report made to be shared
     if session.leftovers:
         code = code or 1
     say(f"Done in {format_duration(time.monotonic() - started)}.")

@@ -73,6 +73,13 @@ def test_report_files_exist_and_parse(smoke: tuple[str, Path]) -> None:
     assert "req/s [95% CI]" in stdout  # the summary table
 
 
+def test_the_report_holds_no_torchserve_key(smoke: tuple[str, Path]) -> None:
+    """TorchServe ran with token auth and wrote key_file.json into the run's folder: it must be gone."""
+    _, folder = smoke
+    assert list((folder / "servers").rglob("*")), "no server folders kept: the check proves nothing"
+    assert not list(folder.rglob("key_file.json"))
+
+
 def test_everything_it_started_is_stopped(smoke: tuple[str, Path], results: dict[str, Any]) -> None:
     stdout, _ = smoke
     assert results["cleanup"]["leftovers"] == []
