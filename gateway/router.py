@@ -317,11 +317,13 @@ class Router:
         budget.record_request()
         attempts: list[str] = []
         last_error: GatewayError | None = None
+        probed = False  # the last attempt was a breaker's probe: the gateway's choice, not a retry
         for name in candidates:
             left = selection.deadline - self._clock()
             if left <= 0:
                 raise DeadlineExceeded(f"deadline passed after {len(attempts)} attempt(s)") from last_error
             breaker = self.breakers[name]
+            probing = breaker.state is State.HALF_OPEN
             if not breaker.allow():  # open: fail fast, no upstream call, no retry budget spent
                 self._observer.circuit_rejected(name)
                 last_error = CircuitOpen(
@@ -330,11 +332,12 @@ class Router:
                 )
                 continue
             if attempts:
-                if not budget.try_acquire():
+                if not probed and not budget.try_acquire():
                     self._observer.budget_exhausted(route.name)
                     break
                 self._observer.failover(route.name, attempts[-1], name)
             attempts.append(name)
+            probed = probing
             try:
                 prediction = self._attempt(route, name, images, version, min(left, self._attempt_timeout))
             except GatewayError as exc:

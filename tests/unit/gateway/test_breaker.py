@@ -13,7 +13,7 @@ from gateway.backends import BackendPool
 from gateway.breaker import BreakerConfig, CircuitBreaker, State
 from gateway.errors import InvalidInput, OverCapacity, Unavailable
 from gateway.router import CircuitOpen, HealthCache, InlineExecutor, Router, Selection
-from gateway.routing import ModelRoute, RoutingTable
+from gateway.routing import ModelRoute, RetryBudgetConfig, RoutingTable
 from gateway.settings import Settings
 from tests.unit.gateway.conftest import FakeBackend
 
@@ -170,3 +170,32 @@ def test_client_errors_and_load_shedding_do_not_open_the_circuit(
         with pytest.raises(type(error)):
             router.predict(select(), IMAGES)
     assert router.breakers["tf"].state is State.CLOSED
+
+
+def test_a_failed_probe_fails_over_even_with_no_retry_budget_left(fakes: dict[str, FakeBackend]) -> None:
+    """A probe is the gateway's own test of a backend: its failure must not cost the client."""
+    clock = Clock()
+    route = ModelRoute(
+        "mnist", {"tf": 100, "pt": 0.001}, failover=True, retry_budget=RetryBudgetConfig(0.0, 0, 10.0)
+    )
+    table = RoutingTable({"mnist": route})
+    router = Router(
+        lambda: table,
+        BackendPool(Settings(), fakes),
+        attempt_timeout_s=1.0,
+        health=HealthCache(ttl_s=0, clock=clock),
+        observer=Recorder(),  # type: ignore[arg-type]
+        rng=random.Random(1),
+        clock=clock,
+        breaker=CONFIG,
+    )
+    far = Selection("mnist", clock.now + 1e6)
+    fakes["tf"].error = Unavailable("refused")
+    for _ in range(3):  # no budget: these fail without failover, and open tf's circuit
+        with pytest.raises(Unavailable):
+            router.predict(far, IMAGES)
+    assert router.breakers["tf"].state is State.OPEN
+    assert router.predict(far, IMAGES).attempts == ("pt",)  # open: skipped, no budget needed
+    clock.now += CONFIG.open_s
+    routed = router.predict(far, IMAGES)  # tf is probed, fails, and pt answers
+    assert routed.attempts == ("tf", "pt") and fakes["tf"].calls == 4
