@@ -24,7 +24,7 @@ import binascii
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import orjson
@@ -99,17 +99,42 @@ def parse_json(body: bytes, limits: Limits) -> Any:
     if json_depth(body) > limits.max_json_depth:
         raise InvalidInput(f"JSON nested deeper than {limits.max_json_depth} levels")
     try:
-        return orjson.loads(body)  # fast path; rejects NaN/Infinity tokens and bad UTF-8 itself
+        document = orjson.loads(body)  # fast path; rejects NaN/Infinity tokens and bad UTF-8 itself
     except orjson.JSONDecodeError:
-        pass  # re-parse with the standard library only to say precisely what is wrong
+        _explain_rejection(body)
+    if b"true" in body or b"false" in body:  # rare in a valid body: only then walk the document
+        _reject_booleans(document)
+    return document
+
+
+def _explain_rejection(body: bytes) -> NoReturn:
+    """orjson refused ``body``: re-parse with the standard library only to say precisely why."""
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        json.loads(body, parse_constant=_reject_constant)
     except RecursionError as exc:  # pragma: no cover - the depth scan catches this first
         raise InvalidInput("JSON nested too deeply") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput("body is not UTF-8 text") from exc
     except ValueError as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from exc
+    # The standard library also reads UTF-16/32, skips a byte order mark and turns 1e400 into
+    # infinity; JSON between systems is UTF-8 (RFC 8259), and pixels are finite.
+    if body.startswith(b"\xef\xbb\xbf") or b"\x00" in body:
+        raise InvalidInput("body must be UTF-8 JSON without a byte order mark")
+    raise InvalidInput("values must be finite numbers (one is too large for a 64-bit float)")
+
+
+def _reject_booleans(document: Any) -> None:
+    """``true``/``false`` are not pixel values (numpy would read them as 1.0 and 0.0)."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, bool):
+            raise InvalidInput("expected numbers, got booleans (true/false)")
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
 
 
 def _count_check(count: int, limits: Limits) -> None:

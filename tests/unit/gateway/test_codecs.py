@@ -60,6 +60,11 @@ def test_v1_bodies_decode(payload: dict[str, object], count: int, columnar: bool
         (json.dumps({"instances": [[2.0] * 784]}).encode(), InvalidInput, "[0, 1]"),
         (json.dumps({"instances": [["a"] * 784]}).encode(), InvalidInput, "strings"),
         (json.dumps({"instances": [[True] * 784]}).encode(), InvalidInput, "booleans"),
+        (json.dumps({"instances": [[0.0] * 783 + [True]]}).encode(), InvalidInput, "booleans"),  # not 1.0
+        (json.dumps({"instances": [{"image": [False] + [0.0] * 783}]}).encode(), InvalidInput, "booleans"),
+        (b"\xef\xbb\xbf" + json.dumps({"instances": [[0.0] * 784]}).encode(), InvalidInput, "UTF-8"),
+        (json.dumps({"instances": [[0.0] * 784]}).encode("utf-16"), InvalidInput, "UTF-8"),
+        (json.dumps({"instances": [[0.0] * 784]}).encode("utf-32-le"), InvalidInput, "UTF-8"),
         (json.dumps({"instances": [FLAT, [0.1]]}).encode(), InvalidInput, "rectangular"),
         (json.dumps({"instances": [IMAGE], "inputs": [IMAGE]}).encode(), InvalidInput, "exactly one"),
         (json.dumps({"instances": [IMAGE], "signature_name": "x"}).encode(), InvalidInput, "signature_name"),
