@@ -25,7 +25,14 @@ from gateway.router import Routed, Selection
 from gateway.routing import RoutingError
 from gateway.service import Gateway
 
-__all__ = ["BACKEND_HEADER", "REQUEST_ID_HEADER", "blueprint", "error_response", "new_request_id"]
+__all__ = [
+    "BACKEND_HEADER",
+    "REQUEST_ID_HEADER",
+    "blueprint",
+    "error_response",
+    "new_request_id",
+    "valid_request_id",
+]
 
 blueprint = Blueprint("gateway", __name__)
 log = logging.getLogger(__name__)
@@ -68,6 +75,11 @@ class _Call:
         self.version = routed.prediction.version or "default"
         self.backend_seconds = routed.prediction.backend_seconds
         self.attempts = routed.attempts
+
+
+def valid_request_id(incoming: str) -> str:
+    """The client's request id if it is one we pass on (length and characters checked), else ""."""
+    return incoming if _REQUEST_ID.match(incoming) else ""
 
 
 def new_request_id() -> str:
@@ -250,7 +262,7 @@ def _start() -> None:
         gateway,
         time.perf_counter(),
         time.monotonic() + gateway.settings.deadline_s,
-        incoming if _REQUEST_ID.match(incoming) else new_request_id(),
+        valid_request_id(incoming) or new_request_id(),
     )
     codecs.check_content_encoding(headers.get("Content-Encoding"))
     keys = gateway.settings.api_keys

@@ -11,6 +11,7 @@ Exception tree (status, ``code`` in the envelope)::
     ├── PayloadTooLarge         413 payload_too_large        body above the size limit, too many instances
     ├── UnsupportedMediaType    415 unsupported_media_type   wrong content type or content encoding
     ├── OverCapacity            429 over_capacity            too many requests in flight (``Retry-After``)
+    ├── UnsupportedTransferCoding 501 not_implemented        a Transfer-Encoding other than chunked
     ├── BadBackendResponse      502 bad_backend_response     a backend answered something unusable
     ├── Unavailable             503 unavailable              no ready backend, refused (``Retry-After``)
     └── DeadlineExceeded        504 deadline_exceeded        the request's deadline (or one attempt's) ran out
@@ -39,6 +40,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
+    "UnsupportedTransferCoding",
     "envelope",
 ]
 
@@ -99,6 +101,10 @@ class OverCapacity(GatewayError):
     status, code, retryable, retry_after_s = 429, "over_capacity", True, 1
 
 
+class UnsupportedTransferCoding(GatewayError):
+    status, code = 501, "not_implemented"
+
+
 class BadBackendResponse(GatewayError):
     status, code, retryable = 502, "bad_backend_response", True
 
@@ -122,6 +128,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
         PayloadTooLarge,
         UnsupportedMediaType,
         OverCapacity,
+        UnsupportedTransferCoding,
         BadBackendResponse,
         Unavailable,
         DeadlineExceeded,

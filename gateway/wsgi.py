@@ -15,9 +15,16 @@ from typing import Any
 
 from flask import Flask
 
-from gateway.api import REQUEST_ID_HEADER, new_request_id
+from gateway.api import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from gateway.app import create_app
-from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, envelope
+from gateway.errors import (
+    GatewayError,
+    InvalidInput,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedTransferCoding,
+    envelope,
+)
 from gateway.jsonio import dumps
 from gateway.settings import Settings
 
@@ -31,6 +38,9 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes:
     """The whole body, chunked or not; PayloadTooLarge as soon as it passes ``limit`` bytes.
 
     Both servers end ``wsgi.input`` at the body's end (a declared length or the last chunk)."""
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    if coding is not None and coding.replace(" ", "").lower() != "chunked":
+        raise UnsupportedTransferCoding(f"Transfer-Encoding {coding[:60]!r}; only 'chunked' is understood")
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit} bytes")
@@ -42,11 +52,14 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"body larger than the limit of {limit} bytes")
         chunks.append(chunk)
+    if coding is None and declared.isdigit() and size < int(declared):
+        # granian ends the stream quietly when a client stops early; never parse half a body.
+        raise InvalidInput(f"the body ended after {size} of the {declared} bytes declared")
     return b"".join(chunks)
 
 
-def _refuse(error: GatewayError, start_response: Callable[..., Any]) -> list[bytes]:
-    request_id = new_request_id()
+def _refuse(error: GatewayError, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    request_id = valid_request_id(environ.get("HTTP_X_REQUEST_ID", "")) or new_request_id()
     body = dumps(envelope(error, request_id)) + b"\n"
     headers = [
         ("Content-Type", "application/json"),
@@ -82,12 +95,12 @@ class CompleteBodies:
             try:
                 body = _read_body(environ, self.max_body_bytes)
             except GatewayError as error:
-                return _refuse(error, start_response)
+                return _refuse(error, environ, start_response)
             if time.monotonic() - started > self.body_read_timeout_s:
                 late = RequestTimeout(
                     f"the request body took more than {self.body_read_timeout_s:g} s to arrive"
                 )
-                return _refuse(late, start_response)
+                return _refuse(late, environ, start_response)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         answer = self.app(environ, start_response)
