@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
+from gateway.backends.channels import insecure_channel
 from gateway.backends.http import HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
@@ -111,8 +112,8 @@ class TFServingGrpcBackend(Backend):
         )
 
         self.name = name
-        self._channel = channel or grpc.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        self._channel = channel or insecure_channel(
+            target, ("grpc.max_receive_message_length", 64 * 1024 * 1024)
         )
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)

@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
+from gateway.backends.channels import insecure_channel
 from gateway.backends.http import HttpRequest, HttpResponse, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
@@ -94,7 +95,7 @@ class TorchServeGrpcBackend(Backend):
         self.name = name
         self._tokens = tokens
         self._messages, services = ensure_torchserve_stubs()
-        self._channel = channel or grpc.insecure_channel(target)
+        self._channel = channel or insecure_channel(target)
         self._stub = services.InferenceAPIsServiceStub(self._channel)
 
     def _metadata(self) -> list[tuple[str, str]]:
