@@ -316,12 +316,14 @@ class Router:
         budget = self._budget(route)
         budget.record_request()
         attempts: list[str] = []
+        tried: list[str] = []  # what each candidate did, for the log when the request fails
         last_error: GatewayError | None = None
         probed = False  # the last attempt was a breaker's probe: the gateway's choice, not a retry
         for name in candidates:
             left = selection.deadline - self._clock()
             if left <= 0:
-                raise DeadlineExceeded(f"deadline passed after {len(attempts)} attempt(s)") from last_error
+                error = DeadlineExceeded(f"deadline passed after {len(attempts)} attempt(s)")
+                raise _with_trail(error, tried) from last_error
             breaker = self.breakers[name]
             probing = breaker.state is State.HALF_OPEN
             if not breaker.allow():  # open: fail fast, no upstream call, no retry budget spent
@@ -330,25 +332,29 @@ class Router:
                     f"{name} is failing; calls to it are paused for {breaker.retry_after_s():.1f} s",
                     backend=name,
                 )
+                tried.append(f"{name}: circuit open")
                 continue
             if attempts:
                 if not probed and not budget.try_acquire():
                     self._observer.budget_exhausted(route.name)
+                    tried.append("retry budget exhausted")
                     break
                 self._observer.failover(route.name, attempts[-1], name)
             attempts.append(name)
             probed = probing
+            began = self._clock()
             try:
                 prediction = self._attempt(route, name, images, version, min(left, self._attempt_timeout))
             except GatewayError as exc:
                 if not exc.retryable:
                     raise
                 last_error = exc
+                tried.append(f"{name}: {exc.status} after {self._clock() - began:.3f} s")
                 continue
             self._maybe_shadow(route, name, images, version, prediction)
             return Routed(prediction, name, tuple(attempts))
         if last_error is not None:
-            raise last_error
+            raise _with_trail(last_error, tried)
         raise Unavailable(f"no backend available for model {route.name!r}")  # pragma: no cover
 
     def _attempt(
@@ -471,6 +477,13 @@ class Router:
                 log.warning("batch queue of %s/%s did not drain in time", batcher.model, batcher.backend)
         if self._shadow_executor is not None:
             self._shadow_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _with_trail(error: GatewayError, tried: list[str]) -> GatewayError:
+    """``error`` with what each candidate did added to its log-only detail."""
+    trail = "; ".join(tried)
+    error.detail = f"{error.detail}; tried {trail}" if error.detail else f"tried {trail}"
+    return error
 
 
 class CircuitOpen(Unavailable):
