@@ -21,7 +21,7 @@ from serving.torchserve.launcher import prepare_model_store, select_versions
 
 TF_MODELS_DIR = "/models"
 TS_MODEL_STORE = "/home/model-server/model-store"
-ALL_INTERFACES = "0.0.0.0"  # inside a container; compose publishes ports on 127.0.0.1 only
+ALL_INTERFACES = "0.0.0.0"  # inside a container; compose publishes ports on 127.0.0.1 only  # nosec B104
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ TF_BINARY = "tensorflow_model_server"
 TS_HOME = "/home/model-server"
 TS_MODEL_STORE = f"{TS_HOME}/model-store"
 TS_CONFIG_DIR = f"{TS_HOME}/config"
-ALL_INTERFACES = "0.0.0.0"  # inside the pod; management stays on 127.0.0.1 (render() enforces it)
+ALL_INTERFACES = "0.0.0.0"  # inside the pod; management stays on 127.0.0.1 (render() enforces it)  # nosec B104
 
 TF_POLL_SECONDS = 60.0
 """Models arrive only through the init container at pod start, so polling for new ones is rare."""

@@ -88,7 +88,7 @@ def http(
 ) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # nosec B310  # http(s) URLs from the pod spec and the API server's env
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -231,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="keypublisher.py", description=__doc__.split("\n")[0])
     main.add_argument("--key-file", type=Path, default=Path("/home/model-server/work/key_file.json"))
     main.add_argument("--inference-url", default="http://127.0.0.1:8080")
-    main.add_argument("--heartbeat", type=Path, default=Path("/tmp/keypublisher.heartbeat"))
+    main.add_argument("--heartbeat", type=Path, default=Path("/tmp/keypublisher.heartbeat"))  # nosec B108  # /tmp is this container's own emptyDir
     commands = main.add_subparsers(dest="command", required=True)
     run = commands.add_parser("publish", help="the sidecar loop")
     run.add_argument("--secret", default="torchserve-inference-key")
