@@ -6,16 +6,13 @@ Everything this command starts (servers with ``--start``, the null endpoints, Lo
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from loadtests.analysis import AnalysisSettings, analyse
@@ -24,6 +21,7 @@ from loadtests.cpu import Pinning, pinned, plan_pinning
 from loadtests.crosscheck import CrossCheck, run_crosscheck
 from loadtests.endpoints import Endpoints, default_endpoints
 from loadtests.environment import describe_machine, load_average
+from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.locust_run import LocustLaunch, run_locust
 from loadtests.payloads import Payloads, payloads_from_store, write_payloads
 from loadtests.plan import Plan, build_plan
@@ -47,34 +45,6 @@ Say = Callable[[str], None]
 
 def _say(message: str) -> None:
     print(message, flush=True)
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM (or SIGHUP) turned into the same unwinding as Ctrl-C."""
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(f"signal {signum}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def _uninterruptible() -> Iterator[None]:
-    """While cleaning up, a second Ctrl-C must not leave servers behind."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _report_dir(root: Path) -> Path:
@@ -439,13 +409,13 @@ def compare(config: CompareConfig, say: Say = _say) -> int:
     started = time.monotonic()
     code = 1
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             code = _run(session, say)
     except KeyboardInterrupt:
         say("\ninterrupted: stopping everything this run started")
         code = 130
     finally:
-        with _uninterruptible():
+        with uninterruptible():
             session.close(say)
             scrub_report(out)  # TorchServe's keys stay out of a report made to be shared
     if session.leftovers:
