@@ -13,15 +13,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(
             "usage: python -m loadtests compare [options]        (python -m loadtests compare --help)\n"
-            "       python -m loadtests bench-gateway [options]  (the gateway's cost; --help)"
+            "       python -m loadtests bench-gateway [options]  (the gateway's cost; --help)\n"
+            "       python -m loadtests soak [options]           (steady load while faults happen; --help)"
         )
         return 0 if args else 2
     if args[0] == "bench-gateway":
         from loadtests.gateway_bench import main as bench_gateway
 
         return bench_gateway(args[1:])
+    if args[0] == "soak":
+        from loadtests.soak import main as soak
+
+        return soak(args[1:])
     if args[0] != "compare":
-        print(f"unknown command {args[0]!r}; the commands are `compare` and `bench-gateway`", file=sys.stderr)
+        print(
+            f"unknown command {args[0]!r}; the commands are `compare`, `bench-gateway` and `soak`",
+            file=sys.stderr,
+        )
         return 2
     from loadtests.compare import compare
     from loadtests.config import build_parser, config_from_args
