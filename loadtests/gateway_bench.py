@@ -381,7 +381,8 @@ def _floor_proxy(bench: Bench) -> Iterator[str]:
     port = free_port()
     backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
-    command += ["--blocking-threads", "4", "--host", LOOPBACK, "--port", str(port), "--no-ws"]
+    threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
+    command += ["--blocking-threads", threads, "--host", LOOPBACK, "--port", str(port), "--no-ws"]
     command += ["--log-level", "warning", "loadtests.floorproxy:create_app"]
     with pinned(bench.pinning.servers if bench.pinning.active else None):
         start_server(
@@ -611,7 +612,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-torchserve", action="store_true", help="skip TorchServe (its JVM takes a while)"
     )
     parser.add_argument("--no-batching", action="store_true", help="skip the micro-batching steps")
-    parser.add_argument("--gateway-threads", type=int, default=4, help="threads of the one gateway worker")
+    parser.add_argument(
+        "--gateway-threads", type=int, default=256, help="threads of the one gateway worker (default 256)"
+    )
     parser.add_argument(
         "--gateway-server",
         choices=("granian", "gunicorn"),

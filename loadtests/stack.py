@@ -63,7 +63,7 @@ class StackOptions:
     threads: int = 1
     """Intra-op threads of every framework (TorchServe's torch, TF Serving, the embedded backends)."""
     gateway_workers: int = 1
-    gateway_threads: int = 4
+    gateway_threads: int = 256
     gateway_server: str | None = None
     """``GATEWAY_SERVER`` (granian or gunicorn); None keeps the gateway's default."""
     ts_workers: int = 1
