@@ -1,7 +1,9 @@
-"""The HTTP layer: thin endpoints over :class:`gateway.service.Gateway`.
+"""What every HTTP protocol shares: per-request bookkeeping, errors, and the status endpoints.
 
-Request bookkeeping (request id, timing, auth, response headers, metrics) lives in the hooks at the
-bottom; the endpoints only decode, call the service and encode.
+Request bookkeeping (request id, deadline, timing, auth, response headers, metrics) lives in the
+hooks at the bottom and applies to every blueprint; the wire protocols themselves (TF Serving REST,
+the friendly image API, Open Inference Protocol V2) are modules of :mod:`gateway.protocols` that
+decode, call the service through these helpers and encode.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ from gateway.service import Gateway
 __all__ = [
     "BACKEND_HEADER",
     "REQUEST_ID_HEADER",
+    "Call",
+    "ModelNameConverter",
     "blueprint",
+    "current_call",
     "error_response",
+    "json_response",
     "new_request_id",
+    "routed_model",
+    "selection",
+    "service",
     "valid_request_id",
 ]
 
@@ -43,7 +52,17 @@ VERSION_HEADER = "X-Model-Version"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_PUBLIC = {"gateway.livez", "gateway.readyz", "gateway.metrics", "gateway.openapi_json", "gateway.docs"}
+_PUBLIC = {
+    "gateway.livez",
+    "gateway.readyz",
+    "gateway.metrics",
+    "gateway.openapi_json",
+    "gateway.docs",
+    "v2_rest.server_live",
+    "v2_rest.server_ready",
+    "v2_rest.server_metadata",
+}
+_NOT_COUNTED = {"metrics", "livez", "readyz", "server_live", "server_ready"}
 
 
 class ModelNameConverter(BaseConverter):
@@ -54,7 +73,7 @@ class ModelNameConverter(BaseConverter):
 
 
 @dataclass(slots=True)
-class _Call:
+class Call:
     """One request's bookkeeping: set up by ``_start``, filled by the endpoint, read by ``_finish``.
 
     Kept in one object so the hot path touches Flask's context-local proxies a handful of times
@@ -87,7 +106,7 @@ def new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _json(document: Any) -> Response:
+def json_response(document: Any) -> Response:
     return Response(dumps(document), mimetype="application/json")
 
 
@@ -96,19 +115,19 @@ def service() -> Gateway:
     return gateway
 
 
-def _call() -> _Call:
-    call: _Call = g.call
+def current_call() -> Call:
+    call: Call = g.call
     return call
 
 
-def _model(call: _Call, name: str) -> str:
+def routed_model(call: Call, name: str) -> str:
     if not _MODEL_NAME.match(name) or not call.gateway.is_routed(name):
         raise NotFound(f"unknown model {name[:80]!r}")
     call.model = name
     return name
 
 
-def _selection(call: _Call, model: str, version: int | None = None, label: str | None = None) -> Selection:
+def selection(call: Call, model: str, version: int | None = None, label: str | None = None) -> Selection:
     if label is not None and not _LABEL.match(label):
         raise NotFound("unknown label")
     headers = request.headers
@@ -117,64 +136,6 @@ def _selection(call: _Call, model: str, version: int | None = None, label: str |
         explicit = request.args.get("backend")
     # Werkzeug's headers look names up in any case, as Selection.headers requires.
     return Selection(model, call.deadline, version, label, explicit or None, headers)  # type: ignore[arg-type]
-
-
-# -- predict --------------------------------------------------------------------------------
-
-
-def _predict_v1(model: str, version: int | None = None, label: str | None = None) -> Response:
-    call = _call()
-    _model(call, model)
-    media = (request.mimetype or "").lower()
-    if media not in codecs.V1_CONTENT_TYPES:
-        raise codecs.UnsupportedMediaType(f"content type {media or '(none)'!r}; send application/json")
-    decoded = codecs.decode_v1(request.get_data(cache=False), call.gateway.limits)
-    routed = call.gateway.predict(_selection(call, model, version, label), decoded.images)
-    call.routed(routed)
-    return _json(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar))
-
-
-@blueprint.post("/v1/models/<model:model>:predict")
-def predict(model: str) -> Response:
-    return _predict_v1(model)
-
-
-@blueprint.post("/v1/models/<model:model>/versions/<int:version>:predict")
-def predict_version(model: str, version: int) -> Response:
-    return _predict_v1(model, version=version)
-
-
-@blueprint.post("/v1/models/<model:model>/labels/<label>:predict")
-def predict_label(model: str, label: str) -> Response:
-    return _predict_v1(model, label=label)
-
-
-def _classify(model: str) -> Response:
-    call = _call()
-    _model(call, model)
-    # Every uploaded file, repeated field names included (``files.values()`` keeps one per name).
-    uploads = (
-        [file.read() for _, file in request.files.items(multi=True)]
-        if request.mimetype == "multipart/form-data"
-        else []
-    )
-    body = b"" if uploads else request.get_data(cache=False)
-    images = codecs.decode_friendly(request.content_type or "", body, uploads, call.gateway.limits)
-    routed = call.gateway.predict(_selection(call, model), images)
-    call.routed(routed)
-    reply: dict[str, Any] = {"model": model, "backend": routed.backend, "version": call.version}
-    reply.update(codecs.encode_friendly(routed.prediction.probabilities))
-    return _json(reply)
-
-
-@blueprint.post("/v1/models/<model:model>:classify")
-def classify(model: str) -> Response:
-    return _classify(model)
-
-
-@blueprint.post("/predict")
-def classify_default() -> Response:
-    return _classify(service().settings.default_model)
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -187,7 +148,7 @@ def models() -> Response:
 
 @blueprint.get("/v1/models/<model:model>")
 def model_status(model: str) -> Response:
-    reports = service().model_report(_model(_call(), model))
+    reports = service().model_report(routed_model(current_call(), model))
     return jsonify(
         {"name": model, "ready": any(r.ready for r in reports), "backends": [r.to_dict() for r in reports]}
     )
@@ -220,7 +181,7 @@ def metrics() -> Response:
 
 
 @blueprint.get("/openapi.json")
-def openapi_json() -> Response:
+def openapijson_response() -> Response:
     return jsonify(openapi.document())
 
 
@@ -258,7 +219,7 @@ def _start() -> None:
     gateway = service()
     headers = request.headers
     incoming = headers.get(REQUEST_ID_HEADER, "")
-    g.call = _Call(
+    g.call = Call(
         gateway,
         time.perf_counter(),
         time.monotonic() + gateway.settings.deadline_s,
@@ -274,7 +235,7 @@ def _start() -> None:
 
 @blueprint.after_app_request
 def _finish(response: Response) -> Response:
-    call: _Call | None = g.get("call")
+    call: Call | None = g.get("call")
     if call is None:  # failed before _start ran (e.g. a malformed request line)
         return response
     total = time.perf_counter() - call.started
@@ -290,8 +251,8 @@ def _finish(response: Response) -> Response:
         f"gateway;dur={(total - backend_s) * 1000:.3f}, backend;dur={backend_s * 1000:.3f}, "
         f"total;dur={total * 1000:.3f}"
     )
-    endpoint = (request.endpoint or "unmatched").removeprefix("gateway.")
-    if endpoint not in ("metrics", "livez", "readyz"):
+    endpoint = (request.endpoint or "unmatched").rpartition(".")[2]  # "predict", "infer", ...
+    if endpoint not in _NOT_COUNTED:
         call.gateway.metrics.request(
             endpoint, call.model, call.backend, call.version, response.status_code, total, backend_s
         )
@@ -299,10 +260,14 @@ def _finish(response: Response) -> Response:
 
 
 def error_response(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
-    call: _Call | None = g.get("call")
+    call: Call | None = g.get("call")
     if call is not None and error.backend and not call.backend:
         call.backend = error.backend
     request_id = call.request_id if call is not None else ""
     if error.detail:
         log.warning("request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300])
-    return jsonify(envelope(error, request_id)), error.status, error.headers()
+    headers = error.headers()
+    if request.path.startswith("/v2"):  # the Open Inference Protocol's own error shape
+        headers[REQUEST_ID_HEADER] = request_id
+        return jsonify({"error": error.message}), error.status, headers
+    return jsonify(envelope(error, request_id)), error.status, headers

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from gateway import api
+from gateway import api, protocols
 from gateway.backends import Backend
 from gateway.errors import GatewayError, for_status
 from gateway.service import Gateway
@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None, *, backends: Mapping[str, Backe
     gateway = Gateway(settings, backends)
     app.extensions["gateway"] = gateway
     app.register_blueprint(api.blueprint)
+    for blueprint in protocols.BLUEPRINTS:
+        app.register_blueprint(blueprint)
     _register_error_handlers(app)
     if settings.warmup:
         gateway.warm_up()
