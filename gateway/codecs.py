@@ -36,12 +36,15 @@ from model_store import CONTRACT
 __all__ = [
     "Limits",
     "V1Request",
+    "as_pixels",
     "check_content_encoding",
+    "check_count",
     "decode_friendly",
     "decode_v1",
     "encode_friendly",
     "encode_v1",
     "parse_json",
+    "reject_booleans",
 ]
 
 SIDE = 28
@@ -93,7 +96,10 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(_DEPTH_STEP[np.frombuffer(brackets, dtype=np.uint8)]).max())
 
 
-def parse_json(body: bytes, limits: Limits) -> Any:
+def parse_json(body: bytes, limits: Limits, *, booleans: bool = False) -> Any:
+    """The JSON document in ``body``; ``booleans=False`` refuses true/false anywhere in it (none of
+    V1's or the friendly API's fields is one; a protocol with boolean parameters checks its tensors
+    with :func:`reject_booleans` instead)."""
     if not body:
         raise InvalidInput("empty body: expected JSON")
     if json_depth(body) > limits.max_json_depth:
@@ -102,8 +108,8 @@ def parse_json(body: bytes, limits: Limits) -> Any:
         document = orjson.loads(body)  # fast path; rejects NaN/Infinity tokens and bad UTF-8 itself
     except orjson.JSONDecodeError:
         _explain_rejection(body)
-    if b"true" in body or b"false" in body:  # rare in a valid body: only then walk the document
-        _reject_booleans(document)
+    if not booleans and (b"true" in body or b"false" in body):  # rare: only then walk the document
+        reject_booleans(document)
     return document
 
 
@@ -124,7 +130,7 @@ def _explain_rejection(body: bytes) -> NoReturn:
     raise InvalidInput("values must be finite numbers (one is too large for a 64-bit float)")
 
 
-def _reject_booleans(document: Any) -> None:
+def reject_booleans(document: Any) -> None:
     """``true``/``false`` are not pixel values (numpy would read them as 1.0 and 0.0)."""
     pending = [document]
     while pending:
@@ -137,14 +143,15 @@ def _reject_booleans(document: Any) -> None:
             pending.extend(item.values())
 
 
-def _count_check(count: int, limits: Limits) -> None:
+def check_count(count: int, limits: Limits) -> None:
     if count == 0:
         raise InvalidInput("no instances: send at least one image")
     if count > limits.max_instances:
         raise PayloadTooLarge(f"{count} instances in one request; the limit is {limits.max_instances}")
 
 
-def _numeric(value: Any, where: str) -> np.ndarray:
+def as_pixels(value: Any, where: str) -> np.ndarray:
+    """Numbers (nested lists or an array) as float32 in the input range; InvalidInput saying what is wrong."""
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nesting
@@ -179,7 +186,7 @@ def _as_batch(array: np.ndarray, where: str) -> np.ndarray:
 
 
 def _one_image(value: Any, where: str) -> np.ndarray:
-    array = _numeric(value, where)
+    array = as_pixels(value, where)
     if array.shape == (PIXELS,):
         return array.reshape(SIDE, SIDE)
     if array.shape != (SIDE, SIDE):
@@ -207,7 +214,7 @@ def decode_v1(body: bytes, limits: Limits) -> V1Request:
 def _instances(value: Any, limits: Limits) -> np.ndarray:
     if not isinstance(value, list):
         raise InvalidInput('"instances" must be a list')
-    _count_check(len(value), limits)
+    check_count(len(value), limits)
     if all(isinstance(item, dict) for item in value):
         rows = []
         for index, item in enumerate(value):
@@ -215,7 +222,7 @@ def _instances(value: Any, limits: Limits) -> np.ndarray:
                 raise InvalidInput(f'instance {index}: expected an object with only "{CONTRACT.input.name}"')
             rows.append(_one_image(item[CONTRACT.input.name], f"instance {index}"))
         return np.stack(rows)
-    return _as_batch(_numeric(value, "instances"), "instances")
+    return _as_batch(as_pixels(value, "instances"), "instances")
 
 
 def _inputs(value: Any, limits: Limits) -> np.ndarray:
@@ -225,8 +232,8 @@ def _inputs(value: Any, limits: Limits) -> np.ndarray:
         value = value[CONTRACT.input.name]
     if not isinstance(value, list):
         raise InvalidInput('"inputs" must be a list of images or {"image": [...]}')
-    _count_check(len(value), limits)
-    return _as_batch(_numeric(value, "inputs"), "inputs")
+    check_count(len(value), limits)
+    return _as_batch(as_pixels(value, "inputs"), "inputs")
 
 
 def encode_v1(probabilities: np.ndarray, columnar: bool) -> dict[str, Any]:
@@ -285,7 +292,7 @@ def _friendly_json(body: bytes, limits: Limits) -> np.ndarray:
     items = payload["images"]
     if not isinstance(items, list):
         raise InvalidInput('"images" must be a list')
-    _count_check(len(items), limits)
+    check_count(len(items), limits)
     return np.stack([_friendly_item(item, f"images[{i}]", limits) for i, item in enumerate(items)])
 
 
@@ -293,7 +300,7 @@ def decode_friendly(content_type: str, body: bytes, uploads: list[bytes], limits
     """Any friendly form -> ``[N, 28, 28]``; ``uploads`` are the multipart files (already read)."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
-        _count_check(len(uploads), limits)
+        check_count(len(uploads), limits)
         return np.stack([decode_image_bytes(data, f"file {i}", limits) for i, data in enumerate(uploads)])
     if media in IMAGE_CONTENT_TYPES:
         return decode_image_bytes(body, "body", limits)[np.newaxis]
