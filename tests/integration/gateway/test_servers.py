@@ -23,6 +23,7 @@ from gateway.backends.torchserve import TorchServeGrpcBackend
 from gateway.errors import InvalidInput
 from gateway.settings import Settings
 from model_store import ModelStore
+from serving.tfserving import devserver  # a plain import: an ImportError fails, never skips
 from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 from serving.torchserve.tokens import TokenSource
 from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
@@ -34,9 +35,8 @@ pytestmark = pytest.mark.integration
 def tf_serving(
     exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[int, int]]:
-    pytest.importorskip("serving.tfserving.devserver")
     rest, grpc_port = free_port(), free_port()
-    args = ["-m", "serving.tfserving.devserver", "--model-name", "mnist"]
+    args = ["-m", devserver.__name__, "--model-name", "mnist"]
     args += ["--model-base-path", str(exported_store.model_dir), "--host", "127.0.0.1"]
     args += ["--rest-port", str(rest), "--grpc-port", str(grpc_port)]
     process = start(args, {}, tmp_path_factory.mktemp("tfs") / "devserver.log")

@@ -68,7 +68,7 @@ def test_v1_bodies_decode(payload: dict[str, object], count: int, columnar: bool
         (json.dumps({"instances": [FLAT, [0.1]]}).encode(), InvalidInput, "rectangular"),
         (json.dumps({"instances": [IMAGE], "inputs": [IMAGE]}).encode(), InvalidInput, "exactly one"),
         (json.dumps({"instances": [IMAGE], "signature_name": "x"}).encode(), InvalidInput, "signature_name"),
-        (b"\xff\xfe{}", InvalidInput, ""),
+        (b"\xff\xfe{}", InvalidInput, "malformed JSON"),
     ],
 )
 def test_v1_rejects(body: bytes, error: type[GatewayError], fragment: str) -> None:

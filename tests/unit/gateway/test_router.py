@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,14 @@ import pytest
 from gateway.backends import BackendPool
 from gateway.errors import DeadlineExceeded, InvalidInput, NotFound, Unavailable
 from gateway.router import HealthCache, InlineExecutor, RetryBudget, Router, Selection, pick_weighted
-from gateway.routing import ModelRoute, RetryBudgetConfig, RoutingTable, ShadowConfig
+from gateway.routing import (
+    ModelRoute,
+    RetryBudgetConfig,
+    RoutingSource,
+    RoutingTable,
+    ShadowConfig,
+    default_table,
+)
 from gateway.settings import Settings
 from tests.unit.gateway.conftest import FakeBackend
 
@@ -37,6 +46,18 @@ class Recorder:
 
     def shadow(self, *args: Any) -> None:
         self.events.append(("shadow", *args))
+
+    def circuit(self, *args: Any) -> None:
+        self.events.append(("circuit", *args))
+
+    def circuit_rejected(self, *args: Any) -> None:
+        self.events.append(("circuit_rejected", *args))
+
+    def batch(self, *args: Any) -> None:
+        self.events.append(("batch", *args))
+
+    def queue_delay(self, *args: Any) -> None:
+        self.events.append(("queue_delay", *args))
 
 
 def make_router(fakes: dict[str, FakeBackend], route: ModelRoute, observer: Recorder | None = None) -> Router:
@@ -83,6 +104,65 @@ def test_sticky_keys_stay_put_and_spread(fakes: dict[str, FakeBackend]) -> None:
     }
     assert first == again
     assert 0.35 < Counter(first.values())["tf"] / 200 < 0.65
+
+
+def test_sticky_version_choice_stays_put_and_follows_the_weights(fakes: dict[str, FakeBackend]) -> None:
+    route = ModelRoute("mnist", {"tf": 1}, versions={1: 75, 2: 25}, sticky_header="X-Client")
+    router = make_router(fakes, route)
+
+    def versions() -> dict[str, str | None]:
+        return {
+            key: router.predict(select(headers={"x-client": key}), IMAGES).prediction.version
+            for key in map(str, range(400))
+        }
+
+    first = versions()
+    router._rng = random.Random(99)  # a fresh random stream must not move a sticky client
+    assert versions() == first
+    assert 0.18 < Counter(first.values())["2"] / 400 < 0.32
+    # Another router (another worker) puts every client on the same version.
+    other = make_router(fakes, route)
+    some = list(first)[:50]
+    assert {
+        key: other.predict(select(headers={"x-client": key}), IMAGES).prediction.version for key in some
+    } == {key: first[key] for key in some}
+
+
+def test_retry_budget_survives_a_reload_that_keeps_it(fakes: dict[str, FakeBackend], tmp_path: Path) -> None:
+    """A routing reload (new weights, same budget) must not hand out a fresh budget: a reload during an
+    outage would otherwise let a new burst of retries through. A changed budget starts afresh."""
+    path = tmp_path / "routing.yaml"
+    budget = "retry_budget: {ratio: 0.1, min_retries: 2, window_s: 60}"
+    path.write_text(f"models: {{mnist: {{backends: {{tf: 1, pt: 0}}, {budget}}}}}")
+    now = [0.0]
+    source = RoutingSource(path, default_table([], {}), fakes, poll_s=1, clock=lambda: now[0])
+    router = Router(
+        source.current,
+        BackendPool(Settings(), fakes),
+        attempt_timeout_s=1.0,
+        health=HealthCache(ttl_s=0),
+        rng=random.Random(7),
+        shadow_executor=InlineExecutor(),
+        clock=lambda: now[0],
+    )
+    fakes["tf"].error = Unavailable("down")
+
+    def failovers(requests: int) -> int:
+        served = 0
+        for _ in range(requests):
+            with contextlib.suppress(Unavailable):
+                served += router.predict(Selection("mnist", now[0] + 5), IMAGES).backend == "pt"
+        return served
+
+    assert failovers(10) == 2  # max(2, 0.1 * 10)
+    path.write_text(f"models: {{mnist: {{backends: {{tf: 2, pt: 0}}, {budget}}}}}")  # weights change
+    now[0] = 5.0
+    assert source.current().models["mnist"].backends == {"tf": 2.0, "pt": 0.0}
+    assert failovers(10) == 0  # 20 requests in the window: still max(2, 2) retries, all spent
+    changed = "retry_budget: {ratio: 0.5, min_retries: 2, window_s: 60}"
+    path.write_text(f"models: {{mnist: {{backends: {{tf: 2, pt: 0}}, {changed}}}}}")
+    now[0] = 10.0
+    assert failovers(4) == 2  # a new budget: its own window, max(2, 0.5 * n)
 
 
 def test_explicit_choice_by_name_or_framework(fakes: dict[str, FakeBackend]) -> None:
@@ -144,7 +224,9 @@ def test_retry_budget_caps_failovers(fakes: dict[str, FakeBackend]) -> None:
             outcomes["failed"] += 1
     upstream = fakes["tf"].calls + fakes["pt"].calls
     assert upstream / 100 <= 1.2 + 1e-9
-    assert outcomes["pt"] >= 3
+    # max(min_retries=3, 0.2 * 100 requests) = 20 failovers, no more and no fewer.
+    assert outcomes["pt"] == 20 and outcomes["failed"] == 80
+    assert upstream == 120
 
 
 def test_retry_budget_window_and_floor() -> None:
