@@ -16,6 +16,7 @@ Shape (see ``gateway/routing.example.yaml``)::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -107,10 +108,19 @@ class RoutingTable:
     @classmethod
     def load(cls, path: Path, known_backends: Iterable[str]) -> RoutingTable:
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            raw = path.read_bytes()
+        except OSError as exc:
             raise RoutingError(f"{path}: {exc}") from exc
-        return cls.parse(data, str(path), known_backends)
+        return cls.loads(raw, str(path), known_backends)
+
+    @classmethod
+    def loads(cls, raw: bytes, source: str, known_backends: Iterable[str]) -> RoutingTable:
+        """Parse the bytes of a routing file (exactly these bytes: no second read of the file)."""
+        try:
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise RoutingError(f"{source}: {exc}") from exc
+        return cls.parse(data, source, known_backends)
 
 
 def _weights(value: Any, where: str) -> dict[str, float]:
@@ -219,9 +229,12 @@ def _parse_shadow(spec: Any, where: str, known: set[str]) -> ShadowConfig:
 
 
 class RoutingSource:
-    """The current table: from a file (re-read when its mtime changes) or fixed defaults.
+    """The current table: from a file (re-read when its content changes) or fixed defaults.
 
-    A broken new file is logged and ignored: the last good table stays in force.
+    A change is seen by the SHA-256 of the bytes, not the mtime: two writes within one timestamp
+    tick, or a file caught half-written by an in-place editor and completed in the same tick, still
+    differ. The file is read once per poll and exactly the bytes hashed are parsed. A broken new
+    file is logged and ignored: the last good table stays in force.
     """
 
     def __init__(
@@ -240,11 +253,12 @@ class RoutingSource:
         self._on_reload = on_reload
         self._lock = threading.Lock()
         self._table = default
-        self._mtime: int | None = None
+        self._digest: str | None = None
         self._next_check = 0.0
         if path is not None:
-            self._table = RoutingTable.load(path, self._known)  # a bad file at start-up is fatal
-            self._mtime = path.stat().st_mtime_ns
+            raw = _read(path)
+            self._table = RoutingTable.loads(raw, str(path), self._known)  # a bad file at start-up is fatal
+            self._digest = hashlib.sha256(raw).hexdigest()
 
     @property
     def path(self) -> Path | None:
@@ -262,12 +276,13 @@ class RoutingSource:
         with self._lock:
             self._next_check = self._clock() + self._poll_s
             try:
-                mtime = self._path.stat().st_mtime_ns
-                if not force and mtime == self._mtime:
+                raw = _read(self._path)
+                digest = hashlib.sha256(raw).hexdigest()
+                if not force and digest == self._digest:
                     return self._table
-                self._table = RoutingTable.load(self._path, self._known)
-                self._mtime = mtime
-            except (OSError, RoutingError) as exc:
+                self._table = RoutingTable.loads(raw, str(self._path), self._known)
+                self._digest = digest
+            except RoutingError as exc:
                 log.error("routing file not reloaded, keeping the previous table: %s", exc)
                 self._notify("error")
                 if force:
@@ -280,6 +295,13 @@ class RoutingSource:
     def _notify(self, outcome: str) -> None:
         if self._on_reload is not None:
             self._on_reload(outcome)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RoutingError(f"{path}: {exc}") from exc
 
 
 def default_table(model_names: Iterable[str], backends: Mapping[str, float]) -> RoutingTable:
