@@ -6,7 +6,9 @@ import io
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,6 +19,22 @@ from gateway.router import InlineExecutor
 from tests.unit.gateway.conftest import FakeBackend
 
 BODY = {"instances": [[0.0] * 784]}
+
+
+class HeldExecutor(Executor):
+    """Takes shadow work and runs it only when the test says so (a shadow backend that is still busy)."""
+
+    def __init__(self) -> None:
+        self.work: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.work.append((fn, args))
+        return Future()
+
+    def run_all(self) -> None:
+        work, self.work = self.work, []
+        for fn, args in work:
+            fn(*args)
 
 
 def test_predict_headers_and_body(client: FlaskClient) -> None:
@@ -181,15 +199,48 @@ def test_metrics_show_requests_and_agreement(
     app = make_app(routing_file=routing)
     app.extensions["gateway"].router._shadow_executor = InlineExecutor()  # shadow results visible at once
     client = app.test_client()
-    for _ in range(3):
+    for _ in range(2):
+        client.post("/v1/models/mnist:predict", json=BODY)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'gateway_shadow_agreement_ratio{model="mnist",primary="tf",shadow="pt"} 1.0' in text
+    fakes["pt"].digit = 5  # the shadow now disagrees with the primary (digit 3) on every image
+    for _ in range(2):
         client.post("/v1/models/mnist:predict", json=BODY)
     text = client.get("/metrics").get_data(as_text=True)
     assert (
-        'gateway_requests_total{backend="tf",endpoint="predict",model="mnist",status="200",version="1"} 3.0'
+        'gateway_requests_total{backend="tf",endpoint="predict",model="mnist",status="200",version="1"} 4.0'
         in text
     )
-    assert 'gateway_shadow_agreement_ratio{model="mnist",primary="tf",shadow="pt"} 1.0' in text
+    assert 'gateway_shadow_agreement_ratio{model="mnist",primary="tf",shadow="pt"} 0.5' in text
+    labels = 'model="mnist",outcome="{}",primary="tf",shadow="pt"'
+    assert f"gateway_shadow_items_total{{{labels.format('agree')}}} 2.0" in text
+    assert f"gateway_shadow_items_total{{{labels.format('disagree')}}} 2.0" in text
     assert "gateway_overhead_seconds_bucket" in text
+
+
+def test_a_full_shadow_pool_drops_the_mirror_and_counts_it(
+    make_app: Callable[..., Flask], tmp_path: Path, fakes: dict[str, FakeBackend]
+) -> None:
+    """The shadow in-flight limit: a mirror that finds no free slot is dropped, counted, never queued."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("models: {mnist: {backends: {tf: 1, pt: 0}, shadow: {percent: 100}}}")
+    app = make_app(routing_file=routing, shadow_max_inflight=1)
+    held = HeldExecutor()  # accepts shadow work and holds it: the one slot stays taken
+    app.extensions["gateway"].router._shadow_executor = held
+    client = app.test_client()
+    answers = [client.post("/v1/models/mnist:predict", json=BODY) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200] * 3
+    assert [a.headers["X-Gateway-Backend"] for a in answers] == ["tf"] * 3  # the primary never waits
+    assert len(held.work) == 1 and fakes["pt"].calls == 0
+    text = client.get("/metrics").get_data(as_text=True)
+    shadow = 'gateway_shadow_requests_total{{model="mnist",outcome="{}",primary="tf",shadow="pt"}} {}'
+    assert shadow.format("dropped", "2.0") in text
+    held.run_all()  # the held mirror finishes and frees its slot: the next one is sent
+    client.post("/v1/models/mnist:predict", json=BODY)
+    held.run_all()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert shadow.format("ok", "2.0") in text and shadow.format("dropped", "2.0") in text
+    assert fakes["pt"].calls == 2
 
 
 def test_admin_reload(make_app: Callable[..., Flask], tmp_path: Path) -> None:
