@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,17 +77,39 @@ class TokenSource:
         *,
         static_token: str = "",
         renew_margin_s: float = 300.0,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.key_file = key_file
         self.management_url = management_url.rstrip("/") if management_url else None
         self.static_token = static_token
         self.renew_margin = dt.timedelta(seconds=renew_margin_s)
+        self._now = now
         self._lock = threading.Lock()
         self._keys: Keys | None = None
         self._mtime: int | None = None
+        self._lifetime: dt.timedelta | None = None
+        """How long a key renewed by this source lives (learnt at the first renewal)."""
+
+    def _margin(self) -> dt.timedelta:
+        """Renew this long before expiry: the configured margin, but at most half a key's lifetime
+        (a key that lives less than the margin would otherwise be renewed again at once, forever)."""
+        if self._lifetime is None:
+            return self.renew_margin
+        return min(self.renew_margin, self._lifetime / 2)
 
     def keys(self) -> Keys:
-        """The current keys; TokenError if there is no readable key file."""
+        """The current keys, the inference key renewed first if it is about to expire (at most one
+        renewal per call); TokenError if there is no readable key file."""
+        keys = self._read()
+        expires = keys.inference_expires
+        if self.management_url and expires is not None and expires - self._now() < self._margin():
+            self.renew_inference_key()
+            keys = self._read()
+            if keys.inference_expires is not None:
+                self._lifetime = keys.inference_expires - self._now()
+        return keys
+
+    def _read(self) -> Keys:
         if self.key_file is None:
             raise TokenError("no TorchServe key file configured")
         with self._lock:
@@ -96,16 +119,7 @@ class TokenSource:
                 raise TokenError(f"{self.key_file}: no TorchServe key file") from exc
             if self._keys is None or mtime != self._mtime:
                 self._keys, self._mtime = read_keys(self.key_file), mtime
-            keys = self._keys
-        expires = keys.inference_expires
-        if (
-            self.management_url
-            and expires is not None
-            and expires - dt.datetime.now(dt.UTC) < self.renew_margin
-        ):
-            self.renew_inference_key()
-            return self.keys()
-        return keys
+            return self._keys
 
     def token(self) -> str:
         """The inference key to send, or "" when token authorization is not in use."""
