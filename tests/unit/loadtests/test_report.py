@@ -10,13 +10,18 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from loadtests.analysis import _comparisons, analyse
 from loadtests.report import write_report
+from loadtests.report.labels import fmt_estimate, target_label
 from loadtests.report.summary import summary_text
+from tests.unit.loadtests.test_analysis import SETTINGS, synthetic_run
 
 RECORDED = Path(__file__).parent / "data" / "results.json"
+LATENCIES = {"null-rest": 0.25, "tfserving-rest": 2.0, "gateway/tfserving-rest": 3.0}
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +69,46 @@ def test_the_stand_in_is_named_as_such_everywhere(results: dict[str, Any], repor
         assert "TF Serving, REST" not in text  # never the bare name for the stand-in's figures
 
 
+def _markdown_table(markdown: str, header_start: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header row starts with ``header_start``, as dicts."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+    headers = cells(lines[start])
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(headers, cells(line), strict=True)))
+    return rows
+
+
 def test_markdown_tables_list_every_target_and_step(results: dict[str, Any], report: dict[str, Path]) -> None:
     markdown = report["markdown"].read_text()
-    assert "| target | step | req/s [95% CI]" in markdown
-    for row in results["summary"]:
-        assert row["step"] in markdown
-    assert markdown.count("TorchServe, gRPC |") >= 3  # one row per step
-    assert re.search(r"\| \d[\d,.]* \[\d[\d,.]*, \d[\d,.]*\] \|", markdown)  # figures with intervals
+    rows = _markdown_table(markdown, "| target | step | req/s [95% CI]")
+    serving = [r for r in results["summary"] if not r["target"].startswith("null-")]
+    assert len(rows) == len(serving) > 0  # one row per (target, step), in the summary's order
+    for cells, row in zip(rows, serving, strict=True):
+        assert cells["target"] == target_label(row["target"], results["tfserving"]["official"])
+        assert cells["step"] == row["step"]
+        assert cells["req/s [95% CI]"] == fmt_estimate(row["rps"], "rps")
+        for q in (50, 95, 99):
+            assert cells[f"p{q} ms [95% CI]"] == fmt_estimate(row[f"p{q}_ms"])
+        assert cells["requests"] == f"{row['requests']:,}" and cells["errors"] == str(row["errors"])
+        # The printed figures are the summary's: value inside its printed interval.
+        value, low, high = (
+            float(x.replace(",", "")) for x in re.findall(r"[\d,.]+", cells["req/s [95% CI]"])
+        )
+        assert low <= value <= high
+        assert value == pytest.approx(row["rps"]["value"], rel=0.01)
+    grpc_rows = [r for r in rows if r["target"] == "TorchServe, gRPC"]
+    assert len(grpc_rows) >= 3
+    assert [r["step"] for r in grpc_rows] == [
+        r["step"] for r in serving if r["target"] == "torchserve-grpc"
+    ]  # one row per step
     for chart in ("latency_vs_throughput", "throughput_vs_users", "latency_cdf", "gateway_breakdown"):
         assert f"](charts/{chart}.png)" in markdown
         assert (report["markdown"].parent / "charts" / f"{chart}.png").stat().st_size > 10_000
@@ -82,14 +120,69 @@ def test_results_json_is_rewritten_as_strict_json(report: dict[str, Path]) -> No
     assert {"steps", "summary", "gateway_added", "comparisons", "calibration"} <= set(data)
 
 
-def test_winners_only_where_intervals_are_apart(results: dict[str, Any]) -> None:
-    for row in results["comparisons"]:
-        if row["winner"] is None:
-            continue
-        a, b = row["a_value"], row["b_value"]
+def _estimate(value: float, low: float, high: float) -> dict[str, float]:
+    return {"value": value, "low": low, "high": high}
+
+
+def _summary_row(target: str, p50: dict[str, float], rps: dict[str, float]) -> dict[str, Any]:
+    return {
+        "target": target,
+        "step": "1 user",
+        "saturated": False,
+        "rps": rps,
+        "p50_ms": p50,
+        "p95_ms": p50,
+        "p99_ms": p50,
+    }
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "p50_winner", "rps_winner"),
+    [
+        # separated: a is faster (lower latency) and serves more
+        ((2.0, 1.9, 2.1), (4.0, 3.8, 4.2), "tfserving-rest", "torchserve-rest"),
+        ((4.0, 3.8, 4.2), (2.0, 1.9, 2.1), "torchserve-rest", "tfserving-rest"),
+        # overlapping
+        ((2.0, 1.8, 2.5), (2.3, 2.2, 2.6), None, None),
+        # touching: a's high is b's low, the intervals share a point: no winner
+        ((2.0, 1.8, 2.2), (2.4, 2.2, 2.6), None, None),
+    ],
+)
+def test_winners_only_where_intervals_are_apart(
+    a: tuple[float, float, float],
+    b: tuple[float, float, float],
+    p50_winner: str | None,
+    rps_winner: str | None,
+) -> None:
+    """Latency and throughput use the same intervals here, so the winners are opposite sides."""
+    summary = [
+        _summary_row("tfserving-rest", _estimate(*a), _estimate(*a)),
+        _summary_row("torchserve-rest", _estimate(*b), _estimate(*b)),
+    ]
+    rows = {r["metric"]: r for r in _comparisons(summary, [], 50, np.random.default_rng(0))}
+    assert rows["p50_ms"]["winner"] == p50_winner
+    assert rows["p99_ms"]["winner"] == p50_winner
+    assert rows["rps"]["winner"] == rps_winner
+
+
+def test_the_analysis_names_winners_from_samples() -> None:
+    """Raw samples through the whole analysis: separated latencies get a winner, equal ones do not."""
+    apart = analyse(*synthetic_run({**LATENCIES, "torchserve-rest": 4.0}), {}, SETTINGS)
+    same = analyse(*synthetic_run({**LATENCIES, "torchserve-rest": 2.0}), {}, SETTINGS)
+
+    def headline(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {c["metric"]: c for c in results["comparisons"] if c["pair"].startswith("REST, direct")}
+
+    separated, overlapping = headline(apart), headline(same)
+    for metric in ("p50_ms", "rps"):
+        a, b = separated[metric]["a_value"], separated[metric]["b_value"]
         assert a["high"] < b["low"] or b["high"] < a["low"]
-        better = min if row["metric"] != "rps" else max
-        assert row["winner"] == (row["a"] if better(a["value"], b["value"]) == a["value"] else row["b"])
+    assert (
+        separated["p50_ms"]["winner"] == "tfserving-rest" and separated["rps"]["winner"] == "tfserving-rest"
+    )
+    a, b = overlapping["p50_ms"]["a_value"], overlapping["p50_ms"]["b_value"]
+    assert not (a["high"] < b["low"] or b["high"] < a["low"])
+    assert overlapping["p50_ms"]["winner"] is None
 
 
 def test_summary_text_has_the_table_the_gateway_and_the_winners(results: dict[str, Any]) -> None:
