@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,10 +21,16 @@ from model_store import (
 )
 from model_store.checksums import combined_sha256, sha256_file
 
+REPO = Path(__file__).resolve().parents[2]
 
-def _publish(store: ModelStore, payload: bytes = b"weights") -> int:
+
+def _publish(
+    store: ModelStore, payload: bytes = b"weights", hook: Callable[[Path], None] | None = None
+) -> int:
     with store.draft() as draft:
         (draft.path / "model.bin").write_bytes(payload)
+        if hook is not None:
+            hook(draft.path)
         files = {"model.bin": sha256_file(draft.path / "model.bin")}
         artifact = ArtifactRecord(
             "pytorch", "test", "model.bin", files, combined_sha256(files), len(payload), 0.5
@@ -112,3 +121,69 @@ def test_published_records_are_readable_by_other_users(tmp_path: Path) -> None:
     _publish(store)
     for path in (store.model_dir / "manifest.json", store.version_dir(1) / "version.json"):
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+_CONCURRENT_PUBLISHER = """
+import json, os, sys, time
+from pathlib import Path
+from tests.unit.test_store import _publish
+from model_store import MODEL_NAME, ModelStore
+
+root, me, other, go = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:  # start together
+    time.sleep(0.005)
+store = ModelStore(root, MODEL_NAME)
+saw_other = False
+
+def inside(draft_path):
+    global saw_other
+    (root / f"inside-{me}").touch()
+    window = time.monotonic() + 1.5  # the other process is trying to open its draft now
+    while time.monotonic() < window:
+        if (root / f"inside-{other}").exists():
+            saw_other = True
+            break
+        time.sleep(0.01)
+    (root / f"inside-{me}").unlink()
+
+version = _publish(store, payload=os.urandom(2_000_000), hook=inside)
+print(json.dumps({"version": version, "saw_other": saw_other}))
+"""
+
+
+def test_two_processes_publishing_at_once_get_consecutive_versions(tmp_path: Path) -> None:
+    """Two exporters race for the store: versions N+1 and N+2, both whole, never two drafts at once."""
+    store = ModelStore(tmp_path, "mnist")
+    _publish(store)
+    _publish(store)  # N = 2
+    go = tmp_path / "go"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CONCURRENT_PUBLISHER, str(tmp_path), me, other, str(go)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me, other in (("a", "b"), ("b", "a"))
+    ]
+    try:
+        go.touch()
+        outputs = [process.communicate(timeout=60) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outputs]
+    answers = [json.loads(out) for out, _ in outputs]
+    assert sorted(a["version"] for a in answers) == [3, 4]
+    assert not any(a["saw_other"] for a in answers), "two drafts were open at the same time"
+    assert store.versions() == [1, 2, 3, 4]
+    for version in (3, 4):
+        store.check_integrity(version)
+    index = json.loads((tmp_path / "mnist" / "manifest.json").read_text())
+    assert index["latest_version"] == 4 and sorted(index["versions"]) == ["1", "2", "3", "4"]
+    assert all(index["versions"][str(v)] == store.record(v).to_dict() for v in (1, 2, 3, 4))
+    assert not list((tmp_path / "mnist").glob(".staging-*"))
