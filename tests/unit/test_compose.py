@@ -16,6 +16,7 @@ from model_store import CONTRACT, ArtifactRecord, ModelStore, VersionRecord
 from model_store.checksums import combined_sha256, sha256_file
 from serving.compose import write_compose_configs
 from serving.settings import REPO_ROOT, settings_from_env
+from serving.tfserving import launcher as tfserving_launcher
 from serving.torchserve.config import parse
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -23,16 +24,20 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 MANAGEMENT_PORTS = {"8081", "7071"}
 
 
-def _store_with_placeholder_archive(root: Path) -> ModelStore:
+def _store_with_placeholder_archive(root: Path, versions: int = 1) -> ModelStore:
     store = ModelStore(root, "mnist")
-    with store.draft() as draft:
-        (draft.path / "torchserve").mkdir()
-        (draft.path / "torchserve" / "mnist.mar").write_bytes(b"placeholder archive")
-        files = {"torchserve/mnist.mar": sha256_file(draft.path / "torchserve" / "mnist.mar")}
-        artifact = ArtifactRecord(
-            "pytorch", "torchserve_mar", "torchserve/mnist.mar", files, combined_sha256(files), 19
-        )
-        store.publish(draft, VersionRecord("mnist", 1, "t", CONTRACT.to_dict(), {"torchserve_mar": artifact}))
+    for _ in range(versions):
+        with store.draft() as draft:
+            (draft.path / "torchserve").mkdir()
+            (draft.path / "torchserve" / "mnist.mar").write_bytes(b"placeholder archive")
+            files = {"torchserve/mnist.mar": sha256_file(draft.path / "torchserve" / "mnist.mar")}
+            artifact = ArtifactRecord(
+                "pytorch", "torchserve_mar", "torchserve/mnist.mar", files, combined_sha256(files), 19
+            )
+            record = VersionRecord(
+                "mnist", draft.version, "t", CONTRACT.to_dict(), {"torchserve_mar": artifact}
+            )
+            store.publish(draft, record)
     return store
 
 
@@ -110,3 +115,22 @@ def test_mounted_files_are_the_ones_compose_config_writes(compose_dir: Path) -> 
         store = compose_dir / mounts["/home/model-server/model-store"]
         assert sorted(p.name for p in store.iterdir()) == [config["load_models"]]
         assert service["working_dir"] in mounts  # the key file lands on a shared mount
+
+
+def test_two_versions_get_stable_and_canary_labels_in_compose_and_the_launcher(tmp_path: Path) -> None:
+    """With versions 1 and 2 served, TF Serving's config labels 1 stable and 2 canary (both producers)."""
+    store = _store_with_placeholder_archive(tmp_path / "store", versions=2)
+    settings = settings_from_env(environ={}, store_root=store.root, versions="all")
+    files = write_compose_configs(settings, tmp_path / "compose")
+    assert files.versions == [1, 2]
+    models = text_format.Parse(
+        (files.tfserving_dir / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    (config,) = models.model_config_list.config
+    assert dict(config.version_labels) == {"stable": 1, "canary": 2}
+    assert list(config.model_version_policy.specific.versions) == [1, 2]
+    policy, labels, versions = tfserving_launcher._policy_and_labels(settings)
+    assert labels == {"stable": 1, "canary": 2} and versions == [1, 2]
+    assert policy.kind == "specific" and tuple(policy.versions) == (1, 2)
+    latest = settings_from_env(environ={}, store_root=store.root, versions="latest")
+    assert tfserving_launcher._policy_and_labels(latest)[1] == {"stable": 2}

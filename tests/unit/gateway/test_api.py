@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -255,3 +256,35 @@ def test_admin_reload(make_app: Callable[..., Flask], tmp_path: Path) -> None:
     assert client.post("/v1/models/mnist:predict", json=BODY).headers["X-Gateway-Backend"] == "pt"
     routing.write_text("models: {mnist: {backends: {missing: 1}}}")
     assert client.post("/admin/reload", headers={"Authorization": "Bearer t0ken"}).status_code == 400
+
+
+def test_yaml_version_weights_and_labels_through_the_gateway(
+    make_app: Callable[..., Flask], tmp_path: Path, fakes: dict[str, FakeBackend]
+) -> None:
+    """`versions:` and `labels:` from the routing file, all the way to the answer's X-Model-Version."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "models: {mnist: {backends: {tf: 1}, versions: {1: 3, 2: 1}, labels: {stable: 1, canary: 2},"
+        " sticky_header: X-Client-Id}}"
+    )
+    client = make_app(routing_file=routing).test_client()
+    versions = Counter(
+        client.post("/v1/models/mnist:predict", json=BODY).headers["X-Model-Version"] for _ in range(800)
+    )
+    assert set(versions) == {"1", "2"} and 0.19 < versions["2"] / 800 < 0.31
+    for label, version in (("stable", "1"), ("canary", "2")):
+        answer = client.post(f"/v1/models/mnist/labels/{label}:predict", json=BODY)
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == version
+    sticky = {
+        key: client.post("/v1/models/mnist:predict", json=BODY, headers={"X-Client-Id": key}).headers[
+            "X-Model-Version"
+        ]
+        for key in map(str, range(100))
+    }
+    again = {
+        key: client.post("/v1/models/mnist:predict", json=BODY, headers={"X-Client-Id": key}).headers[
+            "X-Model-Version"
+        ]
+        for key in sticky
+    }
+    assert sticky == again and set(sticky.values()) == {"1", "2"}
