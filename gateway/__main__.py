@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -99,9 +100,31 @@ class GatewayServer(BaseApplication):
         if self.factory is not None:
             return self.factory(self.settings)
         from gateway.app import create_app
-        from gateway.wsgi import serve
+        from gateway.wsgi import serve, start_grpc
 
-        return serve(create_app(self.settings), self.settings)
+        app = create_app(self.settings)
+        start_grpc(app, self.settings)
+        return serve(app, self.settings)
+
+
+def grpc_port_problem(bind: str) -> str:
+    """Why the gRPC ingress cannot have ``bind``, or "". The workers share the port with SO_REUSEPORT,
+    which would also let them share it with an unrelated process: so the launcher checks it is free."""
+    if not bind:
+        return ""
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit():
+        return f"GATEWAY_GRPC_BIND={bind!r} is not host:port"
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host.strip("[]") or "127.0.0.1", int(port)))
+        except OSError as exc:
+            return (
+                f"GATEWAY_GRPC_BIND {bind} is not available ({exc.strerror}); "
+                "choose another port, or set GATEWAY_GRPC_BIND= (empty) to turn the gRPC ingress off"
+            )
+    return ""
 
 
 def export_settings(settings: Settings) -> None:
@@ -167,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     settings = settings.with_overrides(**overrides)
+    problem = grpc_port_problem(settings.grpc_bind)
+    if problem:
+        print(f"gateway: {problem}", file=sys.stderr)
+        return 2
     metrics_dir = prepare_metrics_dir(settings)
     cleanup = metrics_dir if settings.metrics_dir is None else None
     if settings.server == "gunicorn":

@@ -35,6 +35,11 @@ class Settings:
 
     bind: str = "127.0.0.1:8000"
     """Address the server listens on, ``host:port``."""
+    grpc_bind: str = "127.0.0.1:8001"
+    """gRPC ingress (Open Inference Protocol V2 and TF Serving's PredictionService), ``host:port``;
+    empty turns it off. Every worker serves it (one port, shared)."""
+    grpc_threads: int = 16
+    """Threads per worker for gRPC calls."""
     server: str = "granian"
     """WSGI server: ``granian`` (chosen by ``make bench-gateway``: least CPU per request here, and its
     Rust front end reads requests asynchronously) or ``gunicorn`` (kept for comparison)."""
@@ -152,6 +157,7 @@ class Settings:
         positive = (
             "workers",
             "threads",
+            "grpc_threads",
             "deadline_s",
             "attempt_timeout_s",
             "header_read_timeout_s",

@@ -28,7 +28,7 @@ from gateway.errors import (
 from gateway.jsonio import dumps
 from gateway.settings import Settings
 
-__all__ = ["CompleteBodies", "app_from_env", "serve"]
+__all__ = ["CompleteBodies", "app_from_env", "serve", "start_grpc"]
 
 
 _CHUNK = 64 * 1024
@@ -122,6 +122,19 @@ def app_from_env() -> CompleteBodies:
     settings = Settings.from_env()
     app: Flask = create_app(settings)
     # granian's workers are multiprocessing children, which run these finalizers (not atexit) when
-    # they stop after their graceful shutdown: drain batch queues, close connections.
+    # they stop after their graceful shutdown: stop the gRPC server (its calls finish first), then
+    # drain batch queues and close connections.
     util.Finalize(app, app.extensions["gateway"].close, exitpriority=10)
+    start_grpc(app, settings)
     return serve(app, settings)
+
+
+def start_grpc(app: Flask, settings: Settings) -> None:
+    """This worker's gRPC ingress, stopped when the worker stops (``GATEWAY_GRPC_BIND`` empty: none)."""
+    if not settings.grpc_bind:
+        return
+    from gateway.protocols.grpc_ingress import start_ingress
+
+    server = start_ingress(app.extensions["gateway"], settings.grpc_bind, settings.grpc_threads)
+    app.extensions["grpc_server"] = server
+    util.Finalize(app, lambda: server.stop(settings.graceful_timeout_s).wait(), exitpriority=20)

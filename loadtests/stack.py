@@ -126,6 +126,7 @@ def gateway_environment(
     """The gateway's ``GATEWAY_*`` settings for a benchmark: explicit routing only, no failover."""
     return {
         "GATEWAY_BIND": bind,
+        "GATEWAY_GRPC_BIND": "",  # not measured yet; never the user's default port
         "GATEWAY_WORKERS": str(options.gateway_workers),
         "GATEWAY_THREADS": str(options.gateway_threads),
         "GATEWAY_ROUTING_FILE": str(routing_file),

@@ -29,7 +29,15 @@ from gateway.jsonio import dumps
 from model_store import CONTRACT, NUM_CLASSES
 from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 
-__all__ = ["HEADER_LENGTH", "V2Request", "blueprint", "decode_infer", "encode_infer"]
+__all__ = [
+    "HEADER_LENGTH",
+    "V2Request",
+    "blueprint",
+    "decode_infer",
+    "encode_infer",
+    "image_tensor",
+    "server_version",
+]
 
 blueprint = Blueprint("v2_rest", __name__)
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -70,10 +78,10 @@ def decode_infer(body: bytes, header_length: str | None, limits: codecs.Limits) 
         if size is not None:
             if offset + size > len(binary):
                 raise InvalidInput(f"input {INPUT!r} declares {size} binary bytes; fewer were sent")
-            images = _image_tensor(tensor, binary[offset : offset + size], limits)
+            images = image_tensor(tensor, binary[offset : offset + size], limits)
             offset += size
         else:
-            images = _image_tensor(tensor, None, limits)
+            images = image_tensor(tensor, None, limits)
     if offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data belong to no input")
     assert images is not None  # inputs is non-empty and every item either set it or raised
@@ -102,7 +110,7 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
     return size
 
 
-def _image_tensor(tensor: dict[str, Any], raw: bytes | None, limits: codecs.Limits) -> np.ndarray:
+def image_tensor(tensor: dict[str, Any], raw: bytes | None, limits: codecs.Limits) -> np.ndarray:
     datatype = tensor.get("datatype")
     if datatype != "FP32":
         raise InvalidInput(f"input {INPUT!r} has datatype {str(datatype)[:20]!r}; the model takes FP32")
@@ -165,13 +173,18 @@ def encode_infer(
 # -- endpoints ------------------------------------------------------------------------------
 
 
+def server_version() -> str:
+    try:
+        return metadata.version("mnist-serving-gateway")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "unknown"
+
+
 @blueprint.get("/v2")
 def server_metadata() -> Response:
-    try:
-        version = metadata.version("mnist-serving-gateway")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a plain checkout
-        version = "unknown"
-    return json_response({"name": "mnist-serving-gateway", "version": version, "extensions": EXTENSIONS})
+    return json_response(
+        {"name": "mnist-serving-gateway", "version": server_version(), "extensions": EXTENSIONS}
+    )
 
 
 @blueprint.get("/v2/health/live")

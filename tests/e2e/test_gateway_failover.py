@@ -44,6 +44,7 @@ def stack(
     gateway_env = {
         **os.environ,
         "GATEWAY_BIND": f"127.0.0.1:{port}",
+        "GATEWAY_GRPC_BIND": "",
         "GATEWAY_WORKERS": "2",
         "GATEWAY_ROUTING_FILE": str(routing),
         "GATEWAY_TFSERVING_REST_URL": tfserving.rest_url(settings),

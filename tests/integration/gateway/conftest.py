@@ -57,11 +57,13 @@ def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
 
 
 def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python <args>`` with ``env``; a gateway gets no gRPC ingress unless ``env`` names a port
+    (the default port is a user's, and tests never share ports)."""
     with log.open("wb") as stream:
         return subprocess.Popen(
             [sys.executable, *args],
             cwd=REPO,
-            env={**os.environ, **env},
+            env={**os.environ, "GATEWAY_GRPC_BIND": "", **env},
             stdout=stream,
             stderr=subprocess.STDOUT,
         )

@@ -1,0 +1,326 @@
+"""gRPC at the gateway: the Open Inference Protocol's ``inference.GRPCInferenceService`` and TF Serving's
+``PredictionService`` + ``ModelService``, so ``tritonclient.grpc`` and ``tensorflow-serving-api``'s stubs
+work against the gateway unchanged.
+
+Each worker process runs one server on ``GATEWAY_GRPC_BIND`` (the workers share the port through
+SO_REUSEPORT; the launcher checks first that no other process holds it). A call goes through the same
+data plane as HTTP (routing, splits, shadow, failover, batching), with the client's deadline (capped
+at ``GATEWAY_DEADLINE_S``), API keys from the ``x-api-key`` or ``authorization: Bearer`` metadata, an
+explicit backend from ``x-gateway-backend``, the same metrics, and standard status codes.
+
+Stubs: the V2 service's generated modules ship in ``tritonclient`` (package ``inference``, Triton's
+superset of the KServe V2 proto); TF Serving's in ``tensorflow-serving-api``. RPCs not listed here keep
+the stubs' default answer, UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from tritonclient.grpc import service_pb2 as v2
+from tritonclient.grpc import service_pb2_grpc as v2_grpc
+
+from gateway.api import new_request_id
+from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized
+from gateway.protocols.v2_rest import image_tensor, server_version
+from gateway.router import Routed, Selection
+from gateway.service import Gateway
+from model_store import CONTRACT, NUM_CLASSES
+from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
+
+__all__ = ["STATUS_CODES", "start_ingress"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+INPUT, OUTPUT = CONTRACT.input.name, CONTRACT.output.name
+DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
+STATUS_CODES: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    502: grpc.StatusCode.UNAVAILABLE,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+class _Calls:
+    """What every RPC shares: authentication, deadline, selection, metrics, error translation."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def run(self, context: grpc.ServicerContext, endpoint: str, model: str, work: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        metadata = {key.lower(): value for key, value in context.invocation_metadata()}
+        request_id = metadata.get("x-request-id") or new_request_id()
+        status, backend, version, backend_s = 200, "", "", 0.0
+        try:
+            self._authenticate(metadata)
+            result = work()
+            if isinstance(result, tuple):  # (response, routed) from a prediction
+                response, routed = result
+                backend, version = routed.backend, routed.prediction.version or "default"
+                backend_s = routed.prediction.backend_seconds
+                return response
+            return result
+        except GatewayError as error:
+            status = error.status
+            if error.detail:
+                log.warning(
+                    "request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300]
+                )
+            context.abort(STATUS_CODES.get(error.status, grpc.StatusCode.INTERNAL), error.message)
+        except Exception:
+            status = 500
+            log.exception("request %s: unhandled error in %s", request_id, endpoint)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+        finally:
+            self.gateway.metrics.request(
+                endpoint, model, backend, version, status, time.perf_counter() - started, backend_s
+            )
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+    def _authenticate(self, metadata: dict[str, str]) -> None:
+        keys = self.gateway.settings.api_keys
+        if not keys:
+            return
+        bearer = metadata.get("authorization", "")
+        offered = (
+            metadata.get("x-api-key") or (bearer[7:].strip() if bearer[:7].lower() == "bearer " else "")
+        ).encode()
+        if not any(hmac.compare_digest(offered, key.encode()) for key in keys):
+            raise Unauthorized("missing or wrong API key")
+
+    def model(self, name: str) -> str:
+        if not self.gateway.is_routed(name):
+            raise NotFound(f"unknown model {name[:80]!r}")
+        return name
+
+    def predict(
+        self, context: grpc.ServicerContext, model: str, version: int | None, images: np.ndarray
+    ) -> Routed:
+        metadata = {key.lower(): value for key, value in context.invocation_metadata()}
+        budget = self.gateway.settings.deadline_s
+        left = context.time_remaining()
+        deadline = time.monotonic() + (min(budget, left) if left is not None else budget)
+        explicit = metadata.get("x-gateway-backend") or None
+        return self.gateway.predict(Selection(model, deadline, version, None, explicit, metadata), images)
+
+    def ready(self, model: str) -> bool:
+        return any(report.ready for report in self.gateway.model_report(model))
+
+
+def _version(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidInput(f"model version {text[:20]!r} is not a number")
+    return int(text)
+
+
+class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
+    """Open Inference Protocol V2 (the calls a client needs to infer)."""
+
+    def __init__(self, calls: _Calls) -> None:
+        self.calls = calls
+
+    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return v2.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> Any:
+            models = self.calls.gateway.readiness()
+            return v2.ServerReadyResponse(ready=all(any(r.ready for r in rs) for rs in models.values()))
+
+        return self.calls.run(context, "grpc_server_ready", "", work)
+
+    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> Any:
+            return v2.ModelReadyResponse(ready=self.calls.ready(self.calls.model(request.name)))
+
+        return self.calls.run(context, "grpc_model_ready", request.name, work)
+
+    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return v2.ServerMetadataResponse(
+            name="mnist-serving-gateway", version=server_version(), extensions=[]
+        )
+
+    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> Any:
+            model = self.calls.model(request.name)
+            route = self.calls.gateway.table().models[model]
+            tensor = v2.ModelMetadataResponse.TensorMetadata
+            return v2.ModelMetadataResponse(
+                name=model,
+                versions=[str(v) for v in sorted({*route.versions, *route.labels.values()})],
+                platform="mnist-serving-gateway",
+                inputs=[tensor(name=INPUT, datatype="FP32", shape=[-1, IMAGE_HEIGHT, IMAGE_WIDTH])],
+                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, NUM_CLASSES])],
+            )
+
+        return self.calls.run(context, "grpc_model_metadata", request.name, work)
+
+    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> tuple[Any, Routed]:
+            model = self.calls.model(request.model_name)
+            images = self._images(request)
+            routed = self.calls.predict(context, model, _version(request.model_version), images)
+            probabilities = routed.prediction.probabilities.astype("<f4")
+            response = v2.ModelInferResponse(
+                model_name=model,
+                model_version=routed.prediction.version or request.model_version,
+                id=request.id,
+                outputs=[
+                    v2.ModelInferResponse.InferOutputTensor(
+                        name=OUTPUT, datatype="FP32", shape=list(probabilities.shape)
+                    )
+                ],
+                raw_output_contents=[probabilities.tobytes()],
+            )
+            return response, routed
+
+        return self.calls.run(context, "grpc_model_infer", request.model_name, work)
+
+    def _images(self, request: Any) -> np.ndarray:
+        if len(request.inputs) != 1:
+            raise InvalidInput(f"{len(request.inputs)} inputs; the model takes one, {INPUT!r}")
+        tensor = request.inputs[0]
+        if tensor.name != INPUT:
+            raise InvalidInput(f"unknown input {tensor.name[:40]!r}; the model takes {INPUT!r}")
+        described = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
+        limits = self.calls.gateway.limits
+        if request.raw_input_contents:
+            if len(request.raw_input_contents) != 1:
+                raise InvalidInput("raw_input_contents must hold exactly one entry per input")
+            return image_tensor(described, request.raw_input_contents[0], limits)
+        return image_tensor({**described, "data": list(tensor.contents.fp32_contents)}, None, limits)
+
+
+def _tf_servicers(calls: _Calls) -> tuple[Any, Any, Callable[[Any, grpc.Server], None]]:
+    from tensorflow_serving.apis import (  # heavy (TensorFlow's protos): only when gRPC is on
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+            def work() -> tuple[Any, Routed]:
+                model = calls.model(request.model_spec.name)
+                if request.model_spec.signature_name not in ("", CONTRACT.signature_name):
+                    raise InvalidInput(f"unknown signature {request.model_spec.signature_name[:40]!r}")
+                if set(request.inputs) != {INPUT}:
+                    raise InvalidInput(f"inputs {sorted(request.inputs)}; the model takes {INPUT!r}")
+                images = _from_tensor_proto(request.inputs[INPUT], calls.gateway.limits)
+                version = request.model_spec.version.value if request.model_spec.HasField("version") else None
+                routed = calls.predict(context, model, version, images)
+                response = predict_pb2.PredictResponse()
+                response.model_spec.name = model
+                response.model_spec.signature_name = CONTRACT.signature_name
+                if (served := routed.prediction.version or "").isdigit():
+                    response.model_spec.version.value = int(served)
+                _fill_tensor_proto(response.outputs[OUTPUT], routed.prediction.probabilities)
+                return response, routed
+
+            return calls.run(context, "grpc_predict", request.model_spec.name, work)
+
+        def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+            def work() -> Any:
+                model = calls.model(request.model_spec.name)
+                return _tf_metadata(get_model_metadata_pb2, model)
+
+            return calls.run(context, "grpc_model_metadata", request.model_spec.name, work)
+
+    class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+        def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+            def work() -> Any:
+                model = calls.model(request.model_spec.name)
+                reports = calls.gateway.model_report(model)
+                versions = sorted({v for r in reports if r.ready for v in r.versions}) or [0]
+                state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                if not any(r.ready for r in reports):
+                    state = get_model_status_pb2.ModelVersionStatus.UNKNOWN
+                return get_model_status_pb2.GetModelStatusResponse(
+                    model_version_status=[
+                        get_model_status_pb2.ModelVersionStatus(version=v, state=state) for v in versions
+                    ]
+                )
+
+            return calls.run(context, "grpc_model_status", request.model_spec.name, work)
+
+    def add(servicers: Any, server: grpc.Server) -> None:
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicers[0], server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicers[1], server)
+
+    return PredictionServicer(), ModelServicer(), add
+
+
+def _from_tensor_proto(proto: Any, limits: Any) -> np.ndarray:
+    if proto.dtype != DT_FLOAT:
+        raise InvalidInput(f"input {INPUT!r} must be DT_FLOAT (float32)")
+    shape = [int(dim.size) for dim in proto.tensor_shape.dim]
+    described = {"name": INPUT, "datatype": "FP32", "shape": shape}
+    if proto.tensor_content:
+        return image_tensor(described, proto.tensor_content, limits)
+    return image_tensor({**described, "data": list(proto.float_val)}, None, limits)
+
+
+def _fill_tensor_proto(proto: Any, array: np.ndarray) -> None:
+    proto.dtype = DT_FLOAT
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
+    proto.tensor_content = array.astype("<f4").tobytes()
+
+
+def _tf_metadata(messages: Any, model: str) -> Any:
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+    for name, dims, target in (
+        (INPUT, (-1, IMAGE_HEIGHT, IMAGE_WIDTH), signature.inputs),
+        (OUTPUT, (-1, NUM_CLASSES), signature.outputs),
+    ):
+        info = target[name]
+        info.name, info.dtype = name, DT_FLOAT
+        for size in dims:
+            info.tensor_shape.dim.add().size = size
+    signatures = messages.SignatureDefMap()
+    signatures.signature_def[CONTRACT.signature_name].CopyFrom(signature)
+    response = messages.GetModelMetadataResponse()
+    response.model_spec.name = model
+    response.metadata["signature_def"].Pack(signatures)
+    return response
+
+
+def start_ingress(gateway: Gateway, bind: str, threads: int) -> grpc.Server:
+    """A started gRPC server on ``bind`` serving both protocols; ``server.stop(grace)`` ends it."""
+    calls = _Calls(gateway)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-ingress"),
+        options=[
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", gateway.settings.max_body_bytes),
+        ],
+    )
+    v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(calls), server)
+    prediction, status, add = _tf_servicers(calls)
+    add((prediction, status), server)
+    if server.add_insecure_port(bind) == 0:  # pragma: no cover - the launcher checked the port
+        raise OSError(f"gRPC ingress could not bind {bind}")
+    server.start()
+    log.info("gRPC ingress (Open Inference Protocol V2, TF Serving) on %s", bind)
+    return server
