@@ -110,9 +110,11 @@ RUN groupadd --system --gid 10001 gateway \
 COPY --from=gateway-build /opt/venv /opt/venv
 # In a container the gateway listens on all interfaces; every backend address comes from GATEWAY_* (k8s).
 ENV PATH=/opt/venv/bin:$PATH \
-    GATEWAY_BIND=0.0.0.0:8000
+    GATEWAY_BIND=0.0.0.0:8000 \
+    GATEWAY_GRPC_BIND=0.0.0.0:8001
 USER 10001:10001
-EXPOSE 8000
+# 8000: HTTP (TF Serving REST, V2 REST, images, /metrics); 8001: gRPC (V2 and TF Serving's PredictionService)
+EXPOSE 8000 8001
 # Liveness only: /readyz depends on the model servers, which a container runtime cannot restart.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:8000/livez', timeout=2).status != 200)"]

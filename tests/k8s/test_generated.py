@@ -182,9 +182,11 @@ def test_gateway_environment_parses_and_points_at_the_services(rendered: dict[st
             host, port = url.removeprefix("http://").split(":")
             assert (host, int(port)) in services, f"{name}: {url} is no Service port"
         bind_port = int(settings.bind.rsplit(":", 1)[1])
-        assert settings.bind.startswith("0.0.0.0:"), name
+        grpc_port = int(settings.grpc_bind.rsplit(":", 1)[1])
+        assert settings.bind.startswith("0.0.0.0:") and settings.grpc_bind.startswith("0.0.0.0:"), name
         ports = [p["containerPort"] for p in container(unit, "gateway", "gateway")["ports"]]
-        assert ports == [bind_port], name
+        assert ports == [bind_port, grpc_port], name
+        assert ("gateway", grpc_port) in services, f"{name}: the gRPC port is no Service port"
 
 
 def test_gateway_routing_parses_and_needs_only_the_slim_image(
