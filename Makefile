@@ -53,7 +53,7 @@ serve-status: $(STAMP)  ## each server's versions and readiness
 serve-down: $(STAMP)  ## stop every server `make serve` started (workers included)
 	$(BIN)/python -m serving down
 
-gateway: $(STAMP)  ## run the gateway (gunicorn): to `make serve`'s servers if running, else in-process models
+gateway: $(STAMP)  ## run the gateway (granian; HTTP :8000, gRPC :8001): to `make serve`'s servers if running, else in-process models
 	@if [ -z "$$GATEWAY_ROUTING_FILE" ] && ls run/pids/*.json >/dev/null 2>&1; then \
 	  echo "==> servers of 'make serve' are running: routing with gateway/routing.yaml"; \
 	  GATEWAY_ROUTING_FILE=gateway/routing.yaml $(BIN)/python -m gateway; \
