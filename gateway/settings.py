@@ -97,6 +97,10 @@ class Settings:
     """TorchServe inference REST base URL (never the management port)."""
     torchserve_grpc_target: str = "127.0.0.1:7070"
     """TorchServe gRPC inference ``host:port``."""
+    v2_rest_url: str = "http://127.0.0.1:8010"
+    """An Open Inference Protocol (V2) server's REST base URL (Triton, KServe, MLServer): ``v2-rest``."""
+    v2_grpc_target: str = "127.0.0.1:8011"
+    """The same server's gRPC ``host:port``: ``v2-grpc``."""
     torchserve_key_file: Path = DEFAULT_KEY_FILE
     """TorchServe's key file (re-read when it changes or when TorchServe rejects the key)."""
     torchserve_management_url: str = "http://127.0.0.1:8081"

@@ -18,6 +18,8 @@ from serving.torchserve.tokens import TokenSource
 __all__ = ["BACKEND_FACTORIES", "Backend", "BackendPool", "ModelStatus", "Prediction", "remaining"]
 
 Factory = Callable[[str, Settings], Backend]
+V2_FRAMEWORK = "pytorch"
+"""What the V2 server here runs: the TorchScript export (Triton). Failover and shadow pair it with TF."""
 
 
 def _store_root(settings: Settings) -> Path:
@@ -61,6 +63,19 @@ def _torchserve_grpc(name: str, settings: Settings) -> Backend:
     return TorchServeGrpcBackend(name, settings.torchserve_grpc_target, _tokens(settings))
 
 
+def _v2_rest(name: str, settings: Settings) -> Backend:
+    from gateway.backends.v2 import V2RestBackend
+
+    transport = CurlTransport(settings.backend_max_response_bytes)
+    return V2RestBackend(name, settings.v2_rest_url, transport, V2_FRAMEWORK)
+
+
+def _v2_grpc(name: str, settings: Settings) -> Backend:
+    from gateway.backends.v2 import V2GrpcBackend
+
+    return V2GrpcBackend(name, settings.v2_grpc_target, V2_FRAMEWORK)
+
+
 def _embedded(framework: str) -> Factory:
     def build(name: str, settings: Settings) -> Backend:
         from gateway.backends.embedded import EmbeddedBackend
@@ -77,6 +92,8 @@ BACKEND_FACTORIES: dict[str, tuple[str, Factory]] = {
     "torchserve-grpc": ("pytorch", _torchserve_grpc),
     "embedded-tensorflow": ("tensorflow", _embedded("tensorflow")),
     "embedded-pytorch": ("pytorch", _embedded("pytorch")),
+    "v2-rest": (V2_FRAMEWORK, _v2_rest),
+    "v2-grpc": (V2_FRAMEWORK, _v2_grpc),
 }
 """name -> (framework, factory). The framework is known before a backend is built (for failover order)."""
 
