@@ -181,7 +181,7 @@ def metrics() -> Response:
 
 
 @blueprint.get("/openapi.json")
-def openapijson_response() -> Response:
+def openapi_json() -> Response:
     return jsonify(openapi.document())
 
 

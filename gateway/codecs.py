@@ -158,13 +158,13 @@ def as_pixels(value: Any, where: str) -> np.ndarray:
         raise InvalidInput(f"{where}: not a rectangular array of numbers") from exc
     if array.dtype.kind not in "iuf":
         raise InvalidInput(f"{where}: expected numbers, got {_kind(array)}")
-    array = array.astype(np.float32)
+    # Checked before the float32 conversion, which would round 1.0000000000000002 to 1.0.
     # Written so that NaN fails too (every comparison with NaN is false); +-inf is out of range.
     if array.size and not (array.min() >= LOW and array.max() <= HIGH):
         if not np.isfinite(array).all():
             raise InvalidInput(f"{where}: values must be finite")
         raise InvalidInput(f"{where}: values must lie in [{LOW:g}, {HIGH:g}] (pixel / 255)")
-    return array
+    return array.astype(np.float32)
 
 
 def _kind(array: np.ndarray) -> str:

@@ -119,6 +119,9 @@ def test_api_keys(make_app: Callable[..., Flask]) -> None:
         == 200
     )
     assert client.get("/livez").status_code == 200
+    for public in ("/readyz", "/metrics", "/openapi.json", "/docs", "/v2/health/live", "/v2/health/ready"):
+        assert client.get(public).status_code == 200, public  # probes and the spec need no key
+    assert client.get("/v2/models/mnist").status_code == 401
 
 
 def test_over_capacity_is_429(make_app: Callable[..., Flask], fakes: dict[str, FakeBackend]) -> None:

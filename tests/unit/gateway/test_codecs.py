@@ -61,6 +61,8 @@ def test_v1_bodies_decode(payload: dict[str, object], count: int, columnar: bool
         (json.dumps({"instances": [["a"] * 784]}).encode(), InvalidInput, "strings"),
         (json.dumps({"instances": [[True] * 784]}).encode(), InvalidInput, "booleans"),
         (json.dumps({"instances": [[0.0] * 783 + [True]]}).encode(), InvalidInput, "booleans"),  # not 1.0
+        (json.dumps({"instances": [[1.0000000000000002] * 784]}).encode(), InvalidInput, "[0, 1]"),  # >1
+        (json.dumps({"instances": [[-1e-46] * 784]}).encode(), InvalidInput, "[0, 1]"),  # float32 -> 0.0
         (json.dumps({"instances": [{"image": [False] + [0.0] * 783}]}).encode(), InvalidInput, "booleans"),
         (b"\xef\xbb\xbf" + json.dumps({"instances": [[0.0] * 784]}).encode(), InvalidInput, "UTF-8"),
         (json.dumps({"instances": [[0.0] * 784]}).encode("utf-16"), InvalidInput, "UTF-8"),
