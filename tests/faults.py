@@ -41,12 +41,25 @@ class FaultyTorchServe(ThreadingHTTPServer):
 
     def __init__(self, mode: str = "ok") -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self._mode = "ok"
         self.mode = mode
         self.drip_interval_s = 0.8
         self.huge_bytes = 64 * 1024 * 1024
         self.hang_s = 30.0
         self.requests = 0
         self.lock = threading.Lock()
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
+        if mode == "gzip_bomb":
+            _gzip_bomb()  # made now (seconds of CPU), not while the gateway's deadline runs
+        self._mode = mode
 
     @property
     def url(self) -> str:

@@ -16,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -67,6 +69,46 @@ def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Pope
             stdout=stream,
             stderr=subprocess.STDOUT,
         )
+
+
+@dataclass
+class RunningGateway:
+    base: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
+
+
+@contextmanager
+def running_gateway(
+    folder: Path, routing: str, env: Mapping[str, str] | None = None, ready_path: str = "/readyz"
+) -> Iterator[RunningGateway]:
+    """``python -m gateway`` (one worker) on a free port with ``routing`` as its routing file and
+    ``env`` on top; waits until ``ready_path`` answers 200 and stops the server afterwards, even when
+    the test fails."""
+    routing_file = folder / "routing.yaml"
+    routing_file.write_text(routing)
+    port = free_port()
+    settings = {
+        "GATEWAY_BIND": f"127.0.0.1:{port}",
+        "GATEWAY_WORKERS": "1",
+        "GATEWAY_ROUTING_FILE": str(routing_file),
+        **(env or {}),
+    }
+    log = folder / "gateway.log"
+    process = start(["-m", "gateway"], settings, log)
+    gateway = RunningGateway(f"http://127.0.0.1:{port}", port, process, log)
+    try:
+        try:
+            wait_until_ok(gateway.base + ready_path, 90, process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- gateway log ---\n{gateway.log_tail()}") from None
+        yield gateway
+    finally:
+        stop(process)
 
 
 class FakeTorchServe(ThreadingHTTPServer):

@@ -745,7 +745,7 @@ def _cases() -> Iterator[Case]:
         "unknown-label": "/v1/models/mnist/labels/nope:predict",
         "label-traversal": "/v1/models/mnist/labels/..%2F..%2Fetc:predict",
         "label-65-chars": "/v1/models/mnist/labels/" + "l" * 65 + ":predict",
-        "unknown-path": "/v2/models/mnist/infer",
+        "unknown-path": "/v3/models/mnist/infer",
     }.items():
         yield Case(f"path-{name}", 404, nf, path=path, body=VALID_V1)
     for name, path in {

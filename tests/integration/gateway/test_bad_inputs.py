@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from model_store import ModelStore
-from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
+from tests.integration.gateway.conftest import running_gateway
 from tests.integration.gateway.corpus import CASES, Case, Client, verify
 
 pytestmark = pytest.mark.integration
@@ -49,27 +49,10 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, exported_store: ModelStore) -> Iterator[Gateway]:
     folder = tmp_path_factory.mktemp("bad-inputs")
-    routing_file = folder / "routing.yaml"
-    routing_file.write_text("models: {mnist: {backends: {embedded-pytorch: 1}}}\n")
-    port = free_port()
-    env = {
-        "GATEWAY_BIND": f"127.0.0.1:{port}",
-        "GATEWAY_WORKERS": "1",
-        "GATEWAY_ROUTING_FILE": str(routing_file),
-        "GATEWAY_MODEL_STORE": str(exported_store.root),
-        "GATEWAY_GRACEFUL_TIMEOUT_S": "5",
-    }
-    log = folder / "gateway.log"
-    process = start(["-m", "gateway"], env, log)
-    server = Gateway(port, process, log, Client(port))
-    try:
-        try:
-            wait_until_ok(server.base + "/readyz", 90, process)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- gateway log ---\n{server.log_tail()}") from None
-        yield server
-    finally:
-        stop(process)
+    env = {"GATEWAY_MODEL_STORE": str(exported_store.root), "GATEWAY_GRACEFUL_TIMEOUT_S": "5"}
+    routing = "models: {mnist: {backends: {embedded-pytorch: 1}}}\n"
+    with running_gateway(folder, routing, env) as running:
+        yield Gateway(running.port, running.process, running.log, Client(running.port))
 
 
 def test_corpus_is_large_and_named_uniquely() -> None:

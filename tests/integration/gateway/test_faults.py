@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from tests.faults import SECRET_LINE, FaultyTorchServe, running
-from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
+from tests.integration.gateway.conftest import running_gateway
 
 pytestmark = pytest.mark.integration
 BODY = json.dumps({"instances": [[0.0] * 784]}).encode()
@@ -73,27 +73,16 @@ def raw(port: int, data: bytes, timeout: float = 10) -> bytes:
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     with running() as backend:
-        routing = tmp_path / "routing.yaml"
-        routing.write_text("models: {mnist: {backends: {torchserve-rest: 1}, failover: false}}\n")
-        port = free_port()
         env = {
-            "GATEWAY_BIND": f"127.0.0.1:{port}",
-            "GATEWAY_WORKERS": "1",
-            "GATEWAY_ROUTING_FILE": str(routing),
             "GATEWAY_TORCHSERVE_REST_URL": backend.url,
             "GATEWAY_TORCHSERVE_KEY_FILE": str(tmp_path / "no-key-file.json"),
             "GATEWAY_DEADLINE_S": str(DEADLINE_S),
             "GATEWAY_ATTEMPT_TIMEOUT_S": str(DEADLINE_S),
             "GATEWAY_GRACEFUL_TIMEOUT_S": "10",
         }
-        log = tmp_path / "gateway.log"
-        process = start(["-m", "gateway"], env, log)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_ok(base + "/livez", 90, process)
-            yield Gateway(base, port, process, log, backend)
-        finally:
-            stop(process)
+        routing = "models: {mnist: {backends: {torchserve-rest: 1}, failover: false}}\n"
+        with running_gateway(tmp_path, routing, env, ready_path="/livez") as served:
+            yield Gateway(served.base, served.port, served.process, served.log, backend)
 
 
 def test_a_backend_traceback_never_reaches_the_client(gateway: Gateway) -> None:

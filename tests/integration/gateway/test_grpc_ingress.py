@@ -21,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from exporters.mnist import MnistData
 from model_store import ModelStore
-from tests.integration.gateway.conftest import REPO, free_port, start, stop, wait_until_ok
+from tests.integration.gateway.conftest import REPO, free_port, running_gateway
 
 pytestmark = pytest.mark.integration
 COUNT = 16
@@ -39,25 +39,17 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     folder = tmp_path_factory.mktemp("grpc")
-    routing = folder / "routing.yaml"
-    routing.write_text("models: {mnist: {backends: {embedded-pytorch: 1}}}\n")
-    port, grpc_port = free_port(), free_port()
+    grpc_port = free_port()
     env = {
-        "GATEWAY_BIND": f"127.0.0.1:{port}",
         "GATEWAY_GRPC_BIND": f"127.0.0.1:{grpc_port}",
         "GATEWAY_WORKERS": "2",
-        "GATEWAY_ROUTING_FILE": str(routing),
         "GATEWAY_MODEL_STORE": str(exported_store.root),
         "GATEWAY_API_KEYS": KEY,
     }
-    log = folder / "gateway.log"
-    process = start(["-m", "gateway"], env, log)
-    try:
-        wait_until_ok(f"http://127.0.0.1:{port}/livez", 90, process)
-        yield Gateway(f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", process, log)
-    finally:
-        stop(process)
-    assert process.returncode == 0, log.read_text()[-3000:]  # SIGTERM: both servers stop cleanly
+    routing = "models: {mnist: {backends: {embedded-pytorch: 1}}}\n"
+    with running_gateway(folder, routing, env, ready_path="/livez") as running:
+        yield Gateway(running.base, f"127.0.0.1:{grpc_port}", running.process, running.log)
+    assert running.process.returncode == 0, running.log_tail()  # SIGTERM: both servers stop cleanly
 
 
 @pytest.fixture(scope="module")

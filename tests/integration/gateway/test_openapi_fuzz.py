@@ -21,11 +21,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -35,7 +33,7 @@ from PIL import Image
 
 from gateway.openapi import IMAGE_FORMAT, document
 from model_store import ModelStore
-from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
+from tests.integration.gateway.conftest import running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -111,29 +109,15 @@ CONFIG = {
 def gateway_url(tmp_path_factory: pytest.TempPathFactory, exported_store: ModelStore) -> Iterator[str]:
     """The real server, serving the document the tests are generated from."""
     root = tmp_path_factory.mktemp("openapi-fuzz")
-    routing_file = root / "routing.yaml"
-    routing_file.write_text(ROUTING)
-    port = free_port()
-    env = {
-        "GATEWAY_BIND": f"127.0.0.1:{port}",
-        "GATEWAY_WORKERS": "1",
-        "GATEWAY_ROUTING_FILE": str(routing_file),
-        "GATEWAY_MODEL_STORE": str(exported_store.root),
-        "GATEWAY_GRACEFUL_TIMEOUT_S": "10",
-    }
-    log: Path = root / "gateway.log"
-    process: subprocess.Popen[bytes] = start(["-m", "gateway"], env, log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(base + "/readyz", 90, process)
+    env = {"GATEWAY_MODEL_STORE": str(exported_store.root), "GATEWAY_GRACEFUL_TIMEOUT_S": "10"}
+    with running_gateway(root, ROUTING, env) as running:
+        base = running.base
         with urllib.request.urlopen(base + "/openapi.json", timeout=REQUEST_TIMEOUT_S) as response:
             served = json.load(response)
         # The tests below are generated (at collection) from the same document the server serves.
         assert served == DOCUMENT
         yield base
-    finally:
-        stop(process)
-    assert process.returncode == 0, log.read_text()[-3000:]
+    assert running.process.returncode == 0, running.log_tail()
 
 
 DOCUMENT = json.loads(json.dumps(document()))

@@ -12,11 +12,14 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from pathlib import Path
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 
 from model_store import ModelStore
 from tests.integration.gateway.conftest import FakeTorchServe, free_port, start, stop, wait_until_ok
@@ -35,22 +38,39 @@ def routing(path: Path, backend: str) -> None:
     path.write_text(f"models: {{mnist: {{backends: {{{backend}: 1}}, failover: false}}}}\n")
 
 
-def served_by_after_switch(base: str, wanted: str = "torchserve-rest", timeout: float = 10) -> set[str]:
-    """Backends answering a burst of requests, once every worker has picked up a routing change."""
+def predictions_by_worker(metrics_dir: Path) -> dict[int, Counter[str]]:
+    """Per worker pid: predict answers by backend, read from that worker's own multiprocess file."""
+    out: dict[int, Counter[str]] = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        pid = int(path.stem.split("_", 1)[1])
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample, labels, _ = json.loads(key)
+            if sample == "gateway_requests_total" and labels.get("endpoint") == "predict" and value:
+                out.setdefault(pid, Counter())[labels["backend"]] += int(value)
+    return out
+
+
+def switched_workers(base: str, metrics_dir: Path, wanted: str, workers: int = 2, timeout: float = 20) -> int:
+    """Send concurrent bursts until every worker (by pid) has answered from ``wanted``: a worker that has
+    switched never switches back, so then all have. Returns the number of requests sent."""
+    sent = 0
     deadline = time.monotonic() + timeout
-    served: set[str] = set()
-    while time.monotonic() < deadline:
-        served = {post(base)[1]["X-Gateway-Backend"] for _ in range(6)}  # both workers must have switched
-        if served == {wanted}:
-            break
-        time.sleep(0.2)
-    return served
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while time.monotonic() < deadline:
+            list(pool.map(lambda _: post(base), range(8)))
+            sent += 8
+            counts = predictions_by_worker(metrics_dir)
+            if len(counts) == workers and all(c[wanted] > 0 for c in counts.values()):
+                return sent
+    pytest.fail(
+        f"not every worker answered from {wanted} within {timeout} s: {predictions_by_worker(metrics_dir)}"
+    )
 
 
 @pytest.fixture
 def gateway(
     tmp_path: Path, exported_store: ModelStore, fake_torchserve: FakeTorchServe
-) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes], Path]]:
     routing_file = tmp_path / "routing.yaml"
     routing(routing_file, "embedded-pytorch")
     port = free_port()
@@ -63,24 +83,30 @@ def gateway(
         "GATEWAY_TORCHSERVE_REST_URL": fake_torchserve.url,
         "GATEWAY_TORCHSERVE_KEY_FILE": str(tmp_path / "no-key-file.json"),
         "GATEWAY_GRACEFUL_TIMEOUT_S": "10",
+        "GATEWAY_METRICS_DIR": str(tmp_path / "metrics"),  # one file per worker pid
     }
     process = start(["-m", "gateway"], env, tmp_path / "gateway.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_ok(base + "/readyz", 90, process)
-        yield base, routing_file, process
+        yield base, routing_file, process, tmp_path / "metrics"
     finally:
         stop(process)
     assert process.returncode == 0, (tmp_path / "gateway.log").read_text()[-3000:]
 
 
 def test_routing_change_takes_effect_without_restart(
-    gateway: tuple[str, Path, subprocess.Popen[bytes]],
+    gateway: tuple[str, Path, subprocess.Popen[bytes], Path],
 ) -> None:
-    base, routing_file, _ = gateway
+    base, routing_file, _, metrics_dir = gateway
     assert post(base)[1]["X-Gateway-Backend"] == "embedded-pytorch"
     routing(routing_file, "torchserve-rest")
-    assert served_by_after_switch(base) == {"torchserve-rest"}
+    sent = 1 + switched_workers(base, metrics_dir, "torchserve-rest")
+    answers = [post(base)[1]["X-Gateway-Backend"] for _ in range(10)]
+    assert answers == ["torchserve-rest"] * 10
+    sent += 10
+    by_worker = predictions_by_worker(metrics_dir)
+    assert len(by_worker) == 2 and all(sum(c.values()) > 0 for c in by_worker.values())
     with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
         text = response.read().decode()
     total = sum(
@@ -88,15 +114,16 @@ def test_routing_change_takes_effect_without_restart(
         for line in text.splitlines()
         if line.startswith("gateway_requests_total{") and 'endpoint="predict"' in line
     )
-    assert total >= 7  # counted across both workers (multiprocess mode)
+    # Exactly what was sent, and the sum of both workers' own counts: /metrics adds the workers up.
+    assert total == sent == sum(sum(c.values()) for c in by_worker.values())
 
 
 def test_sigterm_drops_no_in_flight_request(
-    gateway: tuple[str, Path, subprocess.Popen[bytes]], fake_torchserve: FakeTorchServe, tmp_path: Path
+    gateway: tuple[str, Path, subprocess.Popen[bytes], Path], fake_torchserve: FakeTorchServe, tmp_path: Path
 ) -> None:
-    base, routing_file, process = gateway
+    base, routing_file, process, metrics_dir = gateway
     routing(routing_file, "torchserve-rest")
-    assert served_by_after_switch(base) == {"torchserve-rest"}  # both workers route to the fake now
+    switched_workers(base, metrics_dir, "torchserve-rest")  # both workers route to the fake now
     fake_torchserve.requests = 0
     fake_torchserve.delay = 1.0
     results: list[int] = []

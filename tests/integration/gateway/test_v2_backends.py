@@ -13,7 +13,7 @@ import pytest
 
 from exporters.mnist import MnistData
 from model_store import ModelStore
-from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
+from tests.integration.gateway.conftest import free_port, running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -32,39 +32,23 @@ def gateways(
     exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     folder = tmp_path_factory.mktemp("v2-backends")
-    server_routing, client_routing = folder / "server.yaml", folder / "client.yaml"
-    server_routing.write_text("models: {mnist: {backends: {embedded-pytorch: 1}}}\n")
-    client_routing.write_text("models: {mnist: {backends: {v2-rest: 1, v2-grpc: 1}, failover: false}}\n")
-    server_port, server_grpc, client_port = free_port(), free_port(), free_port()
-    server = start(
-        ["-m", "gateway"],
-        {
-            "GATEWAY_BIND": f"127.0.0.1:{server_port}",
-            "GATEWAY_GRPC_BIND": f"127.0.0.1:{server_grpc}",
-            "GATEWAY_WORKERS": "1",
-            "GATEWAY_ROUTING_FILE": str(server_routing),
-            "GATEWAY_MODEL_STORE": str(exported_store.root),
-        },
-        folder / "server.log",
-    )
-    client = start(
-        ["-m", "gateway"],
-        {
-            "GATEWAY_BIND": f"127.0.0.1:{client_port}",
-            "GATEWAY_WORKERS": "1",
-            "GATEWAY_ROUTING_FILE": str(client_routing),
-            "GATEWAY_V2_REST_URL": f"http://127.0.0.1:{server_port}",
-            "GATEWAY_V2_GRPC_TARGET": f"127.0.0.1:{server_grpc}",
-        },
-        folder / "client.log",
-    )
-    try:
-        wait_until_ok(f"http://127.0.0.1:{server_port}/readyz", 90, server)
-        wait_until_ok(f"http://127.0.0.1:{client_port}/readyz", 90, client)
-        yield f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{client_port}"
-    finally:
-        stop(client)
-        stop(server)
+    (folder / "server").mkdir()
+    (folder / "client").mkdir()
+    grpc_port = free_port()
+    server_env = {
+        "GATEWAY_GRPC_BIND": f"127.0.0.1:{grpc_port}",
+        "GATEWAY_MODEL_STORE": str(exported_store.root),
+    }
+    with running_gateway(
+        folder / "server", "models: {mnist: {backends: {embedded-pytorch: 1}}}\n", server_env
+    ) as server:
+        client_env = {
+            "GATEWAY_V2_REST_URL": server.base,
+            "GATEWAY_V2_GRPC_TARGET": f"127.0.0.1:{grpc_port}",
+        }
+        routing = "models: {mnist: {backends: {v2-rest: 1, v2-grpc: 1}, failover: false}}\n"
+        with running_gateway(folder / "client", routing, client_env) as client:
+            yield server.base, client.base
 
 
 @pytest.mark.parametrize("backend", ["v2-rest", "v2-grpc"])

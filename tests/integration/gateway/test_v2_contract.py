@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from exporters.mnist import MnistData
 from model_store import ModelStore
-from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
+from tests.integration.gateway.conftest import running_gateway
 
 pytestmark = pytest.mark.integration
 COUNT = 32
@@ -23,21 +23,9 @@ COUNT = 32
 @pytest.fixture(scope="module")
 def gateway(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("v2")
-    routing = folder / "routing.yaml"
-    routing.write_text("models: {mnist: {backends: {embedded-pytorch: 1}}}\n")
-    port = free_port()
-    env = {
-        "GATEWAY_BIND": f"127.0.0.1:{port}",
-        "GATEWAY_WORKERS": "1",
-        "GATEWAY_ROUTING_FILE": str(routing),
-        "GATEWAY_MODEL_STORE": str(exported_store.root),
-    }
-    process = start(["-m", "gateway"], env, folder / "gateway.log")
-    try:
-        wait_until_ok(f"http://127.0.0.1:{port}/readyz", 90, process)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop(process)
+    routing = "models: {mnist: {backends: {embedded-pytorch: 1}}}\n"
+    with running_gateway(folder, routing, {"GATEWAY_MODEL_STORE": str(exported_store.root)}) as running:
+        yield f"127.0.0.1:{running.port}"
 
 
 @pytest.fixture(scope="module")
