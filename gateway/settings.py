@@ -97,9 +97,9 @@ class Settings:
     """TorchServe inference REST base URL (never the management port)."""
     torchserve_grpc_target: str = "127.0.0.1:7070"
     """TorchServe gRPC inference ``host:port``."""
-    v2_rest_url: str = "http://127.0.0.1:8010"
-    """An Open Inference Protocol (V2) server's REST base URL (Triton, KServe, MLServer): ``v2-rest``."""
-    v2_grpc_target: str = "127.0.0.1:8011"
+    v2_rest_url: str = "http://127.0.0.1:8100"
+    """An Open Inference Protocol (V2) server's REST base URL: ``v2-rest`` (default: ``make serve``'s Triton)."""
+    v2_grpc_target: str = "127.0.0.1:8101"
     """The same server's gRPC ``host:port``: ``v2-grpc``."""
     torchserve_key_file: Path = DEFAULT_KEY_FILE
     """TorchServe's key file (re-read when it changes or when TorchServe rejects the key)."""
