@@ -69,7 +69,12 @@ def parse_json(body: bytes) -> Any:
             f"JSON Parse error: Invalid encoding in string at offset: {exc.start}"
         ) from exc
     except json.JSONDecodeError as exc:
-        raise invalid_argument(f"JSON Parse error: {exc.msg} at offset: {exc.pos}") from exc
+        # TF Serving parses with rapidjson, whose words differ from Python's for a bad first value.
+        message = _RAPIDJSON_WORDS.get(exc.msg, exc.msg)
+        raise invalid_argument(f"JSON Parse error: {message} at offset: {exc.pos}") from exc
+
+
+_RAPIDJSON_WORDS = {"Expecting value": "Invalid value."}
 
 
 def parse_predict_body(body: bytes) -> PredictBody:

@@ -9,6 +9,7 @@ in version 3, so it must stay last.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -416,7 +417,10 @@ def test_nan_tokens_are_accepted_as_tf_serving_accepts_them(server: RunningServe
     row = "[" + ",".join(["NaN"] * 14 + ["Infinity"] * 14) + "]"
     body = '{"instances": [[' + ",".join([row] * 28) + "]]}"
     reply = requests.post(server.url(f"{MODEL_NAME}:predict"), data=body, timeout=HTTP_TIMEOUT_S)
-    assert reply.status_code in (200, 400), reply.text
+    # api_rest.md, "JSON mapping" and "JSON conformance": NaN, Infinity and -Infinity are valid
+    # DT_FLOAT values in a request; the request is accepted (200), whatever the model makes of them.
+    assert reply.status_code == 200, reply.text
+    assert set(json.loads(reply.text)) == {"predictions"}  # json.loads accepts NaN tokens in the answer
     assert _versions_state(server)["2"] == "AVAILABLE"
 
 
@@ -430,6 +434,155 @@ def test_hostile_bodies_get_an_answer_not_a_crash(server: RunningServer) -> None
     reply = requests.post(server.url(f"{MODEL_NAME}:predict"), data=huge, timeout=HTTP_TIMEOUT_S)
     assert reply.status_code == 413
     assert _versions_state(server)["2"] == "AVAILABLE"
+
+
+# --- golden pairs: TF Serving's documented behaviour, not the stand-in's own ----------------------
+#
+# Each pair is (request, expected answer) taken from TF Serving itself, so the contract is not written
+# by the stand-in's authors. Sources:
+#   [doc]  https://www.tensorflow.org/tfx/serving/api_rest (tensorflow_serving/g3doc/api_rest.md):
+#          error body {"error": <message>}; the status response shape; the 404 example
+#          "Servable not found for request: Latest(<model>)"; NaN/Infinity accepted for DT_FLOAT.
+#   [test] tensorflow_serving/model_servers/http_rest_api_handler_test.cc (PredictRequestErrors,
+#          UnsupportedApiCalls): the error codes and message fragments for bad bodies and paths.
+#   [json] tensorflow_serving/util/json_tensor.cc (FillPredictRequestFromJson): "Missing 'inputs' or
+#          'instances' key", "expecting only one of 'inputs' or 'instances' keys to exist".
+#   [http] tensorflow_serving/model_servers/http_server.cc (ToHTTPStatusCode): INVALID_ARGUMENT -> 400,
+#          NOT_FOUND -> 404.
+#   [core] tensorflow_serving/model_servers/server_core.cc: "Unrecognized servable version label: <l>".
+
+IMAGE_ROW = json.dumps([[0.0] * 28] * 28)
+GOLDEN_REST = [
+    # (id, method, path under /v1/models/, body, status, error fragment; None: success)
+    (
+        "unknown-model",
+        "POST",
+        "no-such-model:predict",
+        f'{{"instances": [{IMAGE_ROW}]}}',
+        404,
+        "Servable not found for request: Latest(no-such-model)",
+    ),  # [doc] exact message
+    (
+        "empty-body",
+        "POST",
+        f"{MODEL_NAME}:predict",
+        "",
+        400,
+        "JSON Parse error: The document is empty",
+    ),  # [test]
+    (
+        "not-json",
+        "POST",
+        f"{MODEL_NAME}:predict",
+        "instances = [1, 2]",
+        400,
+        "JSON Parse error: Invalid value",
+    ),
+    (
+        "strings",
+        "POST",
+        f"{MODEL_NAME}:predict",
+        '{"instances": ["x", "y"]}',
+        400,
+        "not of expected type: float",
+    ),
+    (
+        "unknown-label",
+        "POST",
+        f"{MODEL_NAME}/labels/nope:predict",
+        f'{{"instances": [{IMAGE_ROW}]}}',
+        400,
+        "Unrecognized servable version label: nope",
+    ),  # [test] [core]
+    (
+        "signature-not-string",
+        "POST",
+        f"{MODEL_NAME}:predict",
+        '{"signature_name": 100}',
+        400,
+        "'signature_name' key must be a string value.",
+    ),  # [test]
+    (
+        "both-keys",
+        "POST",
+        f"{MODEL_NAME}:predict",
+        f'{{"instances": [{IMAGE_ROW}], "inputs": [{IMAGE_ROW}]}}',
+        400,
+        "expecting only one of 'inputs' or 'instances' keys to exist",
+    ),  # [json]
+    ("no-keys", "POST", f"{MODEL_NAME}:predict", "{}", 400, "Missing 'inputs' or 'instances' key"),  # [json]
+    ("no-model-name", "GET", "", None, 400, "Missing model name"),  # [test] GET /v1/models
+    ("post-metadata", "POST", f"{MODEL_NAME}/metadata", "", 400, "Malformed request"),  # [test]
+    ("get-predict", "GET", f"{MODEL_NAME}:predict", None, 400, "Malformed request"),  # [test]
+    (
+        "nan-tokens",
+        "POST",
+        f"{MODEL_NAME}:predict",
+        '{"instances": ['
+        + json.dumps([[0.0] * 28] * 27 + [[0.0] * 26 + [0.0, 0.0]]).replace("0.0]]", "NaN]]", 1)
+        + "]}",
+        200,
+        None,
+    ),  # [doc] JSON conformance
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "fragment"),
+    [pytest.param(*case[1:], id=case[0]) for case in GOLDEN_REST],
+)
+def test_golden_rest_pairs_from_tf_serving_docs_and_source(
+    server: RunningServer, method: str, path: str, body: str | None, status: int, fragment: str | None
+) -> None:
+    url = f"{server.rest}/v1/models" + (f"/{path}" if path else "")
+    data = body.encode() if body is not None else None
+    reply = requests.request(method, url, data=data, timeout=HTTP_TIMEOUT_S)
+    assert reply.status_code == status, reply.text
+    assert reply.headers["Content-Type"].startswith("application/json")
+    answer = json.loads(reply.text)
+    if fragment is None:
+        assert set(answer) == {"predictions"} and len(answer["predictions"]) == 1
+    else:
+        assert set(answer) == {"error"} and fragment in answer["error"], answer  # [doc] error body
+
+
+def test_golden_status_shape_from_tf_serving_docs(server: RunningServer) -> None:
+    """[doc] "Make REST API calls": GET /v1/models/<m> lists versions with state and an OK status."""
+    reply = requests.get(server.url(f"{MODEL_NAME}/versions/2"), timeout=HTTP_TIMEOUT_S)
+    assert reply.status_code == 200
+    assert reply.json() == {
+        "model_version_status": [
+            {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
+
+
+GOLDEN_GRPC = [
+    # (id, model_spec fields, status code, details fragment) -- [core] and TF Serving's gRPC status codes
+    (
+        "unknown-model",
+        {"name": "no-such-model"},
+        grpc.StatusCode.NOT_FOUND,
+        "Servable not found for request: Latest(no-such-model)",
+    ),
+    ("unknown-version", {"version": 9}, grpc.StatusCode.NOT_FOUND, "Servable not found for request"),
+    (
+        "unknown-label",
+        {"label": "nope"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Unrecognized servable version label: nope",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "code", "fragment"), [pytest.param(*c[1:], id=c[0]) for c in GOLDEN_GRPC])
+def test_golden_grpc_pairs_from_tf_serving_source(
+    server: RunningServer, spec: dict[str, Any], code: grpc.StatusCode, fragment: str
+) -> None:
+    request = _grpc_request(np.zeros((1, 28, 28), dtype=np.float32), **dict(spec))
+    error = _grpc_error(lambda: server.predict_stub().Predict(request, timeout=GRPC_TIMEOUT_S))
+    assert error.code() == code
+    assert fragment in (error.details() or "")
 
 
 # --- identity and metrics ------------------------------------------------------------------------
