@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -64,15 +65,17 @@ def stack(
                 [sys.executable, "-m", "gateway"], env=gateway_env, stdout=log, stderr=subprocess.STDOUT
             )
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        running = gateway
+
+        def ready() -> bool:
+            if running.poll() is not None:
+                pytest.fail(f"the gateway exited with {running.returncode}:\n{_tail(work / 'gateway.log')}")
             try:
-                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
+                return requests.get(f"{url}/readyz", timeout=2).status_code == 200
             except requests.ConnectionError:
-                pass
-            assert gateway.poll() is None, (work / "gateway.log").read_text()[-3000:]
-            time.sleep(0.3)
+                return False
+
+        wait_for(ready, 60, "gateway /readyz 200", work / "gateway.log")
         yield settings, url
     finally:
         if gateway is not None:
@@ -86,6 +89,23 @@ def stack(
             stop_server(settings.run_dir, name)
 
 
+def _tail(log: Path, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+
+def wait_for(condition: Callable[[], bool], deadline_s: float, what: str, log: Path | None = None) -> None:
+    """Poll ``condition`` until true; fail with the log's tail when ``deadline_s`` passes first."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {deadline_s:.0f} s" + (f"\n{_tail(log)}" if log else ""))
+        time.sleep(0.05)
+
+
+def _metric_sum(metrics: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name + "{"))
+
+
 def _body(mnist: MnistData, index: int) -> dict[str, object]:
     return {"instances": (mnist.test_images[index : index + 1] / 255.0).tolist()}
 
@@ -96,8 +116,15 @@ def test_shadow_traffic_reports_agreement(stack: tuple[ServingSettings, str], mn
     for index in range(40):
         response = session.post(f"{url}/v1/models/mnist:predict", json=_body(mnist, index), timeout=TIMEOUT)
         assert response.status_code == 200, response.text
-    time.sleep(1.0)  # shadow calls run after the answer
-    metrics = session.get(f"{url}/metrics", timeout=TIMEOUT).text
+    metrics = ""
+
+    def every_shadow_call_done() -> bool:  # shadow calls run after the answer
+        nonlocal metrics
+        metrics = session.get(f"{url}/metrics", timeout=TIMEOUT).text
+        return _metric_sum(metrics, "gateway_shadow_requests_total") >= 40
+
+    wait_for(every_shadow_call_done, 30, "40 shadow calls counted")
+    assert _metric_sum(metrics, "gateway_shadow_requests_total") == 40
     ratios = [line for line in metrics.splitlines() if line.startswith("gateway_shadow_agreement_ratio{")]
     assert ratios, metrics[-2000:]
     assert all(0.8 <= float(line.rsplit(" ", 1)[1]) <= 1.0 for line in ratios), ratios
@@ -131,12 +158,10 @@ def test_failover_while_traffic_flows_then_readiness(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(2.0)
-        assert served_by["torchserve-rest"] > 0
+        wait_for(lambda: served_by["torchserve-rest"] >= 10, 30, "TorchServe answering under traffic")
         stop_server(settings.run_dir, torchserve.NAME)  # TorchServe goes away mid-traffic
         before = served_by["tfserving-rest"]
-        time.sleep(2.0)
-        assert served_by["tfserving-rest"] > before
+        wait_for(lambda: served_by["tfserving-rest"] >= before + 50, 30, "TF Serving taking the traffic")
         assert requests.get(f"{url}/readyz", timeout=TIMEOUT).status_code == 200
     finally:
         stop.set()
