@@ -8,6 +8,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from collections.abc import Iterator
 
+# pycurl before anything imports TensorFlow: TensorFlow loads a libcurl older than the one pycurl was
+# built against, and once that one is in the process `import pycurl` fails ("libcurl link-time
+# version is older than compile-time version"). The gateway process imports pycurl first; the test
+# process must too, whatever order pytest collects the files in.
+import pycurl  # noqa: F401
 import pytest
 
 from exporters.mnist import MnistData, load_mnist
