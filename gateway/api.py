@@ -26,6 +26,7 @@ from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.router import Routed, Selection
 from gateway.routing import RoutingError
 from gateway.service import Gateway
+from gateway.tracing import current_trace_id
 
 __all__ = [
     "BACKEND_HEADER",
@@ -88,6 +89,9 @@ class Call:
     version: str = ""
     backend_seconds: float = 0.0
     attempts: tuple[str, ...] = ()
+    span: Any = None
+    """The request's server span and its context token, when tracing is on."""
+    span_token: Any = None
 
     def routed(self, routed: Routed) -> None:
         self.backend = routed.backend
@@ -219,12 +223,16 @@ def _start() -> None:
     gateway = service()
     headers = request.headers
     incoming = headers.get(REQUEST_ID_HEADER, "")
-    g.call = Call(
+    g.call = call = Call(
         gateway,
         time.perf_counter(),
         time.monotonic() + gateway.settings.deadline_s,
         valid_request_id(incoming) or new_request_id(),
     )
+    if gateway.tracing.enabled:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        carrier: Any = headers  # Werkzeug's headers: .get() in any case, as the propagator needs
+        call.span, call.span_token = gateway.tracing.start_request(f"{request.method} {rule}", carrier)
     codecs.check_content_encoding(headers.get("Content-Encoding"))
     keys = gateway.settings.api_keys
     if keys and request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
@@ -251,6 +259,10 @@ def _finish(response: Response) -> Response:
         f"gateway;dur={(total - backend_s) * 1000:.3f}, backend;dur={backend_s * 1000:.3f}, "
         f"total;dur={total * 1000:.3f}"
     )
+    if call.span is not None:
+        attributes = {"gateway.request_id": call.request_id, "gateway.model": call.model}
+        attributes.update({"gateway.backend": call.backend, "gateway.version": call.version})
+        call.gateway.tracing.end_request(call.span, call.span_token, response.status_code, attributes)
     endpoint = (request.endpoint or "unmatched").rpartition(".")[2]  # "predict", "infer", ...
     if endpoint not in _NOT_COUNTED:
         call.gateway.metrics.request(
@@ -265,7 +277,11 @@ def error_response(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
         call.backend = error.backend
     request_id = call.request_id if call is not None else ""
     if error.detail:
-        log.warning("request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300])
+        trace_id = current_trace_id()
+        traced = f" (trace {trace_id})" if trace_id else ""
+        log.warning(
+            "request %s%s: %s; the backend said: %r", request_id, traced, error.message, error.detail[:300]
+        )
     headers = error.headers()
     if request.path.startswith("/v2"):  # the Open Inference Protocol's own error shape
         headers[REQUEST_ID_HEADER] = request_id

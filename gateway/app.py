@@ -13,17 +13,24 @@ from gateway.backends import Backend
 from gateway.errors import GatewayError, for_status
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.tracing import Tracing
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, backends: Mapping[str, Backend] | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    backends: Mapping[str, Backend] | None = None,
+    tracing: Tracing | None = None,
+) -> Flask:
     """A configured gateway app.
 
     ``settings`` default to :class:`Settings`' defaults (not the environment: the launcher reads that).
-    ``backends`` replaces the backend registry (tests inject fakes by name).
+    ``backends`` replaces the backend registry (tests inject fakes by name); ``tracing`` replaces the
+    tracer the ``OTEL_*`` variables would configure (tests pass an in-memory exporter).
     """
     settings = settings or Settings()
     app = Flask("gateway")
@@ -32,7 +39,7 @@ def create_app(settings: Settings | None = None, *, backends: Mapping[str, Backe
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.url_map.converters["model"] = api.ModelNameConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    gateway = Gateway(settings, backends)
+    gateway = Gateway(settings, backends, tracing)
     app.extensions["gateway"] = gateway
     app.register_blueprint(api.blueprint)
     for blueprint in protocols.BLUEPRINTS:

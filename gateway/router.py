@@ -8,6 +8,7 @@ answer is only compared, never returned.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import random
@@ -33,6 +34,7 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.routing import ModelRoute, RetryBudgetConfig, RoutingTable
+from gateway.tracing import Tracing
 
 __all__ = [
     "CircuitOpen",
@@ -223,6 +225,7 @@ class Router:
         shadow_executor: Executor | None = None,
         shadow_max_inflight: int = 8,
         breaker: BreakerConfig | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._table = table
         self._pool = pool
@@ -237,6 +240,7 @@ class Router:
         self._shadow_slots = threading.BoundedSemaphore(shadow_max_inflight)
         self._batchers: dict[tuple[str, str, int | None], MicroBatcher] = {}
         self.breakers = Breakers(breaker or BreakerConfig(enabled=False), clock, self._circuit_changed)
+        self._tracing = tracing or Tracing(None)
 
     def _circuit_changed(self, backend: str, state: State) -> None:
         if state is State.OPEN:
@@ -395,7 +399,11 @@ class Router:
         backend = self._pool.get(name)
         started = time.perf_counter()
         try:
-            prediction = backend.predict(model, images, version, timeout)
+            if self._tracing.enabled:
+                with self._tracing.attempt(name, model, _label(version), images=len(images)):
+                    prediction = backend.predict(model, images, version, timeout)
+            else:
+                prediction = backend.predict(model, images, version, timeout)
         except GatewayError as exc:
             self._observer.attempt(model, name, _label(version), time.perf_counter() - started, exc.status)
             if exc.retryable:
@@ -439,7 +447,9 @@ class Router:
             return
         executor = self._shadow_executor or self._default_executor()
         try:
-            executor.submit(self._run_shadow, route.name, primary, target, images, version, answer)
+            # The copied context carries the request's span into the shadow thread (tracing).
+            run = contextvars.copy_context().run
+            executor.submit(run, self._run_shadow, route.name, primary, target, images, version, answer)
         except RuntimeError:  # executor shut down (worker exiting)
             self._shadow_slots.release()
 
@@ -460,7 +470,8 @@ class Router:
     ) -> None:
         started = time.perf_counter()
         try:
-            shadow = self._pool.get(target).predict(model, images, version, self._attempt_timeout)
+            with self._tracing.attempt(target, model, _label(version), shadow=True):
+                shadow = self._pool.get(target).predict(model, images, version, self._attempt_timeout)
             seconds = time.perf_counter() - started
             agreed = int((shadow.probabilities.argmax(axis=1) == answer.probabilities.argmax(axis=1)).sum())
             self._observer.shadow(model, primary, target, "ok", seconds, agreed, len(images))

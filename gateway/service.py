@@ -20,6 +20,7 @@ from gateway.metrics import Metrics
 from gateway.router import HealthCache, Routed, Router, Selection
 from gateway.routing import RoutingSource, RoutingTable, default_table
 from gateway.settings import Settings
+from gateway.tracing import Tracing, exporter_from_env
 
 __all__ = ["BackendReport", "Gateway"]
 
@@ -48,9 +49,15 @@ class BackendReport:
 class Gateway:
     """One worker's routing source, backends, router and metrics, wired together."""
 
-    def __init__(self, settings: Settings, backends: Mapping[str, Backend] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backends: Mapping[str, Backend] | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.tracing = tracing or Tracing(exporter_from_env())
         self.pool = BackendPool(settings, backends)
         defaults = {name: 1.0 for name in backends} if backends is not None else DEFAULT_BACKENDS
         self.routing = RoutingSource(
@@ -66,6 +73,7 @@ class Gateway:
             attempt_timeout_s=settings.attempt_timeout_s,
             health=HealthCache(settings.health_ttl_s),
             observer=self.metrics,
+            tracing=self.tracing,
             shadow_max_inflight=settings.shadow_max_inflight,
             breaker=BreakerConfig(
                 enabled=settings.breaker_failures > 0,
@@ -134,3 +142,4 @@ class Gateway:
     def close(self) -> None:
         self.router.close()
         self.pool.close()
+        self.tracing.close()

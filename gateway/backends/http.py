@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pycurl
 
 from gateway.errors import BadBackendResponse, DeadlineExceeded, Unavailable
+from gateway.tracing import outgoing_headers
 
 __all__ = ["CurlTransport", "FunctionTransport", "HttpRequest", "HttpResponse", "HttpTransport"]
 
@@ -105,7 +106,8 @@ class CurlTransport(HttpTransport):
         else:
             raise ValueError(f"backends are called with GET or POST, not {request.method}")
         # "Expect:" stops libcurl from waiting for 100-continue before larger bodies (a round trip).
-        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in request.headers.items()] + ["Expect:"])
+        headers = {**request.headers, **outgoing_headers()}  # + traceparent when a span is current
+        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Expect:"])
         handle.setopt(pycurl.WRITEFUNCTION, body.write)
         handle.setopt(pycurl.TIMEOUT_MS, timeout_ms)
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, min(timeout_ms, 1000))
