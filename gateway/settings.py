@@ -98,7 +98,8 @@ class Settings:
     torchserve_grpc_target: str = "127.0.0.1:7070"
     """TorchServe gRPC inference ``host:port``."""
     v2_rest_url: str = "http://127.0.0.1:8100"
-    """An Open Inference Protocol (V2) server's REST base URL: ``v2-rest`` (default: ``make serve``'s Triton)."""
+    """An Open Inference Protocol (V2) server's REST base URL, for ``v2-rest`` (default: where
+    ``make serve`` runs Triton)."""
     v2_grpc_target: str = "127.0.0.1:8101"
     """The same server's gRPC ``host:port``: ``v2-grpc``."""
     torchserve_key_file: Path = DEFAULT_KEY_FILE
