@@ -1,9 +1,11 @@
-"""``python -m serving up | down | status`` — run TorchServe and TF Serving against the model store."""
+"""``python -m serving up | down | status`` — TorchServe, TF Serving and Triton on the model store."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,11 @@ from serving.process import all_records, group_members, process_group_alive, sto
 from serving.settings import ServingSettings, settings_from_env
 from serving.tfserving import launcher as tfserving_launcher
 from serving.torchserve import launcher as torchserve_launcher
+from serving.triton import launcher as triton_launcher
 
-LAUNCHERS = {"torchserve": torchserve_launcher, "tfserving": tfserving_launcher}
+LAUNCHERS = {"torchserve": torchserve_launcher, "tfserving": tfserving_launcher, "triton": triton_launcher}
+OPTIONAL = {"triton"}
+"""Servers `up` starts when it can: where one cannot start, `up` says why and runs the others."""
 
 
 def _say(message: str = "") -> None:
@@ -23,17 +28,40 @@ def _say(message: str = "") -> None:
 def cmd_up(settings: ServingSettings, args: argparse.Namespace) -> int:
     wanted = [name for name in LAUNCHERS if name not in args.skip]
     started: list[str] = []
+    given_up: dict[str, str] = {}
+
+    def give_up(name: str, exc: BaseException) -> None:
+        """An optional server failed: stop it, say why, let the others run."""
+        if name in started:
+            stop_server(settings.run_dir, name)
+            started.remove(name)
+        given_up[name] = str(exc)
+        print(f"warning: {name} not started: {exc}", file=sys.stderr, flush=True)
+        _say(f"{name}: not started (reason above); the other servers go on")
+
     try:
         for name in wanted:
             launcher = LAUNCHERS[name]
-            launcher.check_ports(settings)
-            record = launcher.start(settings)
+            try:
+                launcher.check_ports(settings)
+                record = launcher.start(settings)
+            except (ServingError, OSError, subprocess.SubprocessError) as exc:
+                if name not in OPTIONAL:
+                    raise
+                give_up(name, exc)
+                continue
             started.append(name)
             _say(f"Started {record.info['implementation']} (pid {record.pid}); waiting for the model...")
-        for name in wanted:
+        for name in [name for name in wanted if name in started]:
             launcher = LAUNCHERS[name]
-            record = launcher.record(settings)
-            versions = launcher.wait_until_ready(settings, record, settings.startup_timeout_s)
+            try:
+                record = launcher.record(settings)
+                versions = launcher.wait_until_ready(settings, record, settings.startup_timeout_s)
+            except (ServingError, OSError) as exc:
+                if name not in OPTIONAL:
+                    raise
+                give_up(name, exc)
+                continue
             _say(f"{name}: ready, versions {versions}")
     except (ServingError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -47,10 +75,29 @@ def cmd_up(settings: ServingSettings, args: argparse.Namespace) -> int:
             stop_server(settings.run_dir, name)
         print("interrupted; stopped what had started", file=sys.stderr)
         return 130
+    if not started:
+        print("error: no server started", file=sys.stderr)
+        return 1
     _say()
     print_status(settings)
+    for name, reason in given_up.items():
+        _say(f"{name}: NOT STARTED: {reason.splitlines()[0]}")
     _say()
     _say("Stop everything with: python -m serving down   (or make serve-down)")
+    return 0
+
+
+def cmd_triton_setup(settings: ServingSettings, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        env = triton_launcher.ensure_environment(settings, _say, rebuild=args.rebuild)
+    except ServingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _say(f"Triton environment: {env.venv} ({time.monotonic() - started:.0f}s)")
+    _say(f"  {triton_launcher.implementation(env)}")
+    _say(f"  Python {env.python_version} from {env.base_python}; libpython from {env.libdir}")
+    _say(f"  backend stub: {env.stub}")
     return 0
 
 
@@ -141,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--run-dir", type=Path, help="configs, logs, PID files (default: ./run)")
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start both servers and wait until the model is ready")
+    up = commands.add_parser(
+        "up", help="start the servers (Triton where it can run) and wait until the model is ready"
+    )
     up.add_argument(
         "--skip", action="append", default=[], choices=sorted(LAUNCHERS), help="do not start this one"
     )
@@ -156,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ts-workers", type=int, help="TorchServe workers per version (default 1)")
     up.add_argument("--threads", type=int, help="intra-op threads for both frameworks (default: framework's)")
     up.add_argument("--timeout", type=float, help="seconds to wait for readiness (default 120)")
+    up.add_argument(
+        "--triton-dynamic-batching",
+        action="store_true",
+        help="turn Triton's dynamic batcher on (SERVING_TRITON_DYNAMIC_BATCHING; default off)",
+    )
+    up.add_argument("--triton-max-batch", type=int, help="Triton max_batch_size (default 256)")
+    up.add_argument("--triton-queue-delay-us", type=int, help="dynamic batcher max delay (default 1000)")
+    setup = commands.add_parser(
+        "triton-setup", help="build Triton's environment (build/triton-venv; `up` does it at first use)"
+    )
+    setup.add_argument("--rebuild", action="store_true", help="rebuild it even if it is in place")
     commands.add_parser("down", help="stop every server `up` started, workers included")
     compose = commands.add_parser("compose-config", help="write the configs docker-compose.yml mounts")
     compose.add_argument("--out", type=Path, default=Path("run/compose"), help="default %(default)s")
@@ -177,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             ts_workers=args.ts_workers,
             threads=args.threads,
             startup_timeout_s=args.timeout,
+            triton_dynamic_batching=True if args.triton_dynamic_batching else None,
+            triton_max_batch=args.triton_max_batch,
+            triton_max_queue_delay_us=args.triton_queue_delay_us,
         )
     try:
         settings = settings_from_env(**overrides)
@@ -189,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_down(settings, args)
     if args.command == "compose-config":
         return cmd_compose_config(settings, args)
+    if args.command == "triton-setup":
+        return cmd_triton_setup(settings, args)
     return print_status(settings)
 
 

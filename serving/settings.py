@@ -22,6 +22,9 @@ PORT_FIELDS = (
     "ts_metrics_port",
     "ts_grpc_inference_port",
     "ts_grpc_management_port",
+    "triton_http_port",
+    "triton_grpc_port",
+    "triton_metrics_port",
 )
 """Every port ServingSettings holds (for callers that pick free ports)."""
 
@@ -61,12 +64,26 @@ class ServingSettings:
     """TorchServe token authorization; turn off only for benchmarks on a closed machine."""
     ts_token_expiration_min: int = 60
 
+    triton_http_port: int = 8100
+    triton_grpc_port: int = 8101
+    triton_metrics_port: int = 8102
+    triton_dynamic_batching: bool = False
+    """Triton's dynamic batcher (off by default, like the other servers' batching)."""
+    triton_max_batch: int = 256
+    """Triton's max_batch_size: the most images one request may carry, and one batch's cap."""
+    triton_max_queue_delay_us: int = 1000
+    """With dynamic batching on: how long the batcher may hold a request to fill a batch."""
+    triton_venv: Path = REPO_ROOT / "build" / "triton-venv"
+    """Triton's own environment (nvidia-pytriton, CPU torch), built at first use."""
+    triton_python: str = ""
+    """Python that builds the Triton environment (shared libpython; default: the running one's base)."""
+
     startup_timeout_s: float = 120.0
     """How long ``up`` waits for each server to report the model ready."""
 
     def __post_init__(self) -> None:
         # Servers run with their own working directories: relative paths would point elsewhere.
-        for name in ("store_root", "run_dir"):
+        for name in ("store_root", "run_dir", "triton_venv"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
 
     @property
@@ -76,6 +93,10 @@ class ServingSettings:
     @property
     def tfserving_dir(self) -> Path:
         return self.run_dir / "tfserving"
+
+    @property
+    def triton_dir(self) -> Path:
+        return self.run_dir / "triton"
 
     @property
     def key_file(self) -> Path:
