@@ -9,15 +9,20 @@ decode, call the service through these helpers and encode.
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import logging
+import mimetypes
 import random
 import re
 import time
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.routing import BaseConverter
+from werkzeug.security import safe_join
 
 from gateway import codecs, openapi
 from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized, envelope
@@ -59,6 +64,10 @@ _PUBLIC = {
     "gateway.metrics",
     "gateway.openapi_json",
     "gateway.docs",
+    "gateway.docs_asset",
+    "gateway.page",
+    "gateway.page_try",
+    "gateway.page_asset",
     "v2_rest.server_live",
     "v2_rest.server_ready",
     "v2_rest.server_metadata",
@@ -189,9 +198,68 @@ def openapi_json() -> Response:
     return jsonify(openapi.document())
 
 
+# -- pages: the "draw a digit" page and Swagger UI, both served from installed files (no CDN) ---------
+
+_PAGE_DIR = str(Path(__file__).resolve().parent / "page")
+
+
+@cache
+def _swagger_ui_dir() -> str | None:
+    """The Swagger UI files the flask-swagger-ui package ships (its blueprint is not used: the gateway
+    serves the files itself, under /docs/, next to its own initializer)."""
+    spec = importlib.util.find_spec("flask_swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dist"
+    return str(folder) if folder.is_dir() else None
+
+
+@cache
+def _read(path: str) -> tuple[bytes, str]:
+    """A file's bytes and type, read once per worker (a few files, about 2.5 MB with Swagger UI's)."""
+    with open(path, "rb") as stream:
+        return stream.read(), mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _file(folder: str, name: str, max_age: int = 0) -> Response:
+    path = safe_join(folder, name)  # None for a name that leaves the folder
+    if path is None or not Path(path).is_file():
+        raise NotFound(f"no file {name[:80]!r} here")
+    data, mimetype = _read(path)
+    response = Response(data, mimetype=mimetype)
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age  # 0: the browser revalidates (ETag) on every load
+    response.add_etag()
+    response.make_conditional(request)  # 304 when the browser's copy is current
+    return response
+
+
+@blueprint.get("/")
+def page() -> Response:
+    return _file(_PAGE_DIR, "index.html")
+
+
+@blueprint.get("/try")
+def page_try() -> Response:
+    return _file(_PAGE_DIR, "index.html")
+
+
+@blueprint.get("/page/<path:name>")
+def page_asset(name: str) -> Response:
+    return _file(_PAGE_DIR, name)
+
+
 @blueprint.get("/docs")
 def docs() -> Response:
-    return Response(openapi.DOCS_HTML, mimetype="text/html")
+    return _file(_PAGE_DIR, "docs.html")
+
+
+@blueprint.get("/docs/<path:name>")
+def docs_asset(name: str) -> Response:
+    folder = _swagger_ui_dir()
+    if folder is None:
+        raise NotFound("Swagger UI is not installed (pip install flask-swagger-ui)")
+    return _file(folder, name, max_age=3600)
 
 
 @blueprint.post("/admin/reload")

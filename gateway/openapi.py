@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document and a self-contained docs page (no CDN: it must work offline).
+"""The OpenAPI 3 document, shown by Swagger UI at ``/docs`` (its files come installed: it works offline).
 
 The document says exactly what the gateway accepts, as far as JSON Schema can say it: a request that
 fits the schema is served (or refused only for a reason of the moment, such as an unknown model
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DOCS_HTML", "IMAGE_FORMAT", "document"]
+__all__ = ["EXAMPLE_SEVEN", "IMAGE_FORMAT", "document"]
 
 _MAX_INSTANCES = 256  # the default GATEWAY_MAX_INSTANCES: the document states the default limits
 _BACKENDS = (
@@ -28,6 +28,43 @@ _BACKENDS = (
 )
 IMAGE_FORMAT = "image-base64"
 """The string format of a base64 PNG/JPEG (a custom OpenAPI format: any decodable PNG or JPEG)."""
+
+
+# The request examples: a 7 drawn on the page at / and prepared as MNIST was (light on dark, in a 20x20
+# box, centred by mass; 5 grey levels), so Swagger UI's "Try it out" classifies a digit, not a black square.
+_SEVEN_ROWS = """
+............................
+............................
+............................
+............................
+............................
+............................
+............................
+............................
+.....++****######***+.......
+.....################.......
+.....-+----......-##-.......
+.................+#*........
+.................##-........
+................*#*.........
+...............-##..........
+...............*#+..........
+..............-##...........
+..............*#+...........
+.............-##............
+.............*#+............
+............-##.............
+............*#+.............
+...........-##..............
+...........+#+..............
+...........##-..............
+..........-#*...............
+..........+#+...............
+..........-#-...............
+"""
+_LEVELS = {".": 0.0, "-": 0.25, "+": 0.5, "*": 0.75, "#": 1.0}
+EXAMPLE_SEVEN: list[list[float]] = [[_LEVELS[c] for c in row] for row in _SEVEN_ROWS.split()]
+"""One 28x28 image of a 7, numbers in [0, 1]: the JSON request examples."""
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -127,7 +164,7 @@ def _v1(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
                 "content": {
                     "application/json": {
                         "schema": _schema("V1Request"),
-                        "example": {"instances": [[0.0] * 784]},
+                        "example": {"instances": [[v for row in EXAMPLE_SEVEN for v in row]]},
                     }
                 },
             },
@@ -171,7 +208,7 @@ def _classify(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
                     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                     "application/json": {
                         "schema": _schema("FriendlyRequest"),
-                        "example": {"image": [[0.0] * 28] * 28},
+                        "example": {"image": EXAMPLE_SEVEN},
                     },
                 },
             },
@@ -564,8 +601,15 @@ def document() -> dict[str, Any]:
                 ("415",),
             ),
             "/openapi.json": _get("This document", "docs", {"content": _json({"type": "object"})}, ("415",)),
+            "/": _get(
+                "A page to draw a digit and see every backend's answer (also at /try; offline, its "
+                "files under /page/)",
+                "docs",
+                {"content": {"text/html": {"schema": {"type": "string"}}}},
+                ("415",),
+            ),
             "/docs": _get(
-                "A page to read and try this API (offline)",
+                "Swagger UI for this document (offline: its files are served under /docs/)",
                 "docs",
                 {"content": {"text/html": {"schema": {"type": "string"}}}},
                 ("415",),
@@ -606,49 +650,3 @@ def document() -> dict[str, Any]:
             "responses": _ERROR_RESPONSES,
         },
     }
-
-
-DOCS_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MNIST gateway API</title>
-<style>
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}
-.op{border:1px solid #ddd;border-radius:6px;margin:.6rem 0;padding:.5rem .8rem}
-.m{display:inline-block;min-width:3.5rem;font-weight:600;text-transform:uppercase}
-.get{color:#0a6}.post{color:#06c}code,pre,textarea{font:13px ui-monospace,monospace}
-textarea{width:100%;height:6rem}pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-height:20rem}
-</style></head><body>
-<h1>MNIST serving gateway</h1>
-<p>Machine-readable spec: <a href="openapi.json">/openapi.json</a>. Try a call below (JSON bodies only;
-for images use <code>curl -F file=@digit.png .../predict</code>).</p>
-<div id="ops"></div>
-<script>
-fetch("openapi.json").then(r => r.json()).then(spec => {
-  const root = document.getElementById("ops");
-  for (const [path, item] of Object.entries(spec.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      const div = document.createElement("div"); div.className = "op";
-      const body = op.requestBody && op.requestBody.content["application/json"];
-      const example = body && body.example ? JSON.stringify(body.example) : (body ? "{}" : "");
-      div.innerHTML = `<span class="m ${method}">${method}</span> <code></code> — <span></span>
-        <details><summary>try it</summary>
-        <input size="60"> ${body ? "<textarea></textarea>" : ""}<button>send</button><pre></pre></details>`;
-      div.querySelector("code").textContent = path;
-      div.querySelector("span:not(.m)").textContent = op.summary || "";
-      const input = div.querySelector("input"); input.value = path.replace("{model}", "mnist");
-      const area = div.querySelector("textarea"); if (area) area.value = example;
-      div.querySelector("button").onclick = async () => {
-        const init = {method: method.toUpperCase(), headers: {}};
-        if (area) { init.body = area.value; init.headers["Content-Type"] = "application/json"; }
-        const out = div.querySelector("pre");
-        try {
-          const r = await fetch(input.value, init);
-          const headers = [...r.headers].map(([k, v]) => k + ": " + v).join("\\n");
-          out.textContent = r.status + "\\n" + headers + "\\n\\n" + await r.text();
-        } catch (e) { out.textContent = String(e); }
-      };
-      root.appendChild(div);
-    }
-  }
-});
-</script></body></html>
-"""
