@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo loadtest test browser export verify data serve serve-status serve-down gateway bench-gateway soak k8s-check lint audit _audit format clean clean-store
+.PHONY: help venv demo loadtest test test-tools export verify data serve serve-status serve-down gateway bench-gateway soak k8s-check lint audit _audit format clean clean-store
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,25 +32,30 @@ LOADTEST_ARGS ?= --start
 loadtest: $(STAMP)  ## the full comparison (docs/benchmarking.md; ~20 min); LOADTEST_ARGS="..." replaces --start
 	$(BIN)/python -m loadtests compare $(LOADTEST_ARGS)
 
-test: $(STAMP) browser  ## run the whole test suite
+test: $(STAMP) test-tools  ## run the whole test suite
 	$(BIN)/python -m pytest
 
-# tests/browser drives headless Chromium: install Debian's chromium + chromium-driver where we may (root,
-# or sudo without a password); anywhere else that test is skipped and says why.
-browser:  ## install Chromium and its driver for the browser test (Debian/Ubuntu, root or sudo)
-	@if command -v chromedriver >/dev/null 2>&1 && { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then \
+# Debian packages some tests drive: Chromium + its driver (tests/browser) and promtool (the `prometheus`
+# package: tests/k8s/test_monitoring.py). Installed where we may (root, or sudo without a password);
+# anywhere else those tests are skipped and say why.
+TEST_TOOLS := chromium:chromium chromedriver:chromium-driver promtool:prometheus
+test-tools:  ## install the Debian packages some tests need (Chromium, chromedriver, promtool), root or sudo
+	@missing=""; for pair in $(TEST_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || command -v $${pair%%:*}-browser >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then \
 	  :; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "==> no Chromium and no apt-get: tests/browser will be skipped (install chromium and chromedriver)"; \
+	  echo "==> missing$$missing and no apt-get: the tests that need them will be skipped"; \
 	else \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
 	  if [ "$$SUDO" = none ]; then \
-	    echo "==> no Chromium: tests/browser will be skipped (sudo apt-get install chromium chromium-driver)"; \
+	    echo "==> missing$$missing: the tests that need them will be skipped (sudo apt-get install$$missing)"; \
 	  else \
-	    echo "==> installing chromium and chromium-driver for tests/browser"; \
+	    echo "==> installing$$missing for the tests (Debian packages)"; \
 	    { $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	        --no-install-recommends chromium chromium-driver >/dev/null; } \
-	      || echo "==> could not install Chromium: tests/browser will be skipped"; \
+	        --no-install-recommends $$missing >/dev/null; } \
+	      || echo "==> could not install$$missing: the tests that need them will be skipped"; \
 	  fi; \
 	fi
 
