@@ -113,6 +113,7 @@ def start(settings: ServingSettings, say: Callable[[str], None] = _print) -> Ser
     home = settings.triton_dir
     for stale in ("workspace", "tmp"):  # left behind by a server that was killed hard
         shutil.rmtree(home / stale, ignore_errors=True)
+    stale_model_copies(home / "workspace", remove=True)
     (home / "tmp").mkdir(parents=True)
     log = home / "triton.log"
     if log.exists():  # a fresh log: startup checks must not read an earlier run's errors
@@ -162,6 +163,21 @@ def start(settings: ServingSettings, say: Callable[[str], None] = _print) -> Ser
         env=environment_vars,
         info=info,
     )
+
+
+def stale_model_copies(workspace: Path, *, remove: bool = False) -> list[Path]:
+    """Triton's /tmp/folderXXXXXX model copies of the server using ``workspace`` (see server.py)."""
+    found = []
+    for folder in Path("/tmp").glob("folder??????"):
+        try:
+            mine = f'"{workspace}"' in (folder / "config.pbtxt").read_text()
+        except OSError:
+            continue
+        if mine:
+            found.append(folder)
+            if remove:
+                shutil.rmtree(folder, ignore_errors=True)
+    return found
 
 
 def version_states(settings: ServingSettings) -> dict[str, str]:

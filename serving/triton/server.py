@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -42,6 +43,25 @@ def make_infer(model: torch.jit.ScriptModule) -> Callable[..., dict[str, np.ndar
         return {"probabilities": probabilities.numpy().astype(np.float32, copy=False)}
 
     return infer
+
+
+def remove_model_copies(workspace: str) -> list[str]:
+    """Remove the copies Triton made of this server's models in /tmp; returns their paths.
+
+    Triton copies each model PyTriton loads into ``/tmp/folderXXXXXX`` (it ignores TMPDIR) and removes
+    the copy on unload; a shutdown cut short (``down`` signals the whole process group at once) leaves it
+    behind. Ours are those whose config.pbtxt names this server's workspace.
+    """
+    removed = []
+    for folder in Path("/tmp").glob("folder??????"):
+        try:
+            mine = f'"{workspace}"' in (folder / "config.pbtxt").read_text()
+        except OSError:
+            continue
+        if mine:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    return removed
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -102,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             triton.serve()
     except KeyboardInterrupt:
         LOG.info("stopped")
+    finally:
+        leftovers = remove_model_copies(config["workspace"])
+        if leftovers:
+            LOG.info("removed Triton's model copies left by an interrupted unload: %s", leftovers)
     return 0
 
 

@@ -52,6 +52,8 @@ def _running(settings: ServingSettings) -> Iterator[ServingSettings]:
             assert group_members(pgid) == [], "Triton's processes outlived `stop_server`"
             leftovers = [name for name in os.listdir("/dev/shm") if name.startswith(f"pytrtion{pgid}-")]
             assert leftovers == [], f"shared memory left behind: {leftovers}"
+            copies = triton.stale_model_copies(settings.triton_dir / "workspace")
+            assert copies == [], f"Triton's model copies left in /tmp: {copies}"
 
 
 @pytest.fixture(scope="module")
