@@ -43,11 +43,12 @@ def test_up_status_down_leaves_nothing_running(exported_store: ModelStore, tmp_p
         status = _cli(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert "torchserve: READY" in status.stdout and "tfserving: READY" in status.stdout
+        assert "triton: READY" in status.stdout, status.stdout  # the three stacks of `make serve`
         assert "{'1': 'READY'}" in status.stdout and "{'1': 'AVAILABLE'}" in status.stdout
         if shutil.which("tensorflow_model_server") is None:
             assert "stand-in, not TensorFlow Serving" in status.stdout
         groups = [record.pid for record in all_records(run_dir)]
-        assert len(groups) == 2
+        assert len(groups) == 3
     finally:
         down = _cli(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
