@@ -68,7 +68,7 @@ verify: $(STAMP)  ## verify the latest version in the store
 data: $(STAMP)  ## fetch, verify and cache MNIST
 	$(BIN)/python -m exporters data
 
-serve: $(STAMP)  ## start TorchServe and TF Serving (or its named stand-in) on the store; wait until ready
+serve: $(STAMP)  ## start TorchServe, TF Serving (or its named stand-in) and Triton on the store; wait until ready
 	$(BIN)/python -m serving up
 
 serve-status: $(STAMP)  ## each server's versions and readiness
