@@ -43,6 +43,8 @@ COMPONENTS = {
     "tfserving-grpc": ("tfserving",),
     "torchserve-rest": ("torchserve",),
     "torchserve-grpc": ("torchserve",),
+    "v2-rest": ("triton",),
+    "v2-grpc": ("triton",),
 }
 
 

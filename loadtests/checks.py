@@ -11,7 +11,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_gateway_headers", "check_json_predictions", "check_probabilities", "check_status"]
+__all__ = [
+    "check_gateway_headers",
+    "check_json_predictions",
+    "check_probabilities",
+    "check_status",
+    "check_v2_outputs",
+]
 
 NUM_CLASSES = 10
 _SUM_TOLERANCE = 1e-3
@@ -65,3 +71,18 @@ def check_gateway_headers(headers: Mapping[str, str], backend: str) -> str | Non
     if served != backend:
         return f"served by {served or 'no backend header'}, not {backend}"
     return None
+
+
+def check_v2_outputs(body: bytes, label: int) -> str | None:
+    """An Open Inference Protocol answer: ``{"outputs": [{"name": "probabilities", "data": [10]}]}``."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return "body is not JSON"
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    tensor = next(
+        (o for o in outputs or [] if isinstance(o, dict) and o.get("name") == "probabilities"), None
+    )
+    if tensor is None or not isinstance(tensor.get("data"), list):
+        return "shape: expected outputs [{name: probabilities, data: [10 values]}]"
+    return check_probabilities(tensor["data"], label)

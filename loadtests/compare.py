@@ -114,9 +114,11 @@ def needed_components(targets: list[Target]) -> tuple[str, ...]:
             wanted.append("torchserve")
         if backend.startswith("tfserving"):
             wanted.append("tfserving")
+        if backend.startswith("v2-"):
+            wanted.append("triton")
         if target.via_gateway:
             wanted.append("gateway")
-    return tuple(name for name in ("torchserve", "tfserving", "gateway") if name in wanted)
+    return tuple(name for name in ("torchserve", "tfserving", "triton", "gateway") if name in wanted)
 
 
 def _start_servers(session: Session, targets: list[Target], store_root: Path, say: Say) -> Endpoints:
@@ -130,6 +132,8 @@ def _start_servers(session: Session, targets: list[Target], store_root: Path, sa
         torchserve_url=config.torchserve_url,
         torchserve_grpc_target=config.torchserve_grpc_target,
         torchserve_key_file=config.torchserve_key_file,
+        triton_url=config.triton_url,
+        triton_grpc_target=config.triton_grpc_target,
         gateway_url=config.gateway_url,
     )
     if not components:

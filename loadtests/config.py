@@ -76,6 +76,8 @@ class CompareConfig:
     torchserve_url: str = ""
     torchserve_grpc_target: str = ""
     torchserve_key_file: str = ""
+    triton_url: str = ""
+    triton_grpc_target: str = ""
     gateway_url: str = ""
     store: Path | None = None
     digits: int = DEFAULTS["digits"]
@@ -150,9 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--targets",
         default="all",
         help="all, direct, gateway, rest, grpc, or names: tfserving-rest, torchserve-rest, tfserving-grpc, "
-        "torchserve-grpc, gateway/<backend> (tfserving-rest, torchserve-rest, tfserving-grpc, "
-        "torchserve-grpc, "
-        "embedded-tensorflow, embedded-pytorch)",
+        "torchserve-grpc, v2-rest, v2-grpc (Triton), gateway/<backend> (tfserving-rest, torchserve-rest, "
+        "tfserving-grpc, torchserve-grpc, v2-rest, v2-grpc, embedded-tensorflow, embedded-pytorch)",
     )
     what.add_argument("--skip", default="", help="comma-separated target names to leave out")
     what.add_argument(
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("torchserve-url", "TorchServe inference base URL"),
         ("torchserve-grpc-target", "TorchServe gRPC host:port"),
         ("torchserve-key-file", "TorchServe key_file.json (or set LOADTEST_TORCHSERVE_TOKEN)"),
+        ("triton-url", "Triton (Open Inference Protocol V2) REST base URL"),
+        ("triton-grpc-target", "Triton gRPC host:port"),
         ("gateway-url", "gateway base URL"),
     ):
         where.add_argument(f"--{name}", default="", help=f"{what_text} (default: the local `make` servers)")

@@ -24,6 +24,8 @@ class Endpoints:
     torchserve_key_file: str = ""
     """TorchServe's key_file.json (token auth on); the token itself never appears on a command line."""
     torchserve_management_url: str = ""
+    triton_url: str = ""
+    triton_grpc_target: str = ""
     gateway_url: str = ""
     null_url: str = ""
     null_grpc_target: str = ""
@@ -39,6 +41,8 @@ class Endpoints:
             "tfserving-grpc": self.tfserving_grpc_target,
             "torchserve-rest": self.torchserve_url,
             "torchserve-grpc": self.torchserve_grpc_target,
+            "v2-rest": self.triton_url,
+            "v2-grpc": self.triton_grpc_target,
         }[target.name]
 
     def locust_args(self) -> list[str]:
@@ -69,5 +73,7 @@ def default_endpoints() -> Endpoints:
         torchserve_grpc_target=f"{serving.host}:{serving.ts_grpc_inference_port}",
         torchserve_key_file=str(key_file) if serving.ts_token_auth else "",
         torchserve_management_url=f"http://{LOOPBACK}:{serving.ts_management_port}",
+        triton_url=f"http://{serving.host}:{serving.triton_http_port}",
+        triton_grpc_target=f"{serving.host}:{serving.triton_grpc_port}",
         gateway_url=f"http://{Settings().bind}",
     )

@@ -7,6 +7,7 @@ so a *subset* of the messages (``PredictRequest``, ``PredictResponse``, ``ModelS
 It lives in a private descriptor pool, so it never clashes with the real definitions if both are loaded.
 
 TorchServe: the stubs generated from its own ``inference.proto`` (``serving.torchserve.grpc_stubs``).
+Open Inference Protocol (Triton): the ``inference.GRPCInferenceService`` modules ``tritonclient`` ships.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from loadtests.payloads import Digit
 __all__ = [
     "TFSERVING_PREDICT",
     "TORCHSERVE_PREDICTIONS",
+    "V2_MODEL_INFER",
     "GrpcCodec",
     "tfserving_codec",
     "torchserve_codec",
+    "v2_codec",
 ]
 
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 TORCHSERVE_PREDICTIONS = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
+V2_MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 DT_FLOAT = 1
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -117,7 +121,7 @@ class GrpcCodec:
     method: str
     """Full gRPC method path."""
     kind: str
-    """``tfserving`` or ``torchserve``."""
+    """``tfserving``, ``torchserve`` or ``v2``."""
     model: str
     signature: str = "serving_default"
     input_name: str = "image"
@@ -126,11 +130,15 @@ class GrpcCodec:
     def request(self, digit: Digit) -> bytes:
         if self.kind == "tfserving":
             return _tfserving_request(self, digit)
+        if self.kind == "v2":
+            return _v2_request(self, digit)
         return _torchserve_request(self.model, digit)
 
     def check(self, answer: bytes, label: int) -> str | None:
         if self.kind == "tfserving":
             return _check_tfserving(self, answer, label)
+        if self.kind == "v2":
+            return _check_v2(self, answer, label)
         return _check_torchserve(answer, label)
 
 
@@ -203,3 +211,40 @@ def _check_torchserve(answer: bytes, label: int) -> str | None:
     except Exception:  # protobuf's DecodeError
         return "answer is not a PredictionResponse"
     return check_json_predictions(response.prediction, label, digits_field=True)
+
+
+def v2_codec(model: str) -> GrpcCodec:
+    return GrpcCodec(V2_MODEL_INFER, "v2", model)
+
+
+def _v2_request(codec: GrpcCodec, digit: Digit) -> bytes:
+    from tritonclient.grpc import service_pb2 as v2
+
+    request = v2.ModelInferRequest(
+        model_name=codec.model,
+        inputs=[
+            v2.ModelInferRequest.InferInputTensor(name=codec.input_name, datatype="FP32", shape=[1, 28, 28])
+        ],
+        outputs=[v2.ModelInferRequest.InferRequestedOutputTensor(name=codec.output_name)],
+        raw_input_contents=[np.ascontiguousarray(digit.image, dtype="<f4").tobytes()],
+    )
+    return bytes(request.SerializeToString())
+
+
+def _check_v2(codec: GrpcCodec, answer: bytes, label: int) -> str | None:
+    from tritonclient.grpc import service_pb2 as v2
+
+    response = v2.ModelInferResponse()
+    try:
+        response.ParseFromString(answer)
+    except Exception:  # protobuf's DecodeError
+        return "answer is not a ModelInferResponse"
+    names = [output.name for output in response.outputs]
+    if codec.output_name not in names:
+        return f"answer has no '{codec.output_name}' output"
+    index = names.index(codec.output_name)
+    if response.raw_output_contents:
+        values = np.frombuffer(response.raw_output_contents[index], dtype="<f4").tolist()
+    else:
+        values = list(response.outputs[index].contents.fp32_contents)
+    return check_probabilities(values, label)

@@ -17,12 +17,16 @@ from loadtests.users import (
     GatewayTFServingRestUser,
     GatewayTorchServeGrpcUser,
     GatewayTorchServeRestUser,
+    GatewayV2GrpcUser,
+    GatewayV2RestUser,
     NullGrpcUser,
     NullRestUser,
     TFServingGrpcUser,
     TFServingRestUser,
     TorchServeGrpcUser,
     TorchServeRestUser,
+    TritonGrpcUser,
+    TritonRestUser,
 )
 
 __all__ = [
@@ -32,10 +36,14 @@ __all__ = [
     "GatewayTFServingRestUser",
     "GatewayTorchServeGrpcUser",
     "GatewayTorchServeRestUser",
+    "GatewayV2GrpcUser",
+    "GatewayV2RestUser",
     "NullGrpcUser",
     "NullRestUser",
     "TFServingGrpcUser",
     "TFServingRestUser",
     "TorchServeGrpcUser",
     "TorchServeRestUser",
+    "TritonGrpcUser",
+    "TritonRestUser",
 ]

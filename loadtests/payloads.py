@@ -53,6 +53,11 @@ class Digit:
         """``{"instances": [image]}``: the body every REST target receives (TF Serving's row format)."""
         return json.dumps({"instances": self.instances()}, separators=(",", ":")).encode()
 
+    def v2_body(self) -> bytes:
+        """The same image as an Open Inference Protocol (V2) JSON infer request (Triton's REST)."""
+        tensor = {"name": "image", "datatype": "FP32", "shape": [1, 28, 28], "data": self.instances()}
+        return json.dumps({"inputs": [tensor]}, separators=(",", ":")).encode()
+
 
 @dataclass(frozen=True)
 class Payloads:

@@ -14,9 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.checks import check_gateway_headers, check_json_predictions, check_status
+from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
 from loadtests.endpoints import Endpoints
-from loadtests.grpc_wire import tfserving_codec, torchserve_codec
+from loadtests.grpc_wire import tfserving_codec, torchserve_codec, v2_codec
 from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Digit
 from loadtests.targets import Target
@@ -60,17 +60,21 @@ def _rest(
     target: Target, address: str, digit: Digit, endpoints: Endpoints, token: str, timeout: float
 ) -> Probe:
     headers = {"Content-Type": "application/json"}
-    path = f"/v1/models/{MODEL_NAME}:predict"
+    path, request_body = f"/v1/models/{MODEL_NAME}:predict", digit.rest_body()
     if target.name == "torchserve-rest":
         path = f"/predictions/{MODEL_NAME}"
         headers.update(bearer_header(endpoints, token))
+    if target.name == "v2-rest":
+        path, request_body = f"/v2/models/{MODEL_NAME}/infer", digit.v2_body()
     if target.via_gateway and target.backend:
         headers["X-Gateway-Backend"] = target.backend
-    status, body, answer_headers = _post(address.rstrip("/") + path, digit.rest_body(), headers, timeout)
+    status, body, answer_headers = _post(address.rstrip("/") + path, request_body, headers, timeout)
     if target.path == "calibration":
         problem = check_status(status, body) or (
             None if body == NULL_REST_ANSWER else "unexpected null answer"
         )
+    elif target.name == "v2-rest":
+        problem = check_status(status, body) or check_v2_outputs(body, digit.label)
     else:
         problem = check_status(status, body) or check_json_predictions(
             body, digit.label, digits_field=target.name == "torchserve-rest"
@@ -86,7 +90,8 @@ def _grpc(
 ) -> Probe:
     import grpc
 
-    codec = torchserve_codec(MODEL_NAME) if target.name == "torchserve-grpc" else tfserving_codec(MODEL_NAME)
+    codecs = {"torchserve-grpc": torchserve_codec, "v2-grpc": v2_codec}
+    codec = codecs.get(target.name, tfserving_codec)(MODEL_NAME)
     method = NULL_GRPC_METHOD if target.path == "calibration" else codec.method
     metadata = []
     if target.name == "torchserve-grpc":

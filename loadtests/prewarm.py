@@ -18,7 +18,7 @@ from collections.abc import Callable
 import grpc
 
 from loadtests.endpoints import Endpoints
-from loadtests.grpc_wire import tfserving_codec, torchserve_codec
+from loadtests.grpc_wire import tfserving_codec, torchserve_codec, v2_codec
 from loadtests.payloads import Payloads
 from model_store import MODEL_NAME
 
@@ -112,4 +112,11 @@ def _job(
         metadata = [("authorization", ts_headers["Authorization"])] if ts_headers else []
         requests = [codec.request(d) for d in payloads.digits]
         return _grpc(endpoints.torchserve_grpc_target, codec.method, requests, metadata)
+    if name == "v2-rest":
+        v2_bodies = [digit.v2_body() for digit in payloads.digits]
+        return _rest(endpoints.triton_url, f"/v2/models/{MODEL_NAME}/infer", v2_bodies, json_headers)
+    if name == "v2-grpc":
+        codec = v2_codec(MODEL_NAME)
+        requests = [codec.request(d) for d in payloads.digits]
+        return _grpc(endpoints.triton_grpc_target, codec.method, requests, [])
     raise ValueError(f"no direct server behind {name!r}")

@@ -1,6 +1,6 @@
 """Start the whole local stack on free loopback ports, and stop every process of it.
 
-TorchServe and TF Serving (the official binary when installed, else the project's named stand-in)
+TorchServe, TF Serving (the official binary when installed, else the project's named stand-in) and Triton
 start through their launchers in ``serving``; the gateway (``python -m gateway`` under granian) and
 the null endpoints start through the same ``serving.process.start_server``, so each component runs
 as its own process group with a record in ``<run_dir>/pids`` and :meth:`LocalStack.stop` ends whole
@@ -40,6 +40,7 @@ from serving.process import (
 from serving.settings import LOOPBACK, PORT_FIELDS, REPO_ROOT, ServingSettings, settings_from_env
 from serving.tfserving import launcher as tfserving
 from serving.torchserve import launcher as torchserve
+from serving.triton import launcher as triton
 
 __all__ = ["GATEWAY_BACKENDS", "LocalStack", "StackOptions", "gateway_environment", "start_stack"]
 
@@ -50,6 +51,8 @@ GATEWAY_BACKENDS = (
     "tfserving-grpc",
     "torchserve-rest",
     "torchserve-grpc",
+    "v2-rest",
+    "v2-grpc",
     "embedded-tensorflow",
     "embedded-pytorch",
 )
@@ -68,7 +71,7 @@ class StackOptions:
     """``GATEWAY_SERVER`` (granian or gunicorn); None keeps the gateway's default."""
     ts_workers: int = 1
     start_timeout_s: float = 180.0
-    components: tuple[str, ...] = ("torchserve", "tfserving", GATEWAY, NULLSERVER)
+    components: tuple[str, ...] = ("torchserve", "tfserving", "triton", GATEWAY, NULLSERVER)
     pinning: Pinning | None = None
 
 
@@ -138,6 +141,8 @@ def gateway_environment(
         "GATEWAY_TORCHSERVE_GRPC_TARGET": endpoints.torchserve_grpc_target,
         "GATEWAY_TORCHSERVE_KEY_FILE": endpoints.torchserve_key_file,
         "GATEWAY_TORCHSERVE_MANAGEMENT_URL": endpoints.torchserve_management_url,
+        "GATEWAY_V2_REST_URL": endpoints.triton_url,
+        "GATEWAY_V2_GRPC_TARGET": endpoints.triton_grpc_target,
         "GATEWAY_GRACEFUL_TIMEOUT_S": "5",
         "GATEWAY_LOG_LEVEL": "warning",
         **({"GATEWAY_SERVER": options.gateway_server} if options.gateway_server else {}),
@@ -172,6 +177,8 @@ def _endpoints(serving: ServingSettings, gateway_port: int, null_ports: tuple[in
         torchserve_grpc_target=ts.grpc_inference,
         torchserve_key_file=str(serving.key_file) if serving.ts_token_auth else "",
         torchserve_management_url=ts.management,
+        triton_url=triton.http_url(serving),
+        triton_grpc_target=f"{serving.host}:{serving.triton_grpc_port}",
         gateway_url=f"http://{LOOPBACK}:{gateway_port}",
         null_url=f"http://{LOOPBACK}:{null_ports[0]}",
         null_grpc_target=f"{LOOPBACK}:{null_ports[1]}",
@@ -190,7 +197,7 @@ def start_stack(options: StackOptions, say: Say) -> LocalStack:
     gateway_port, null_ports = free_port(), (free_port(), free_port())
     stack = LocalStack(serving, _endpoints(serving, gateway_port, null_ports))
     cpus = options.pinning.servers if options.pinning and options.pinning.active else None
-    launchers = {"torchserve": torchserve, "tfserving": tfserving}
+    launchers = {"torchserve": torchserve, "tfserving": tfserving, "triton": triton}
     try:
         with pinned(cpus):
             for name, launcher in launchers.items():

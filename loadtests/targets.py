@@ -80,6 +80,10 @@ TARGETS: tuple[Target, ...] = (
         "gateway",
         "tfserving-grpc",
     ),
+    Target("v2-rest", "TritonRestUser", "pytorch", "rest", "direct", "v2-rest"),
+    Target("v2-grpc", "TritonGrpcUser", "pytorch", "grpc", "direct", "v2-grpc"),
+    Target("gateway/v2-rest", "GatewayV2RestUser", "pytorch", "rest", "gateway", "v2-rest"),
+    Target("gateway/v2-grpc", "GatewayV2GrpcUser", "pytorch", "rest", "gateway", "v2-grpc"),
     Target(
         "gateway/embedded-tensorflow",
         "GatewayEmbeddedTensorflowUser",
@@ -119,8 +123,12 @@ HEADLINE_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("REST via the gateway", "gateway/tfserving-rest", "gateway/torchserve-rest"),
     ("gateway -> gRPC backends", "gateway/tfserving-grpc", "gateway/torchserve-grpc"),
     ("embedded in the gateway", "gateway/embedded-tensorflow", "gateway/embedded-pytorch"),
+    ("REST, direct: TF Serving vs Triton", "tfserving-rest", "v2-rest"),
+    ("gRPC, direct: TF Serving vs Triton", "tfserving-grpc", "v2-grpc"),
 )
-"""TensorFlow side vs PyTorch side, compared metric by metric (REST vs REST is the headline)."""
+"""TensorFlow side vs PyTorch side (TorchServe, and Triton serving the same TorchScript), compared
+metric by metric (REST vs REST is the headline). Triton's targets are named by its protocol, ``v2-*``,
+which is also the gateway backend that reaches it."""
 
 GATEWAY_PAIRS: tuple[tuple[str, str], ...] = tuple(
     (target.name, target.backend)

@@ -30,8 +30,8 @@ from locust import FastHttpUser, User, events, runners, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.checks import check_gateway_headers, check_json_predictions, check_status
-from loadtests.grpc_wire import GrpcCodec, tfserving_codec, torchserve_codec
+from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
+from loadtests.grpc_wire import GrpcCodec, tfserving_codec, torchserve_codec, v2_codec
 from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Payloads, load_payloads, payloads_from_store
 from loadtests.recorder import SampleRecorder, failure_reason
@@ -44,12 +44,16 @@ __all__ = [
     "GatewayTFServingRestUser",
     "GatewayTorchServeGrpcUser",
     "GatewayTorchServeRestUser",
+    "GatewayV2GrpcUser",
+    "GatewayV2RestUser",
     "NullGrpcUser",
     "NullRestUser",
     "TFServingGrpcUser",
     "TFServingRestUser",
     "TorchServeGrpcUser",
     "TorchServeRestUser",
+    "TritonGrpcUser",
+    "TritonRestUser",
     "set_pace",
 ]
 
@@ -84,6 +88,8 @@ def _options(parser: Any) -> None:
         ("torchserve-url", "TorchServe inference REST base URL"),
         ("torchserve-grpc-target", "TorchServe gRPC inference host:port"),
         ("torchserve-key-file", "TorchServe key_file.json (token auth); LOADTEST_TORCHSERVE_TOKEN overrides"),
+        ("triton-url", "Triton (Open Inference Protocol V2) REST base URL"),
+        ("triton-grpc-target", "Triton gRPC host:port"),
         ("gateway-url", "gateway base URL"),
     ):
         key = name.replace("-", "_")
@@ -140,10 +146,12 @@ def _payloads_from(path: str) -> Payloads:
 
 
 @cache
-def _encoded(path: str, codec: GrpcCodec | None) -> tuple[tuple[int, bytes], ...]:
-    """(label, request bytes) per digit, encoded once per process."""
+def _encoded(path: str, codec: GrpcCodec | None, v2: bool = False) -> tuple[tuple[int, bytes], ...]:
+    """(label, request bytes) per digit, encoded once per process (``v2``: Open Inference Protocol JSON)."""
     digits = _payloads(path).digits
-    return tuple((d.label, codec.request(d) if codec else d.rest_body()) for d in digits)
+    if codec is not None:
+        return tuple((d.label, codec.request(d)) for d in digits)
+    return tuple((d.label, d.v2_body() if v2 else d.rest_body()) for d in digits)
 
 
 # -- pacing (fixed-rate phases) --------------------------------------------------------------
@@ -320,6 +328,23 @@ class TorchServeRestUser(_RestUser):
         return {"Content-Type": "application/json", **self._tokens.header()}
 
 
+class TritonRestUser(_RestUser):
+    """Triton over the Open Inference Protocol's REST: ``POST /v2/models/mnist/infer`` (JSON tensors)."""
+
+    target_name = "v2-rest"
+    url_option = "triton_url"
+    path = "/v2/models/{model}/infer"
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self._bodies = _encoded(str(_option(environment, "payload_file") or ""), None, True)
+
+    def check(self, response: Any, content: bytes, label: int) -> str | None:
+        if not response.status_code:
+            return failure_reason(getattr(response, "error", None) or "no answer")
+        return check_status(response.status_code, content) or check_v2_outputs(content, label)
+
+
 class _GatewayUser(_RestUser):
     """The gateway's TF-Serving-style endpoint, routed explicitly with ``X-Gateway-Backend``."""
 
@@ -350,6 +375,14 @@ class GatewayTFServingGrpcUser(_GatewayUser):
 
 class GatewayTorchServeGrpcUser(_GatewayUser):
     target_name, backend = "gateway/torchserve-grpc", "torchserve-grpc"
+
+
+class GatewayV2RestUser(_GatewayUser):
+    target_name, backend = "gateway/v2-rest", "v2-rest"
+
+
+class GatewayV2GrpcUser(_GatewayUser):
+    target_name, backend = "gateway/v2-grpc", "v2-grpc"
 
 
 class GatewayEmbeddedTensorflowUser(_GatewayUser):
@@ -477,6 +510,16 @@ class TorchServeGrpcUser(_GrpcUser):
     def metadata(self) -> list[tuple[str, str]]:
         token = _token_source(self.environment).token()
         return [("authorization", f"Bearer {token}")] if token else []
+
+
+class TritonGrpcUser(_GrpcUser):
+    """Triton over the Open Inference Protocol's gRPC: ``GRPCInferenceService/ModelInfer``, raw tensors."""
+
+    target_name = "v2-grpc"
+    target_option = "triton_grpc_target"
+
+    def codec(self, model: str) -> GrpcCodec:
+        return v2_codec(model)
 
 
 class NullGrpcUser(_GrpcUser):

@@ -32,6 +32,8 @@ COLORS = {
     "torchserve-grpc": "#ff7f0e",
     "embedded-tensorflow": "#2ca02c",
     "embedded-pytorch": "#9467bd",
+    "v2-rest": "#8c564b",
+    "v2-grpc": "#e377c2",
     "null": "#7f7f7f",
 }
 PERCENTILE_STYLE = {"p50_ms": ("p50", "o", 1.0), "p95_ms": ("p95", "s", 0.75), "p99_ms": ("p99", "^", 0.5)}

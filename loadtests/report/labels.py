@@ -13,6 +13,8 @@ _BACKENDS = {
     "tfserving-grpc": ("tf", "gRPC"),
     "torchserve-rest": ("TorchServe", "REST"),
     "torchserve-grpc": ("TorchServe", "gRPC"),
+    "v2-rest": ("Triton", "REST"),
+    "v2-grpc": ("Triton", "gRPC"),
 }
 
 

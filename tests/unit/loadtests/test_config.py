@@ -46,8 +46,10 @@ def test_target_selection() -> None:
         "torchserve-rest",
         "tfserving-grpc",
         "torchserve-grpc",
+        "v2-rest",
+        "v2-grpc",
     ]
-    assert len(select_targets("all")) == 10 == len(TARGETS)
+    assert len(select_targets("all")) == 14 == len(TARGETS)
     assert all("grpc" in (t.backend or "") for t in select_targets("grpc"))
     assert [t.name for t in select_targets("gateway", skip="gateway/embedded-pytorch")][-1] == (
         "gateway/embedded-tensorflow"
@@ -55,12 +57,14 @@ def test_target_selection() -> None:
     with pytest.raises(ValueError, match="unknown target"):
         select_targets("tfserving")
     assert ("gateway/torchserve-grpc", "torchserve-grpc") in GATEWAY_PAIRS
+    assert ("gateway/v2-rest", "v2-rest") in GATEWAY_PAIRS  # Triton, through the gateway and direct
 
 
 def test_start_runs_only_the_servers_the_targets_need() -> None:
     assert needed_components(select_targets("tfserving-rest")) == ("tfserving",)
     assert needed_components(select_targets("gateway/embedded-pytorch")) == ("gateway",)
-    assert needed_components(select_targets("all")) == ("torchserve", "tfserving", "gateway")
+    assert needed_components(select_targets("all")) == ("torchserve", "tfserving", "triton", "gateway")
+    assert needed_components(select_targets("gateway/v2-grpc")) == ("triton", "gateway")
 
 
 def test_addresses_per_target_and_as_locust_options() -> None:
