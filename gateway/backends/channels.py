@@ -19,9 +19,10 @@ __all__ = ["RECONNECT_OPTIONS", "insecure_channel"]
 
 RECONNECT_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+"""Not ``grpc.min_reconnect_backoff_ms``: grpc-core also takes it as the *connect timeout* of each
+attempt, and at 100 ms a busy server's first SETTINGS frame comes too late (UNAVAILABLE)."""
 
 
 class _TraceContext(grpc.UnaryUnaryClientInterceptor):
