@@ -104,11 +104,23 @@ def running_gateway(
     try:
         try:
             wait_until_ok(gateway.base + ready_path, 90, process)
+            _wait_for_workers(log, int(settings["GATEWAY_WORKERS"]), 90)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- gateway log ---\n{gateway.log_tail()}") from None
         yield gateway
     finally:
         stop(process)
+
+
+def _wait_for_workers(log: Path, workers: int, timeout: float) -> None:
+    """Until granian logs every worker started: one ready worker answers /readyz for all, and a worker
+    still loading its models when the test ends makes the stop slow."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count("Started worker-") >= workers:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not all {workers} workers started within {timeout} s")
 
 
 class FakeTorchServe(ThreadingHTTPServer):
