@@ -289,8 +289,11 @@ def _set_batching(bench: Bench, enabled: bool) -> None:
         "max_batch": bench.args.max_batch,
         "max_delay_ms": bench.args.max_delay_ms,
     }
+    text = json.dumps(routing, indent=2)
+    if text == path.read_text():
+        return  # already so: the gateway reloads a file only when its content changes
     before = _reloads(bench)
-    path.write_text(json.dumps(routing, indent=2))
+    path.write_text(text)
     deadline = time.monotonic() + 15
     while _reloads(bench) <= before:  # a worker looks at the file when it serves a request
         if time.monotonic() > deadline:
