@@ -152,6 +152,13 @@ def run_granian(settings: Settings) -> None:
 
     host, _, port = settings.bind.rpartition(":")
     export_settings(settings)
+    print(
+        f"gateway: {settings.workers} worker(s) x {settings.threads} threads: many threads on purpose, so a "
+        "client sending its body slowly parks one instead of starving the others (granian warns about "
+        "the count below; GATEWAY_THREADS sets it)",
+        file=sys.stderr,
+        flush=True,
+    )
     Server(
         "gateway.wsgi:app_from_env",
         address=host.strip("[]") or "127.0.0.1",
