@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,12 +50,15 @@ def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes] | N
 
 
 def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
+    """SIGTERM to the server (it stops its workers itself); past ``grace``, SIGKILL to its whole
+    process group, so no worker outlives a server that had to be killed."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
 
 
@@ -68,6 +72,7 @@ def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Pope
             env={**os.environ, "GATEWAY_GRPC_BIND": "", **env},
             stdout=stream,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: see stop()
         )
 
 
