@@ -30,7 +30,7 @@ from gateway.jsonio import dumps
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.router import Routed, Selection
 from gateway.routing import RoutingError
-from gateway.service import Gateway
+from gateway.service import Gateway, bearer_token
 from gateway.tracing import current_trace_id
 
 __all__ = [
@@ -267,7 +267,7 @@ def admin_reload() -> Response:
     token = service().settings.admin_token
     if not token:
         raise NotFound("admin endpoints are disabled (set GATEWAY_ADMIN_TOKEN)")
-    if not hmac.compare_digest(_bearer().encode(), token.encode()):
+    if not hmac.compare_digest(bearer_token(request.headers.get("Authorization")).encode(), token.encode()):
         raise Unauthorized("admin token missing or wrong")
     if service().routing.path is None:
         raise InvalidInput("no routing file is configured (GATEWAY_ROUTING_FILE)")
@@ -279,11 +279,6 @@ def admin_reload() -> Response:
 
 
 # -- hooks ----------------------------------------------------------------------------------
-
-
-def _bearer() -> str:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
 @blueprint.before_app_request
@@ -302,11 +297,8 @@ def _start() -> None:
         carrier: Any = headers  # Werkzeug's headers: .get() in any case, as the propagator needs
         call.span, call.span_token = gateway.tracing.start_request(f"{request.method} {rule}", carrier)
     codecs.check_content_encoding(headers.get("Content-Encoding"))
-    keys = gateway.settings.api_keys
-    if keys and request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
-        offered = (headers.get("X-API-Key") or _bearer()).encode()
-        if not any(hmac.compare_digest(offered, key.encode()) for key in keys):
-            raise Unauthorized("missing or wrong API key")
+    if request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
+        gateway.authenticate(headers.get("X-API-Key"), headers.get("Authorization"))
 
 
 @blueprint.after_app_request

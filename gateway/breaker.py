@@ -81,12 +81,17 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go to the backend now? In half-open, this takes one probe slot."""
+        return self.permit() is not None
+
+    def permit(self) -> State | None:
+        """Like :meth:`allow`, in one lock: the state the call goes in (CLOSED, or HALF_OPEN for a
+        probe), or None when it may not go."""
         if not self.config.enabled:
-            return True
+            return State.CLOSED
         with self._lock:
             self._maybe_half_open(self._clock())
             if self._state is State.CLOSED:
-                return True
+                return State.CLOSED
             if self._state is State.HALF_OPEN:
                 now = self._clock()
                 if now - self._probe_started > self.config.open_s:
@@ -94,8 +99,8 @@ class CircuitBreaker:
                 if self._probes_out < self.config.probes:
                     self._probes_out += 1
                     self._probe_started = now
-                    return True
-            return False
+                    return State.HALF_OPEN
+            return None
 
     def record(self, ok: bool) -> None:
         if not self.config.enabled:

@@ -329,8 +329,8 @@ class Router:
                 error = DeadlineExceeded(f"deadline passed after {len(attempts)} attempt(s)")
                 raise _with_trail(error, tried) from last_error
             breaker = self.breakers[name]
-            probing = breaker.state is State.HALF_OPEN
-            if not breaker.allow():  # open: fail fast, no upstream call, no retry budget spent
+            permitted = breaker.permit()  # one lock: the state check and the probe slot together
+            if permitted is None:  # open: fail fast, no upstream call, no retry budget spent
                 self._observer.circuit_rejected(name)
                 last_error = CircuitOpen(
                     f"{name} is failing; calls to it are paused for {breaker.retry_after_s():.1f} s",
@@ -345,7 +345,7 @@ class Router:
                     break
                 self._observer.failover(route.name, attempts[-1], name)
             attempts.append(name)
-            probed = probing
+            probed = permitted is State.HALF_OPEN
             began = self._clock()
             try:
                 prediction = self._attempt(route, name, images, version, min(left, self._attempt_timeout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -15,14 +16,14 @@ import numpy as np
 from gateway.backends import Backend, BackendPool
 from gateway.breaker import BreakerConfig
 from gateway.codecs import Limits
-from gateway.errors import NotFound, OverCapacity
+from gateway.errors import NotFound, OverCapacity, Unauthorized
 from gateway.metrics import Metrics
 from gateway.router import HealthCache, Routed, Router, Selection
 from gateway.routing import RoutingSource, RoutingTable, default_table
 from gateway.settings import Settings
 from gateway.tracing import Tracing, exporter_from_env
 
-__all__ = ["BackendReport", "Gateway"]
+__all__ = ["BackendReport", "Gateway", "bearer_token"]
 
 log = logging.getLogger(__name__)
 DEFAULT_BACKENDS = {"embedded-tensorflow": 1.0, "embedded-pytorch": 1.0}
@@ -44,6 +45,12 @@ class BackendReport:
             "versions": self.versions,
             **({"detail": self.detail} if self.detail else {}),
         }
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` value, or ""."""
+    header = authorization or ""
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
 class Gateway:
@@ -88,6 +95,16 @@ class Gateway:
         self.limits = Limits(settings.max_instances, settings.max_json_depth, settings.max_image_side)
 
     # -- requests -----------------------------------------------------------------------
+
+    def authenticate(self, api_key: str | None, authorization: str | None) -> None:
+        """Unauthorized unless API keys are off or one is offered (``X-API-Key`` or ``Bearer``);
+        the same check for HTTP headers and gRPC metadata. Constant-time comparison."""
+        keys = self.settings.api_keys
+        if not keys:
+            return
+        offered = (api_key or bearer_token(authorization)).encode()
+        if not any(hmac.compare_digest(offered, key.encode()) for key in keys):
+            raise Unauthorized("missing or wrong API key")
 
     def deadline(self) -> float:
         return time.monotonic() + self.settings.deadline_s

@@ -15,7 +15,6 @@ the stubs' default answer, UNIMPLEMENTED.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from tritonclient.grpc import service_pb2 as v2
 from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
 from gateway.api import new_request_id
-from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized
+from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.protocols.v2_rest import image_tensor, server_version
 from gateway.router import Routed, Selection
 from gateway.service import Gateway
@@ -67,7 +66,7 @@ class _Calls:
         request_id = metadata.get("x-request-id") or new_request_id()
         status, backend, version, backend_s = 200, "", "", 0.0
         try:
-            self._authenticate(metadata)
+            self.gateway.authenticate(metadata.get("x-api-key"), metadata.get("authorization"))
             result = work()
             if isinstance(result, tuple):  # (response, routed) from a prediction
                 response, routed = result
@@ -91,17 +90,6 @@ class _Calls:
                 endpoint, model, backend, version, status, time.perf_counter() - started, backend_s
             )
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
-
-    def _authenticate(self, metadata: dict[str, str]) -> None:
-        keys = self.gateway.settings.api_keys
-        if not keys:
-            return
-        bearer = metadata.get("authorization", "")
-        offered = (
-            metadata.get("x-api-key") or (bearer[7:].strip() if bearer[:7].lower() == "bearer " else "")
-        ).encode()
-        if not any(hmac.compare_digest(offered, key.encode()) for key in keys):
-            raise Unauthorized("missing or wrong API key")
 
     def model(self, name: str) -> str:
         if not self.gateway.is_routed(name):
