@@ -14,9 +14,9 @@ import logging
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -145,37 +145,47 @@ def sticky_point(key: str, salt: str) -> float:
 
 
 class RetryBudget:
-    """Envoy-like: within a sliding window, retries <= max(min_retries, ratio * requests)."""
+    """Envoy's retry budget: retries in flight <= max(min_concurrent, ratio * requests in flight).
 
-    def __init__(self, config: RetryBudgetConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    Counting concurrency rather than a rate keeps failover working when an outage leaves only a few
+    requests moving (each stuck on a frozen backend until its attempt times out), while a retry storm
+    under load is still capped at a share of the traffic.
+    """
+
+    def __init__(self, config: RetryBudgetConfig) -> None:
         self.config = config
-        self._clock = clock
-        self._requests: deque[float] = deque()
-        self._retries: deque[float] = deque()
+        self._requests = 0
+        self._retries = 0
         self._lock = threading.Lock()
 
-    def _prune(self, now: float) -> None:
-        horizon = now - self.config.window_s
-        for series in (self._requests, self._retries):
-            while series and series[0] < horizon:
-                series.popleft()
-
-    def record_request(self) -> None:
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Count one request as in flight while the block runs."""
         with self._lock:
-            now = self._clock()
-            self._prune(now)
-            self._requests.append(now)
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._requests -= 1
 
     def try_acquire(self) -> bool:
-        """Spend one retry if the budget has room."""
+        """Start one retry if the budget has room; the caller must ``release()`` it when it ends."""
         with self._lock:
-            now = self._clock()
-            self._prune(now)
-            allowed = max(self.config.min_retries, self.config.ratio * len(self._requests))
-            if len(self._retries) + 1 > allowed:
+            allowed = max(self.config.min_concurrent, self.config.ratio * self._requests)
+            if self._retries + 1 > allowed:
                 return False
-            self._retries.append(now)
+            self._retries += 1
             return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._retries -= 1
+
+    def in_flight(self) -> tuple[int, int]:
+        """(requests, retries) in flight now."""
+        with self._lock:
+            return self._requests, self._retries
 
 
 class HealthCache:
@@ -304,7 +314,7 @@ class Router:
         with self._budget_lock:
             budget = self._budgets.get(route.name)
             if budget is None or budget.config != route.retry_budget:
-                budget = self._budgets[route.name] = RetryBudget(route.retry_budget, self._clock)
+                budget = self._budgets[route.name] = RetryBudget(route.retry_budget)
             return budget
 
     # -- calling ------------------------------------------------------------------------
@@ -318,7 +328,20 @@ class Router:
             n for n in ordered if self.health.known_down(n)
         ]
         budget = self._budget(route)
-        budget.record_request()
+        with budget.request():
+            return self._try_candidates(route, selection, version, candidates, budget, images)
+
+    def _try_candidates(
+        self,
+        route: ModelRoute,
+        selection: Selection,
+        version: int | None,
+        candidates: list[str],
+        budget: RetryBudget,
+        images: np.ndarray,
+    ) -> Routed:
+        """Call the candidates in order until one answers, a failure is the request's own fault,
+        the deadline passes or the retry budget says no."""
         attempts: list[str] = []
         tried: list[str] = []  # what each candidate did, for the log when the request fails
         last_error: GatewayError | None = None
@@ -338,11 +361,13 @@ class Router:
                 )
                 tried.append(f"{name}: circuit open")
                 continue
+            retrying = bool(attempts) and not probed
+            if retrying and not budget.try_acquire():
+                requests, retries = budget.in_flight()
+                self._observer.budget_exhausted(route.name)
+                tried.append(f"retry budget exhausted ({retries} retries of {requests} requests in flight)")
+                break
             if attempts:
-                if not probed and not budget.try_acquire():
-                    self._observer.budget_exhausted(route.name)
-                    tried.append("retry budget exhausted")
-                    break
                 self._observer.failover(route.name, attempts[-1], name)
             attempts.append(name)
             probed = permitted is State.HALF_OPEN
@@ -355,6 +380,9 @@ class Router:
                 last_error = exc
                 tried.append(f"{name}: {exc.status} after {self._clock() - began:.3f} s")
                 continue
+            finally:
+                if retrying:
+                    budget.release()
             self._maybe_shadow(route, name, images, version, prediction)
             return Routed(prediction, name, tuple(attempts))
         if last_error is not None:

@@ -10,7 +10,7 @@ Shape (see ``gateway/routing.example.yaml``)::
         sticky_header: X-Client-Id                            # same key -> same backend and version
         shadow: {percent: 10, backend: torchserve-rest}       # mirror a share to another backend
         failover: true                                        # try the other framework on failure
-        retry_budget: {ratio: 0.2, min_retries: 3, window_s: 10}
+        retry_budget: {ratio: 0.2, min_concurrent: 3}         # retries in flight (Envoy's budget)
         batching: {enabled: true, max_batch: 32, max_delay_ms: 1}   # gateway micro-batching
 """
 
@@ -54,11 +54,11 @@ class ShadowConfig:
 
 @dataclass(frozen=True)
 class RetryBudgetConfig:
-    """Envoy-style budget: retries may add at most ``ratio`` of the requests seen in ``window_s``."""
+    """Envoy's retry budget: retries in flight may be at most ``ratio`` of the requests in flight,
+    and ``min_concurrent`` retries are always allowed however few requests there are."""
 
     ratio: float = 0.2
-    min_retries: int = 3
-    window_s: float = 10.0
+    min_concurrent: int = 3
 
 
 @dataclass(frozen=True)
@@ -170,10 +170,7 @@ def _parse_route(name: str, spec: Any, where: str, known: set[str]) -> ModelRout
     budget_spec = spec.get("retry_budget") or {}
     if not isinstance(budget_spec, dict):
         raise RoutingError(f"{where}.retry_budget: expected a mapping")
-    try:
-        budget = RetryBudgetConfig(**budget_spec)
-    except TypeError as exc:
-        raise RoutingError(f"{where}.retry_budget: {exc}") from exc
+    budget = _parse_retry_budget(budget_spec, f"{where}.retry_budget")
     failover = spec.get("failover", True)
     sticky = spec.get("sticky_header")
     if not isinstance(failover, bool) or (sticky is not None and not isinstance(sticky, str)):
@@ -189,6 +186,23 @@ def _parse_route(name: str, spec: Any, where: str, known: set[str]) -> ModelRout
         retry_budget=budget,
         batching=_parse_batching(spec.get("batching"), f"{where}.batching"),
     )
+
+
+def _parse_retry_budget(spec: dict[str, Any], where: str) -> RetryBudgetConfig:
+    if {"min_retries", "window_s"} & set(spec):
+        raise RoutingError(
+            f"{where}: the budget counts retries in flight now, not retries per window: "
+            "drop window_s and rename min_retries to min_concurrent"
+        )
+    if extra := sorted(set(spec) - {"ratio", "min_concurrent"}):
+        raise RoutingError(f"{where}: unknown key(s) {extra}; known: ['min_concurrent', 'ratio']")
+    budget = RetryBudgetConfig(**spec)
+    if not _number(budget.ratio) or budget.ratio < 0:
+        raise RoutingError(f"{where}.ratio: expected a number >= 0")
+    floor = budget.min_concurrent
+    if not _number(floor) or int(floor) != floor or floor < 0:
+        raise RoutingError(f"{where}.min_concurrent: expected an integer >= 0")
+    return budget
 
 
 def _number(value: Any) -> bool:

@@ -176,7 +176,10 @@ def test_a_failed_probe_fails_over_even_with_no_retry_budget_left(fakes: dict[st
     """A probe is the gateway's own test of a backend: its failure must not cost the client."""
     clock = Clock()
     route = ModelRoute(
-        "mnist", {"tf": 100, "pt": 0.001}, failover=True, retry_budget=RetryBudgetConfig(0.0, 0, 10.0)
+        "mnist",
+        {"tf": 100, "pt": 0.001},
+        failover=True,
+        retry_budget=RetryBudgetConfig(ratio=0.0, min_concurrent=0),
     )
     table = RoutingTable({"mnist": route})
     router = Router(

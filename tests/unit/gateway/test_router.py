@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -129,40 +130,28 @@ def test_sticky_version_choice_stays_put_and_follows_the_weights(fakes: dict[str
 
 
 def test_retry_budget_survives_a_reload_that_keeps_it(fakes: dict[str, FakeBackend], tmp_path: Path) -> None:
-    """A routing reload (new weights, same budget) must not hand out a fresh budget: a reload during an
-    outage would otherwise let a new burst of retries through. A changed budget starts afresh."""
+    """A routing reload (new weights, same budget) must keep the budget and its retries in flight: a
+    reload during an outage would otherwise let a new burst of retries through. A changed budget
+    starts afresh."""
     path = tmp_path / "routing.yaml"
-    budget = "retry_budget: {ratio: 0.1, min_retries: 2, window_s: 60}"
+    budget = "retry_budget: {ratio: 0.1, min_concurrent: 2}"
     path.write_text(f"models: {{mnist: {{backends: {{tf: 1, pt: 0}}, {budget}}}}}")
     now = [0.0]
     source = RoutingSource(path, default_table([], {}), fakes, poll_s=1, clock=lambda: now[0])
     router = Router(
-        source.current,
-        BackendPool(Settings(), fakes),
-        attempt_timeout_s=1.0,
-        health=HealthCache(ttl_s=0),
-        rng=random.Random(7),
-        shadow_executor=InlineExecutor(),
-        clock=lambda: now[0],
+        source.current, BackendPool(Settings(), fakes), attempt_timeout_s=1.0, health=HealthCache(ttl_s=0)
     )
-    fakes["tf"].error = Unavailable("down")
-
-    def failovers(requests: int) -> int:
-        served = 0
-        for _ in range(requests):
-            with contextlib.suppress(Unavailable):
-                served += router.predict(Selection("mnist", now[0] + 5), IMAGES).backend == "pt"
-        return served
-
-    assert failovers(10) == 2  # max(2, 0.1 * 10)
+    before = router._budget(source.current().models["mnist"])
+    assert before.try_acquire() and before.try_acquire()  # two retries in flight: the floor is spent
     path.write_text(f"models: {{mnist: {{backends: {{tf: 2, pt: 0}}, {budget}}}}}")  # weights change
     now[0] = 5.0
     assert source.current().models["mnist"].backends == {"tf": 2.0, "pt": 0.0}
-    assert failovers(10) == 0  # 20 requests in the window: still max(2, 2) retries, all spent
-    changed = "retry_budget: {ratio: 0.5, min_retries: 2, window_s: 60}"
-    path.write_text(f"models: {{mnist: {{backends: {{tf: 2, pt: 0}}, {changed}}}}}")
+    kept = router._budget(source.current().models["mnist"])
+    assert kept is before and not kept.try_acquire()
+    path.write_text("models: {mnist: {backends: {tf: 2, pt: 0}, retry_budget: {min_concurrent: 3}}}")
     now[0] = 10.0
-    assert failovers(4) == 2  # a new budget: its own window, max(2, 0.5 * n)
+    fresh = router._budget(source.current().models["mnist"])
+    assert fresh is not before and fresh.in_flight() == (0, 0)
 
 
 def test_explicit_choice_by_name_or_framework(fakes: dict[str, FakeBackend]) -> None:
@@ -211,33 +200,68 @@ def test_no_attempt_after_the_deadline(fakes: dict[str, FakeBackend]) -> None:
     assert fakes["tf"].calls == fakes["pt"].calls == 0
 
 
-def test_retry_budget_caps_failovers(fakes: dict[str, FakeBackend]) -> None:
-    fakes["tf"].error = Unavailable("flaky")
-    route = ModelRoute("mnist", {"tf": 1, "pt": 0}, retry_budget=RetryBudgetConfig(0.2, 3, 60))
+def test_retry_budget_caps_retries_in_flight(fakes: dict[str, FakeBackend]) -> None:
+    """16 requests fail on tf at the same moment: max(min_concurrent=2, 0.25 * 16) = 4 may retry on pt
+    at once; the other 12 fail fast instead of piling onto the survivor."""
+    clients = 16
+    at_once = threading.Barrier(clients, timeout=10)
+    release = threading.Event()
+    fakes["tf"].error = Unavailable("down")
+    fakes["tf"].hook = lambda: at_once.wait()  # every request is in flight before any fails
+    fakes["pt"].hook = lambda: release.wait(10)  # retries stay in flight until counted
+    route = ModelRoute(
+        "mnist", {"tf": 1, "pt": 0}, retry_budget=RetryBudgetConfig(ratio=0.25, min_concurrent=2)
+    )
+    recorder = Recorder()
+    router = make_router(fakes, route, recorder)
+    outcomes: list[str] = []
+
+    def client() -> None:
+        try:
+            outcomes.append(router.predict(select(), IMAGES).backend)
+        except Unavailable as exc:
+            outcomes.append(
+                "retry budget exhausted" if "retry budget exhausted" in (exc.detail or "") else str(exc)
+            )
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(outcomes) < clients - 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(fakes["pt"].sizes) == 4 and outcomes.count("retry budget exhausted") == 12
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert Counter(outcomes) == {"pt": 4, "retry budget exhausted": 12}
+    assert len([e for e in recorder.events if e[0] == "budget"]) == 12
+    assert router._budget(route).in_flight() == (0, 0)  # every request and retry counted out
+
+
+def test_retry_budget_floor_and_ratio() -> None:
+    budget = RetryBudget(RetryBudgetConfig(ratio=0.2, min_concurrent=2))
+    assert budget.try_acquire() and budget.try_acquire() and not budget.try_acquire()
+    budget.release()
+    assert budget.try_acquire()  # a retry that ended frees its slot
+    with contextlib.ExitStack() as stack:
+        for _ in range(20):
+            stack.enter_context(budget.request())
+        assert budget.try_acquire() and budget.try_acquire() and not budget.try_acquire()  # 0.2 * 20 = 4
+        assert budget.in_flight() == (20, 4)
+    assert budget.in_flight() == (0, 4) and not budget.try_acquire()
+
+
+def test_sequential_failovers_are_not_rationed(fakes: dict[str, FakeBackend]) -> None:
+    """One client at a time never has more than one retry in flight: every failover is allowed (a rate
+    cap here was what failed requests while a frozen backend slowed traffic to a trickle)."""
+    fakes["tf"].error = Unavailable("down")
+    route = ModelRoute(
+        "mnist", {"tf": 1, "pt": 0}, retry_budget=RetryBudgetConfig(ratio=0.2, min_concurrent=1)
+    )
     router = make_router(fakes, route)
     router.health = HealthCache(ttl_s=0)  # keep trying tf first
-    outcomes: Counter[str] = Counter()
-    for _ in range(100):
-        try:
-            outcomes[router.predict(select(), IMAGES).backend] += 1
-        except Unavailable:
-            outcomes["failed"] += 1
-    upstream = fakes["tf"].calls + fakes["pt"].calls
-    assert upstream / 100 <= 1.2 + 1e-9
-    # max(min_retries=3, 0.2 * 100 requests) = 20 failovers, no more and no fewer.
-    assert outcomes["pt"] == 20 and outcomes["failed"] == 80
-    assert upstream == 120
-
-
-def test_retry_budget_window_and_floor() -> None:
-    now = [0.0]
-    budget = RetryBudget(RetryBudgetConfig(ratio=0.2, min_retries=2, window_s=10), clock=lambda: now[0])
-    assert budget.try_acquire() and budget.try_acquire() and not budget.try_acquire()
-    for _ in range(20):
-        budget.record_request()
-    assert budget.try_acquire() and budget.try_acquire() and not budget.try_acquire()
-    now[0] = 11.0
-    assert budget.try_acquire()
+    assert Counter(router.predict(select(), IMAGES).backend for _ in range(50)) == {"pt": 50}
 
 
 def test_shadow_never_changes_the_primary_answer(fakes: dict[str, FakeBackend]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,24 @@ def test_example_routing_file_is_valid() -> None:
     route = table.models["mnist"]
     assert route.backends["tfserving-rest"] == 50 and route.shadow.percent == 10 and route.failover
     assert route.retry_budget.ratio == 0.2 and route.labels == {"stable": 1}
+    assert route.retry_budget.min_concurrent == 3
+
+
+@pytest.mark.parametrize(
+    ("budget", "says"),
+    [
+        ("{ratio: 0.2, min_retries: 3, window_s: 10}", "rename min_retries to min_concurrent"),
+        ("{ratio: -1}", "ratio: expected a number >= 0"),
+        ("{min_concurrent: 1.5}", "min_concurrent: expected an integer >= 0"),
+        ("{ratio: 0.2, burst: 3}", "unknown key(s) ['burst']"),
+        ("[1]", "retry_budget: expected a mapping"),
+    ],
+)
+def test_bad_retry_budgets_say_what_to_change(tmp_path: Path, budget: str, says: str) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(f"models: {{mnist: {{backends: {{tfserving-rest: 1}}, retry_budget: {budget}}}}}")
+    with pytest.raises(RoutingError, match=re.escape(says)):
+        RoutingTable.load(path, KNOWN)
 
 
 @pytest.mark.parametrize(
