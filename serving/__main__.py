@@ -1,4 +1,5 @@
-"""``python -m serving up | down | status`` — TorchServe, TF Serving and Triton on the model store."""
+"""``python -m serving up | down | status`` — TorchServe, TF Serving and Triton on the model store,
+and a Prometheus that scrapes them and the gateway."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from serving.errors import ServerStartError, ServingError
 from serving.process import all_records, group_members, process_group_alive, stop_server
+from serving.prometheus import launcher as prometheus_launcher
 from serving.settings import ServingSettings, settings_from_env
 from serving.tfserving import launcher as tfserving_launcher
 from serving.torchserve import launcher as torchserve_launcher
@@ -19,6 +21,8 @@ from serving.triton import launcher as triton_launcher
 LAUNCHERS = {"torchserve": torchserve_launcher, "tfserving": tfserving_launcher, "triton": triton_launcher}
 OPTIONAL = {"triton"}
 """Servers `up` starts when it can: where one cannot start, `up` says why and runs the others."""
+MONITORS = {"prometheus": prometheus_launcher}
+"""Started by `up` after the servers are ready (optional too), stopped by `down`, shown by `status`."""
 
 
 def _say(message: str = "") -> None:
@@ -63,6 +67,12 @@ def cmd_up(settings: ServingSettings, args: argparse.Namespace) -> int:
                 give_up(name, exc)
                 continue
             _say(f"{name}: ready, versions {versions}")
+        if settings.prometheus and "prometheus" not in args.skip:
+            try:
+                started.append("prometheus")
+                _start_prometheus(settings)
+            except (ServingError, OSError, subprocess.SubprocessError) as exc:
+                give_up("prometheus", exc)
     except (ServingError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         for name in started:
@@ -85,6 +95,17 @@ def cmd_up(settings: ServingSettings, args: argparse.Namespace) -> int:
     _say()
     _say("Stop everything with: python -m serving down   (or make serve-down)")
     return 0
+
+
+def _start_prometheus(settings: ServingSettings) -> None:
+    """Prometheus on 127.0.0.1, scraping the servers recorded now and the gateway address."""
+    prometheus_launcher.find_binary(settings)
+    prometheus_launcher.check_ports(settings)
+    record = prometheus_launcher.start(settings)
+    prometheus_launcher.wait_until_ready(settings, record, 30.0)
+    _say(
+        f"prometheus: ready at {prometheus_launcher.url(settings)}, scraping {', '.join(record.info['jobs'])}"
+    )
 
 
 def cmd_triton_setup(settings: ServingSettings, args: argparse.Namespace) -> int:
@@ -143,7 +164,7 @@ def cmd_compose_config(settings: ServingSettings, args: argparse.Namespace) -> i
 def _server_rows(settings: ServingSettings) -> list[dict[str, Any]]:
     rows = []
     for record in all_records(settings.run_dir):
-        launcher = LAUNCHERS.get(record.name)
+        launcher = LAUNCHERS.get(record.name) or MONITORS.get(record.name)
         alive = process_group_alive(record.pid)
         versions: Any = "-"
         if alive and launcher is not None:
@@ -178,7 +199,20 @@ def print_status(settings: ServingSettings) -> int:
         _say(f"  log: {record.log}")
         if record.info.get("note"):
             _say(f"  note: {record.info['note']}")
+        if record.name == prometheus_launcher.NAME and ready:
+            _print_targets(settings)
     return 0 if healthy else 1
+
+
+def _print_targets(settings: ServingSettings) -> None:
+    """Each scrape target's health (a gateway not started yet shows as down; it does not fail status)."""
+    try:
+        health = prometheus_launcher.target_health(settings)
+    except (OSError, ServingError, KeyError) as exc:
+        _say(f"  targets: unreadable ({exc})")
+        return
+    for target, state in sorted(health.items()):
+        _say(f"  target {target}: {state}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="start the servers (Triton where it can run) and wait until the model is ready"
     )
     up.add_argument(
-        "--skip", action="append", default=[], choices=sorted(LAUNCHERS), help="do not start this one"
+        "--skip",
+        action="append",
+        default=[],
+        choices=sorted([*LAUNCHERS, *MONITORS]),
+        help="do not start this one (SERVING_PROMETHEUS=0 also leaves Prometheus out)",
     )
     up.add_argument("--versions", help='"latest" (default), "all", or e.g. "1,2"')
     up.add_argument("--host", help="bind address of the inference endpoints (default 127.0.0.1)")

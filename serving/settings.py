@@ -25,6 +25,7 @@ PORT_FIELDS = (
     "triton_http_port",
     "triton_grpc_port",
     "triton_metrics_port",
+    "prometheus_port",
 )
 """Every port ServingSettings holds (for callers that pick free ports)."""
 
@@ -78,6 +79,19 @@ class ServingSettings:
     triton_python: str = ""
     """Python that builds the Triton environment (shared libpython; default: the running one's base)."""
 
+    prometheus: bool = True
+    """Start Prometheus (where its binary is installed) after the servers, scraping them and the gateway."""
+    prometheus_binary: str = "prometheus"
+    """The Prometheus server: a name looked up on PATH, or a path (Debian's package: /usr/bin/prometheus)."""
+    prometheus_port: int = 9090
+    """Prometheus's web UI and HTTP API, always on 127.0.0.1."""
+    prometheus_gateway: str = "127.0.0.1:8000"
+    """The gateway(s) Prometheus scrapes at /metrics: host:port, comma-separated (``make gateway``'s bind)."""
+    prometheus_scrape_interval_s: float = 5.0
+    prometheus_evaluation_interval_s: float = 15.0
+    """How often the recording and alert rules of k8s/monitoring/rules.yml are evaluated."""
+    prometheus_retention: str = "2d"
+
     startup_timeout_s: float = 120.0
     """How long ``up`` waits for each server to report the model ready."""
 
@@ -97,6 +111,10 @@ class ServingSettings:
     @property
     def triton_dir(self) -> Path:
         return self.run_dir / "triton"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.run_dir / "prometheus"
 
     @property
     def key_file(self) -> Path:

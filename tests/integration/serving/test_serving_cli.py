@@ -47,8 +47,11 @@ def test_up_status_down_leaves_nothing_running(exported_store: ModelStore, tmp_p
         assert "{'1': 'READY'}" in status.stdout and "{'1': 'AVAILABLE'}" in status.stdout
         if shutil.which("tensorflow_model_server") is None:
             assert "stand-in, not TensorFlow Serving" in status.stdout
+        if shutil.which("prometheus") is not None:  # up starts it after the servers; status shows its targets
+            assert "prometheus: READY" in status.stdout, status.stdout
+            assert "target tfserving " in status.stdout and "target torchserve " in status.stdout
         groups = [record.pid for record in all_records(run_dir)]
-        assert len(groups) == 3
+        assert len(groups) == (4 if shutil.which("prometheus") else 3)
     finally:
         down = _cli(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
