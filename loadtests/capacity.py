@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from loadtests.recorder import Columns
+
 __all__ = [
     "SCHEMA",
     "CapacityRun",
@@ -34,6 +36,7 @@ __all__ = [
     "SloSettings",
     "StepVerdict",
     "judge_step",
+    "judge_window",
     "summarise_runs",
 ]
 
@@ -159,6 +162,40 @@ def judge_step(
         generator_cpu=generator_cpu,
         outcome=outcome,
         reasons=tuple(reasons),
+    )
+
+
+def judge_window(
+    columns: Columns | None,
+    window: tuple[float, float],
+    offered_rps: float,
+    *,
+    generator_cpu: float = float("nan"),
+    slo: SloSettings = SloSettings(),
+) -> StepVerdict:
+    """Judge the requests *sent* inside ``window`` (by start time; answers may come after it closes).
+
+    Latency = send lag + response time: from the scheduled arrival to the answer.
+    """
+    duration = window[1] - window[0]
+    if columns is None or not len(columns):
+        return judge_step(offered_rps, duration, [], 0, 0, generator_cpu=generator_cpu, slo=slo)
+    start = np.asarray(columns.start)
+    lag = np.asarray(columns.lag_ms) if len(columns.lag_ms) == start.size else np.zeros(start.size)
+    sent = (start >= window[0]) & (start < window[1])
+    failed = np.asarray([bool(e) for e in columns.error])
+    ok = sent & ~failed
+    latencies = np.asarray(columns.ms)[ok] + lag[ok]
+    late = float(np.mean(lag[sent] > 1.0)) if sent.any() else 0.0
+    return judge_step(
+        offered_rps,
+        duration,
+        latencies,
+        int((sent & failed).sum()),
+        int(sent.sum()),
+        late_share=late,
+        generator_cpu=generator_cpu,
+        slo=slo,
     )
 
 

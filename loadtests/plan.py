@@ -3,8 +3,14 @@
 One Locust run (standalone, or a master with local or remote workers) executes the whole plan: for
 each repetition, for each target (calibration first, then the serving targets in an order that
 reverses every repetition: A B C, C B A, A B C ...), a warm-up phase (discarded), the closed-loop
-concurrency steps, the optional fixed-rate steps, and a short drain with zero users so that the next
-target starts from nothing. The plan is a JSON file the runner writes and the Locust shape reads.
+concurrency steps, the optional fixed-rate steps, the optional capacity search, and a short drain with
+zero users so that the next target starts from nothing. The plan is a JSON file the runner writes and
+the Locust shape reads.
+
+The capacity search (``loadtests.capacity``) is planned as ``max_steps`` capacity phases per target and
+repetition whose rates are chosen while the plan runs: the sequencer asks the target's
+:class:`~loadtests.capacity.CapacitySearch` for each rate, has each step judged when it ends (``judge``,
+from the recorder's raw samples) and skips the slots the search no longer needs.
 
 :class:`Sequencer` decides, once per Locust shape tick (about every second), whether the current
 phase has run long enough: at least ``min_s`` seconds *and* ``min_requests`` measured requests, or
@@ -24,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtests.capacity import CapacitySearch, SearchSettings, SloSettings
 from loadtests.targets import Target
 
 __all__ = ["EVENT_PREFIX", "Phase", "Plan", "PlanSettings", "Sequencer", "build_plan"]
@@ -32,6 +39,8 @@ FORMAT = "loadtests-plan/1"
 EVENT_PREFIX = "LOADTEST_EVENT "
 """Marks the shape's event lines on Locust's stdout."""
 MEASURED_KINDS = ("closed", "rate")
+EXPECTED_SEARCH_STEPS = 5
+"""Capacity steps a search usually takes (the time forecast counts these)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,8 @@ class Phase:
     target: str
     user_class: str
     kind: str
-    """``warmup`` (discarded), ``closed`` (N users, no think time), ``rate`` (paced), ``drain`` (0 users)."""
+    """``warmup`` (discarded), ``closed`` (N users, no think time), ``rate`` (paced), ``capacity`` (a step
+    of the capacity search: Poisson arrivals at a rate chosen while running), ``drain`` (0 users)."""
     users: int
     settle_s: float
     min_s: float
@@ -49,6 +59,8 @@ class Phase:
     min_requests: int
     rate: float | None = None
     """Total requests per second the users are paced to (``rate`` phases)."""
+    search_step: int = 0
+    """Capacity phases: the step's number within its search (0, 1, ...)."""
 
     @property
     def measured(self) -> bool:
@@ -59,6 +71,8 @@ class Phase:
         """The step's label: ``16 users`` or ``200 req/s``."""
         if self.kind == "rate":
             return f"{self.rate:g} req/s"
+        if self.kind == "capacity":
+            return f"capacity step {self.search_step + 1}"
         return f"{self.users} user{'s' if self.users != 1 else ''}"
 
 
@@ -79,6 +93,12 @@ class PlanSettings:
     drain_s: float = 1.0
     calibration_repetitions: int = 1
     spawn_rate: float = 1000.0
+    search: SearchSettings | None = None
+    """The capacity search's settings; None: no search."""
+    slo: SloSettings = field(default_factory=SloSettings)
+    capacity_step_s: float = 5.0
+    capacity_max_step_s: float = 15.0
+    capacity_min_requests: int = 2000
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,8 @@ class Plan:
         raw = dict(data["settings"])
         raw["users"] = tuple(raw["users"])
         raw["rates"] = tuple(raw["rates"])
+        raw["search"] = SearchSettings(**raw["search"]) if raw.get("search") else None
+        raw["slo"] = SloSettings(**raw["slo"]) if raw.get("slo") else SloSettings()
         return cls(
             tuple(Phase(**phase) for phase in data["phases"]),
             float(data["spawn_rate"]),
@@ -124,6 +146,8 @@ class Plan:
         for phase in self.phases[start:]:
             if phase.kind == "warmup":
                 total += 0.0 if phase.min_requests == 0 else min(phase.max_s, 3.0)
+            elif phase.kind == "capacity" and phase.search_step >= EXPECTED_SEARCH_STEPS:
+                continue  # most searches end before their last slots
             else:
                 total += max(1.0, math.ceil(phase.settle_s + phase.min_s))
         return total
@@ -135,8 +159,8 @@ def visit_order(targets: Sequence[Target], rep: int) -> list[Target]:
 
 
 def build_plan(targets: Sequence[Target], calibration: Sequence[Target], settings: PlanSettings) -> Plan:
-    if not settings.users and not settings.rates:
-        raise ValueError("nothing to measure: give concurrency steps (--users) or rates (--rates)")
+    if not settings.users and not settings.rates and settings.search is None:
+        raise ValueError("nothing to measure: give concurrency steps (--users), rates or a capacity search")
     if any(users < 1 for users in settings.users):
         raise ValueError("every concurrency step needs at least one user")
     if settings.repetitions < 1:
@@ -144,7 +168,26 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
     rate_users = settings.rate_users or max(settings.users or (16,))
     phases: list[Phase] = []
 
-    def add(rep: int, target: Target, kind: str, users: int, rate: float | None = None) -> None:
+    def add(
+        rep: int, target: Target, kind: str, users: int, rate: float | None = None, step: int = 0
+    ) -> None:
+        if kind == "capacity":
+            phases.append(
+                Phase(
+                    index=len(phases),
+                    rep=rep,
+                    target=target.name,
+                    user_class=target.user_class,
+                    kind=kind,
+                    users=users,
+                    settle_s=settings.settle_s,
+                    min_s=settings.capacity_step_s,
+                    max_s=max(settings.capacity_step_s, settings.capacity_max_step_s),
+                    min_requests=settings.capacity_min_requests,
+                    search_step=step,
+                )
+            )
+            return
         measured = kind in MEASURED_KINDS
         phases.append(
             Phase(
@@ -175,6 +218,8 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
                 add(rep, target, "closed", users)
             for rate in settings.rates:
                 add(rep, target, "rate", rate_users, rate)
+            for step in range(settings.search.max_steps if settings.search else 0):
+                add(rep, target, "capacity", settings.search.pool_users if settings.search else 0, step=step)
             add(rep, target, "drain", 0)
     names = tuple(dict.fromkeys(t.name for t in (*calibration, *targets)))
     return Plan(tuple(phases), settings.spawn_rate, settings, names)
@@ -182,13 +227,16 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
 
 Emit = Callable[[dict[str, Any]], None]
 Counter = Callable[[str, float], int]
+Judge = Callable[[Phase, float, tuple[float, float]], dict[str, Any]]
+"""Judges a finished capacity step (phase, offered rate, window): a dict with at least ``outcome``."""
 
 
 class Sequencer:
     """Walks a plan: ``tick()`` returns ``(users, spawn_rate, user_class)`` for now, or None at the end.
 
     ``start_counting(target, since)`` is called when a window opens; ``counted()`` then gives the
-    number of requests of that target recorded since (the recorder's watch).
+    number of requests of that target recorded since (the recorder's watch). ``rate`` is the arrival
+    rate the current capacity step offers (None in every other phase).
     """
 
     def __init__(
@@ -199,8 +247,15 @@ class Sequencer:
         counted: Callable[[], int],
         emit: Emit,
         clock: Callable[[], float] = time.time,
+        judge: Judge | None = None,
     ) -> None:
         self.plan = plan
+        self._judge = judge
+        self._searches: dict[tuple[int, str], CapacitySearch] = {}
+        self._closed_rps: dict[tuple[int, str], float] = {}
+        self._pool: dict[tuple[int, str], int] = {}
+        self._skip = False
+        self.rate: float | None = None
         self._start_counting = start_counting
         self._counted = counted
         self._emit = emit
@@ -227,24 +282,46 @@ class Sequencer:
         if phase is None:
             self._emit({"event": "plan_end", "time": now, "elapsed_s": now - self.began})
             return None
+        if phase.kind == "capacity":
+            return self._pool[(phase.rep, phase.target)], self.plan.spawn_rate, phase.user_class
         return phase.users, self.plan.spawn_rate, phase.user_class
 
     def _enter(self, index: int, now: float) -> None:
         self._index = index
         self._started = now
         self._window_open = False
+        self._skip = False
+        self.rate = None
         phase = self.current
         if phase is None:
             return
-        self._emit(
-            {
-                "event": "phase_start",
-                "phase": phase.index,
-                "time": now,
-                "left_s": self.plan.estimated_s(phase.index),
-            }
-        )
+        event: dict[str, Any] = {
+            "event": "phase_start",
+            "phase": phase.index,
+            "time": now,
+            "left_s": self.plan.estimated_s(phase.index),
+        }
+        if phase.kind == "capacity":
+            self.rate = self._next_rate(phase)
+            if self.rate is None:
+                self._skip = True  # the search is over: this slot is not run
+                return
+            event.update(rate=self.rate, users=self._pool[(phase.rep, phase.target)])
+        self._emit(event)
         self._maybe_open(phase, now)
+
+    def _next_rate(self, phase: Phase) -> float | None:
+        settings = self.plan.settings
+        assert settings.search is not None, "capacity phases come with search settings"
+        key = (phase.rep, phase.target)
+        if key not in self._searches:
+            first = settings.search.first_rate(self._closed_rps.get(key))
+            self._searches[key] = CapacitySearch(settings.search, first)
+        rate = self._searches[key].next_rate()
+        if rate is not None:  # the pool only grows within a search: stopping users cuts requests short
+            wanted = settings.search.users_for(rate, settings.slo.slo_ms)
+            self._pool[key] = max(self._pool.get(key, 0), wanted)
+        return rate
 
     def _maybe_open(self, phase: Phase, now: float) -> None:
         if self._window_open or phase.kind == "drain":
@@ -257,6 +334,8 @@ class Sequencer:
                 self._emit({"event": "window_open", "phase": phase.index, "time": opens})
 
     def _done(self, phase: Phase, now: float) -> bool:
+        if self._skip:
+            return True
         self._maybe_open(phase, now)
         if phase.kind == "drain":
             return now - self._started >= phase.min_s
@@ -268,13 +347,22 @@ class Sequencer:
         return elapsed >= phase.min_s and self._counted() >= phase.min_requests
 
     def _leave(self, phase: Phase, now: float) -> None:
+        if self._skip:
+            return
         count = self._counted() if phase.kind != "drain" else 0
-        self._emit(
-            {
-                "event": "phase_end",
-                "phase": phase.index,
-                "time": now,
-                "window": [self._started + phase.settle_s, now] if phase.kind != "drain" else None,
-                "requests": count,
-            }
-        )
+        window = (self._started + phase.settle_s, now)
+        event: dict[str, Any] = {
+            "event": "phase_end",
+            "phase": phase.index,
+            "time": now,
+            "window": list(window) if phase.kind != "drain" else None,
+            "requests": count,
+        }
+        key = (phase.rep, phase.target)
+        if phase.kind == "closed" and window[1] > window[0]:
+            self._closed_rps[key] = count / (window[1] - window[0])
+        if phase.kind == "capacity" and self.rate is not None:
+            verdict = self._judge(phase, self.rate, window) if self._judge else {"outcome": "fail"}
+            self._searches[key].observe(self.rate, str(verdict["outcome"]))
+            event.update(rate=self.rate, verdict=verdict)
+        self._emit(event)

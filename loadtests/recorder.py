@@ -42,13 +42,18 @@ class Columns:
     """``Server-Timing: gateway;dur=`` (NaN without the header)."""
     backend_ms: list[float] = field(default_factory=list)
     """``Server-Timing: backend;dur=`` (NaN without the header)."""
+    lag_ms: list[float] = field(default_factory=list)
+    """Open-loop steps: how long after its scheduled arrival the request was sent (0 otherwise)."""
 
-    def append(self, start: float, ms: float, error: str, gateway_ms: float, backend_ms: float) -> None:
+    def append(
+        self, start: float, ms: float, error: str, gateway_ms: float, backend_ms: float, lag_ms: float = 0.0
+    ) -> None:
         self.start.append(start)
         self.ms.append(ms)
         self.error.append(error)
         self.gateway_ms.append(gateway_ms)
         self.backend_ms.append(backend_ms)
+        self.lag_ms.append(lag_ms)
 
     def extend(self, other: Columns) -> None:
         self.start.extend(other.start)
@@ -56,6 +61,7 @@ class Columns:
         self.error.extend(other.error)
         self.gateway_ms.extend(other.gateway_ms)
         self.backend_ms.extend(other.backend_ms)
+        self.lag_ms.extend(other.lag_ms)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -68,6 +74,7 @@ class Columns:
             # JSON has no NaN: missing Server-Timing figures are null.
             "gateway_ms": [None if math.isnan(v) else v for v in self.gateway_ms],
             "backend_ms": [None if math.isnan(v) else v for v in self.backend_ms],
+            "lag_ms": self.lag_ms,
         }
 
     @classmethod
@@ -79,6 +86,7 @@ class Columns:
             [str(v) for v in data["error"]],
             [nan if v is None else float(v) for v in data["gateway_ms"]],
             [nan if v is None else float(v) for v in data["backend_ms"]],
+            [float(v) for v in data.get("lag_ms") or [0.0] * len(data["start"])],
         )
 
 
@@ -120,11 +128,12 @@ class SampleRecorder:
         server_timing: str | None = None,
         *,
         keep: bool = True,
+        lag_ms: float = 0.0,
     ) -> None:
         """Add one request; ``keep=False`` (on a worker) only queues it for the master."""
         gateway_ms, backend_ms = parse_server_timing(server_timing)
         box = self.columns if keep else self._outbox
-        box.setdefault(name, Columns()).append(start, ms, error, gateway_ms, backend_ms)
+        box.setdefault(name, Columns()).append(start, ms, error, gateway_ms, backend_ms, lag_ms)
         self._count(name, [start])
 
     def take_batch(self) -> dict[str, dict[str, list[Any]]]:

@@ -7,6 +7,10 @@ through zero). It writes each plan event as a JSON line to ``--events-file`` and
 ``LOADTEST_EVENT``) for the runner's progress and CPU accounting, and adds to every ``phase_end`` the
 load generator's CPU use during the phase: this process's own (``time.process_time``) and each
 worker's as the worker reports it in its heartbeats.
+
+In a capacity step it turns the users' Poisson arrivals on at the step's rate (split evenly between
+workers) and judges the step when it ends from the raw samples that have reached this process
+(:func:`loadtests.capacity.judge_window`); the verdict steers the search and goes into the event.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner
 
-from loadtests import users
-from loadtests.plan import EVENT_PREFIX, Plan, Sequencer
+from loadtests import open_loop, users
+from loadtests.capacity import judge_window
+from loadtests.plan import EVENT_PREFIX, Phase, Plan, Sequencer
 
 __all__ = ["ComparisonShape"]
 
@@ -43,6 +48,7 @@ class ComparisonShape(LoadTestShape):
         self._cpu_mark: tuple[float, float] | None = None
         self._worker_cpu: dict[str, list[float]] = {}
         self._pace: float | None = None
+        self._arrivals: float | None = None
 
     def _start(self) -> Sequencer:
         assert self.runner is not None, "Locust sets the runner before the first tick"
@@ -57,6 +63,7 @@ class ComparisonShape(LoadTestShape):
             start_counting=users.RECORDER.watch,
             counted=lambda: users.RECORDER.watched,
             emit=self._emit,
+            judge=self._judge,
         )
 
     def tick(self) -> tuple[int, float, list[type[Any]]] | None:
@@ -74,7 +81,33 @@ class ComparisonShape(LoadTestShape):
             users.set_pace(pace)
             if isinstance(self.runner, MasterRunner):
                 self.runner.send_message(users.PACE_MESSAGE, {"per_user": pace})
+        self._set_arrivals(self._sequencer.rate)
         return count, spawn_rate, [self._classes[class_name]]
+
+    def _set_arrivals(self, rate: float | None) -> None:
+        if rate == self._arrivals:
+            return
+        self._arrivals = rate
+        if isinstance(self.runner, MasterRunner):
+            share = rate / max(1, self.runner.worker_count) if rate else None
+            self.runner.send_message(open_loop.ARRIVALS_MESSAGE, {"rate": share})
+        else:
+            open_loop.set_arrivals(rate)
+
+    def _judge(self, phase: Phase, rate: float, window: tuple[float, float]) -> dict[str, Any]:
+        cpu = self._generator_cpu()
+        values = [float(v) for v in (cpu.get("workers_percent") or {}).values()]
+        if cpu.get("role") == "standalone":
+            values.append(float(cpu.get("own_percent", 0.0)))
+        assert self._sequencer is not None
+        verdict = judge_window(
+            users.RECORDER.columns.get(phase.target),
+            window,
+            rate,
+            generator_cpu=max(values) if values else float("nan"),
+            slo=self._sequencer.plan.settings.slo,
+        )
+        return verdict.to_dict()
 
     def _sample_workers(self) -> None:
         if self._cpu_mark is None or not isinstance(self.runner, MasterRunner):

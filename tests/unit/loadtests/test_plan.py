@@ -116,3 +116,52 @@ def test_sequencer_walks_warmup_steps_and_drain() -> None:
     closed = ends[1]
     assert closed["window"] == [first_step_start + 1.0, first_step_start + 3.0]
     assert events[-1]["event"] == "plan_end"
+
+
+def test_sequencer_runs_a_capacity_search_chosen_while_running() -> None:
+    """A fake judge with a known capacity (300 req/s): the slots follow the search, the rest are skipped."""
+    from loadtests.capacity import SearchSettings
+
+    settings = PlanSettings(
+        users=(1,),
+        repetitions=1,
+        min_requests=10,
+        step_s=1.0,
+        max_step_s=2.0,
+        settle_s=0.0,
+        warmup_requests=0,
+        search=SearchSettings(precision=0.2, max_steps=8, pool_users=4),
+        capacity_step_s=1.0,
+        capacity_max_step_s=2.0,
+        capacity_min_requests=10,
+    )
+    plan = build_plan(select_targets("tfserving-rest"), [], settings)
+    assert [p.kind for p in plan.phases] == ["closed"] + ["capacity"] * 8 + ["drain"]
+    assert Plan.from_json(plan.to_json()) == plan
+    clock = Clock()
+    events: list[dict[str, Any]] = []
+    judged: list[float] = []
+
+    def judge(phase: Any, rate: float, window: tuple[float, float]) -> dict[str, Any]:
+        judged.append(rate)
+        return {"outcome": "pass" if rate <= 300 else "fail"}
+
+    sequencer = Sequencer(
+        plan,
+        start_counting=lambda *_: None,
+        counted=lambda: 200,
+        emit=events.append,
+        clock=clock,
+        judge=judge,
+    )
+    users = []
+    while (state := sequencer.tick()) is not None:
+        users.append(state[0])
+        clock.now += 1
+    assert judged[0] == 100.0  # half the closed-loop step's 200 req/s
+    assert judged[:3] == [100.0, 200.0, 400.0]  # exponential until a failure, then bisection
+    assert max(r for r in judged if r <= 300) >= 300 / 1.2 and len(judged) < 8
+    ends = [e for e in events if e["event"] == "phase_end" and "verdict" in e]
+    assert [e["rate"] for e in ends] == judged
+    searching = users[1:-1]  # between the closed step and the drain
+    assert max(searching) == 16 and searching == sorted(searching)  # 4 x 400 req/s x 10 ms; never shrinks
