@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.registry import spec
 from loadtests.plan import Phase, Plan
 from loadtests.recorder import Columns
 from loadtests.stats import (
@@ -38,14 +39,6 @@ from loadtests.targets import ALL_TARGETS, GATEWAY_PAIRS, HEADLINE_PAIRS, Target
 __all__ = ["AnalysisSettings", "analyse", "select_window"]
 
 PERCENTILES = (50, 95, 99)
-COMPONENTS = {
-    "tfserving-rest": ("tfserving",),
-    "tfserving-grpc": ("tfserving",),
-    "torchserve-rest": ("torchserve",),
-    "torchserve-grpc": ("torchserve",),
-    "v2-rest": ("triton",),
-    "v2-grpc": ("triton",),
-}
 
 
 @dataclass(frozen=True)
@@ -93,8 +86,14 @@ def _components(target: Target) -> tuple[str, ...]:
     if target.path == "calibration":
         return ("nullserver",)
     if target.via_gateway:
-        return ("gateway", *COMPONENTS.get(target.backend or "", ()))
-    return COMPONENTS.get(target.name, ())
+        return ("gateway", *_server(target.backend))
+    return _server(target.name)
+
+
+def _server(backend: str | None) -> tuple[str, ...]:
+    """The separate server process behind a backend, whose CPU a request also costs (none in-process)."""
+    server = spec(backend).server if backend else ""
+    return (server,) if server else ()
 
 
 def _cpu_per_request(servers: Mapping[str, float], target: Target, ok: int, duration: float) -> float:

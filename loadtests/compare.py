@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.registry import BACKENDS, spec
 from loadtests.analysis import AnalysisSettings, analyse
 from loadtests.config import CompareConfig
 from loadtests.cpu import Pinning, pinned, plan_pinning
 from loadtests.crosscheck import CrossCheck, run_crosscheck
-from loadtests.endpoints import Endpoints, default_endpoints
+from loadtests.endpoints import REST_PATHS, Endpoints, default_endpoints
 from loadtests.environment import describe_machine, load_average
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.locust_run import LocustLaunch, run_locust
@@ -107,17 +108,9 @@ def describe_tfserving(
 
 def needed_components(targets: list[Target]) -> tuple[str, ...]:
     """The servers ``--start`` must run for these targets (the gateway only when a target goes through it)."""
-    wanted: list[str] = []
-    for target in targets:
-        backend = target.backend or ""
-        if backend.startswith("torchserve"):
-            wanted.append("torchserve")
-        if backend.startswith("tfserving"):
-            wanted.append("tfserving")
-        if backend.startswith("v2-"):
-            wanted.append("triton")
-        if target.via_gateway:
-            wanted.append("gateway")
+    wanted = {spec(target.backend).server for target in targets if target.backend}
+    if any(target.via_gateway for target in targets):
+        wanted.add("gateway")
     return tuple(name for name in ("torchserve", "tfserving", "triton", "gateway") if name in wanted)
 
 
@@ -323,7 +316,7 @@ def _prewarm(
 ) -> None:
     import os
 
-    servers = sorted({t.backend for t in available if t.backend and not t.backend.startswith("embedded")})
+    servers = sorted({t.backend for t in available if t.backend and spec(t.backend).direct})
     if config.prewarm_seconds <= 0 or not servers:
         return
     say(f"Pre-warming each server and protocol for {config.prewarm_seconds:g} s (not measured)...")
@@ -349,13 +342,13 @@ def _crosscheck(
     checks = []
     token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
     with pinned(pinning.generator if pinning.active else None):
-        for name, url, path in (
-            ("tfserving-rest", endpoints.tfserving_rest_url, f"/v1/models/{MODEL_NAME}:predict"),
-            ("torchserve-rest", endpoints.torchserve_url, f"/predictions/{MODEL_NAME}"),
-        ):
-            if name not in names:
+        # The REST servers that take TF-style instances (the cross-check sends those bodies).
+        for entry in BACKENDS:
+            name, api = entry.name, entry.api
+            if entry.protocol != "rest" or api not in ("tfserving", "torchserve") or name not in names:
                 continue
-            headers = bearer_header(endpoints, token) if name == "torchserve-rest" else {}
+            url, path = getattr(endpoints, entry.endpoint), REST_PATHS[api].format(model=MODEL_NAME)
+            headers = bearer_header(endpoints, token) if api == "torchserve" else {}
             try:
                 result = run_crosscheck(
                     name,
@@ -364,7 +357,7 @@ def _crosscheck(
                     payloads.digits,
                     headers,
                     config.crosscheck_seconds,
-                    digits_field=name == "torchserve-rest",
+                    digits_field=api == "torchserve",
                 )
             except OSError as exc:
                 say(f"  cross-check {name}: failed ({exc})")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from gateway.registry import BACKEND_NAMES, BACKENDS
+from loadtests.endpoints import ADDRESS_OPTIONS
 from loadtests.plan import PlanSettings
 
 __all__ = ["PRESETS", "CompareConfig", "build_parser", "config_from_args"]
@@ -151,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--targets",
         default="all",
-        help="all, direct, gateway, rest, grpc, or names: tfserving-rest, torchserve-rest, tfserving-grpc, "
-        "torchserve-grpc, v2-rest, v2-grpc (Triton), gateway/<backend> (tfserving-rest, torchserve-rest, "
-        "tfserving-grpc, torchserve-grpc, v2-rest, v2-grpc, embedded-tensorflow, embedded-pytorch)",
+        help="all, direct, gateway, rest, grpc, or names: "
+        + ", ".join(entry.name for entry in BACKENDS if entry.direct)
+        + f" (Triton: v2-*), gateway/<backend> ({', '.join(BACKEND_NAMES)})",
     )
     what.add_argument("--skip", default="", help="comma-separated target names to leave out")
     what.add_argument(
@@ -176,16 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start TorchServe, TF Serving (or the stand-in) and the gateway on free loopback ports for this "
         "run and stop them afterwards (also on Ctrl-C or failure)",
     )
-    for name, what_text in (
-        ("tfserving-rest-url", "TF Serving REST base URL"),
-        ("tfserving-grpc-target", "TF Serving gRPC host:port"),
-        ("torchserve-url", "TorchServe inference base URL"),
-        ("torchserve-grpc-target", "TorchServe gRPC host:port"),
-        ("torchserve-key-file", "TorchServe key_file.json (or set LOADTEST_TORCHSERVE_TOKEN)"),
-        ("triton-url", "Triton (Open Inference Protocol V2) REST base URL"),
-        ("triton-grpc-target", "Triton gRPC host:port"),
-        ("gateway-url", "gateway base URL"),
-    ):
+    for name, what_text in ADDRESS_OPTIONS:
         where.add_argument(f"--{name}", default="", help=f"{what_text} (default: the local `make` servers)")
     where.add_argument(
         "--store",

@@ -10,9 +10,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.registry import BACKENDS, spec
 from loadtests.targets import Target
 
-__all__ = ["Endpoints", "default_endpoints"]
+__all__ = ["ADDRESS_OPTIONS", "REST_PATHS", "Endpoints", "default_endpoints"]
+
+REST_PATHS = {
+    "tfserving": "/v1/models/{model}:predict",
+    "torchserve": "/predictions/{model}",
+    "v2": "/v2/models/{model}/infer",
+}
+"""The predict path of each server API (``Target.api``); the gateway answers TF Serving's."""
 
 
 @dataclass(frozen=True)
@@ -36,14 +44,7 @@ class Endpoints:
             return self.null_url if target.protocol == "rest" else self.null_grpc_target
         if target.via_gateway:
             return self.gateway_url
-        return {
-            "tfserving-rest": self.tfserving_rest_url,
-            "tfserving-grpc": self.tfserving_grpc_target,
-            "torchserve-rest": self.torchserve_url,
-            "torchserve-grpc": self.torchserve_grpc_target,
-            "v2-rest": self.triton_url,
-            "v2-grpc": self.triton_grpc_target,
-        }[target.name]
+        return str(getattr(self, spec(target.name).endpoint))
 
     def locust_args(self) -> list[str]:
         """The users' address options (``loadtests.users``) for these endpoints."""
@@ -60,20 +61,36 @@ class Endpoints:
         return asdict(self)
 
 
+def _address_options() -> tuple[tuple[str, str], ...]:
+    servers: dict[str, str] = {}
+    for entry in BACKENDS:
+        if entry.direct:
+            what = "REST base URL" if entry.protocol == "rest" else "gRPC host:port"
+            servers.setdefault(entry.endpoint.replace("_", "-"), f"{entry.label} {what}")
+    return (
+        *servers.items(),
+        ("torchserve-key-file", "TorchServe key_file.json (token auth; LOADTEST_TORCHSERVE_TOKEN overrides)"),
+        ("gateway-url", "gateway base URL"),
+    )
+
+
+ADDRESS_OPTIONS = _address_options()
+"""(option, help) of every address the runner and the Locust users take."""
+
+
 def default_endpoints() -> Endpoints:
     from gateway.settings import Settings
     from serving.settings import LOOPBACK, settings_from_env
 
     serving = settings_from_env()
     key_file = Path(serving.key_file)
+    servers: dict[str, str] = {}
+    for entry in (entry for entry in BACKENDS if entry.direct):
+        scheme = "http://" if entry.protocol == "rest" else ""
+        servers[entry.endpoint] = f"{scheme}{serving.host}:{getattr(serving, entry.port)}"
     return Endpoints(
-        tfserving_rest_url=f"http://{serving.host}:{serving.tf_rest_port}",
-        tfserving_grpc_target=f"{serving.host}:{serving.tf_grpc_port}",
-        torchserve_url=f"http://{serving.host}:{serving.ts_inference_port}",
-        torchserve_grpc_target=f"{serving.host}:{serving.ts_grpc_inference_port}",
+        **servers,
         torchserve_key_file=str(key_file) if serving.ts_token_auth else "",
         torchserve_management_url=f"http://{LOOPBACK}:{serving.ts_management_port}",
-        triton_url=f"http://{serving.host}:{serving.triton_http_port}",
-        triton_grpc_target=f"{serving.host}:{serving.triton_grpc_port}",
         gateway_url=f"http://{Settings().bind}",
     )

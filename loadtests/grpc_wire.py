@@ -27,6 +27,7 @@ __all__ = [
     "TORCHSERVE_PREDICTIONS",
     "V2_MODEL_INFER",
     "GrpcCodec",
+    "codec_for",
     "tfserving_codec",
     "torchserve_codec",
     "v2_codec",
@@ -248,3 +249,8 @@ def _check_v2(codec: GrpcCodec, answer: bytes, label: int) -> str | None:
     else:
         values = list(response.outputs[index].contents.fp32_contents)
     return check_probabilities(values, label)
+
+
+def codec_for(api: str, model: str) -> GrpcCodec:
+    """The codec of a server's API (``tfserving``, ``torchserve`` or ``v2``: the registry's ``api``)."""
+    return {"tfserving": tfserving_codec, "torchserve": torchserve_codec, "v2": v2_codec}[api](model)

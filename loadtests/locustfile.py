@@ -10,40 +10,7 @@ Addresses default to what ``make serve`` and ``make gateway`` start; the options
 with ``loadtests/comparison_locustfile.py``, which adds the comparison's load shape.
 """
 
-from loadtests.users import (
-    GatewayEmbeddedPytorchUser,
-    GatewayEmbeddedTensorflowUser,
-    GatewayTFServingGrpcUser,
-    GatewayTFServingRestUser,
-    GatewayTorchServeGrpcUser,
-    GatewayTorchServeRestUser,
-    GatewayV2GrpcUser,
-    GatewayV2RestUser,
-    NullGrpcUser,
-    NullRestUser,
-    TFServingGrpcUser,
-    TFServingRestUser,
-    TorchServeGrpcUser,
-    TorchServeRestUser,
-    TritonGrpcUser,
-    TritonRestUser,
-)
+from loadtests.users import USER_CLASSES
 
-__all__ = [
-    "GatewayEmbeddedPytorchUser",
-    "GatewayEmbeddedTensorflowUser",
-    "GatewayTFServingGrpcUser",
-    "GatewayTFServingRestUser",
-    "GatewayTorchServeGrpcUser",
-    "GatewayTorchServeRestUser",
-    "GatewayV2GrpcUser",
-    "GatewayV2RestUser",
-    "NullGrpcUser",
-    "NullRestUser",
-    "TFServingGrpcUser",
-    "TFServingRestUser",
-    "TorchServeGrpcUser",
-    "TorchServeRestUser",
-    "TritonGrpcUser",
-    "TritonRestUser",
-]
+globals().update(USER_CLASSES)  # Locust collects the User classes it finds in this module
+__all__ = list(USER_CLASSES)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
-from loadtests.endpoints import Endpoints
-from loadtests.grpc_wire import tfserving_codec, torchserve_codec, v2_codec
+from loadtests.endpoints import REST_PATHS, Endpoints
+from loadtests.grpc_wire import codec_for
 from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Digit
 from loadtests.targets import Target
@@ -60,12 +60,10 @@ def _rest(
     target: Target, address: str, digit: Digit, endpoints: Endpoints, token: str, timeout: float
 ) -> Probe:
     headers = {"Content-Type": "application/json"}
-    path, request_body = f"/v1/models/{MODEL_NAME}:predict", digit.rest_body()
-    if target.name == "torchserve-rest":
-        path = f"/predictions/{MODEL_NAME}"
+    path = REST_PATHS[target.api].format(model=MODEL_NAME)
+    request_body = digit.v2_body() if target.api == "v2" else digit.rest_body()
+    if target.api == "torchserve":
         headers.update(bearer_header(endpoints, token))
-    if target.name == "v2-rest":
-        path, request_body = f"/v2/models/{MODEL_NAME}/infer", digit.v2_body()
     if target.via_gateway and target.backend:
         headers["X-Gateway-Backend"] = target.backend
     status, body, answer_headers = _post(address.rstrip("/") + path, request_body, headers, timeout)
@@ -73,11 +71,11 @@ def _rest(
         problem = check_status(status, body) or (
             None if body == NULL_REST_ANSWER else "unexpected null answer"
         )
-    elif target.name == "v2-rest":
+    elif target.api == "v2":
         problem = check_status(status, body) or check_v2_outputs(body, digit.label)
     else:
         problem = check_status(status, body) or check_json_predictions(
-            body, digit.label, digits_field=target.name == "torchserve-rest"
+            body, digit.label, digits_field=target.api == "torchserve"
         )
     if problem is None and target.via_gateway and target.backend:
         problem = check_gateway_headers(answer_headers, target.backend)
@@ -90,11 +88,10 @@ def _grpc(
 ) -> Probe:
     import grpc
 
-    codecs = {"torchserve-grpc": torchserve_codec, "v2-grpc": v2_codec}
-    codec = codecs.get(target.name, tfserving_codec)(MODEL_NAME)
+    codec = codec_for(target.api, MODEL_NAME)
     method = NULL_GRPC_METHOD if target.path == "calibration" else codec.method
     metadata = []
-    if target.name == "torchserve-grpc":
+    if target.api == "torchserve":
         bearer = bearer_header(endpoints, token).get("Authorization")
         metadata = [("authorization", bearer)] if bearer else []
     with grpc.insecure_channel(address) as channel:

@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import grpc
 
-from loadtests.endpoints import Endpoints
-from loadtests.grpc_wire import tfserving_codec, torchserve_codec, v2_codec
+from gateway.registry import BACKEND_NAMES, spec
+from loadtests.endpoints import REST_PATHS, Endpoints
+from loadtests.grpc_wire import codec_for
 from loadtests.payloads import Payloads
 from model_store import MODEL_NAME
 
@@ -96,27 +97,15 @@ def prewarm(
 def _job(
     name: str, endpoints: Endpoints, payloads: Payloads, ts_headers: dict[str, str]
 ) -> Callable[[], Call]:
-    json_headers = {"Content-Type": "application/json"}
-    bodies = [digit.rest_body() for digit in payloads.digits]
-    if name == "tfserving-rest":
-        return _rest(endpoints.tfserving_rest_url, f"/v1/models/{MODEL_NAME}:predict", bodies, json_headers)
-    if name == "torchserve-rest":
-        path = f"/predictions/{MODEL_NAME}"
-        return _rest(endpoints.torchserve_url, path, bodies, {**json_headers, **ts_headers})
-    if name == "tfserving-grpc":
-        codec = tfserving_codec(MODEL_NAME)
+    if name not in BACKEND_NAMES or not spec(name).direct:
+        raise ValueError(f"no direct server behind {name!r}")
+    entry = spec(name)
+    address = getattr(endpoints, entry.endpoint)
+    if entry.protocol == "grpc":
+        codec = codec_for(entry.api, MODEL_NAME)
+        bearer = ts_headers.get("Authorization") if entry.api == "torchserve" else None
         requests = [codec.request(d) for d in payloads.digits]
-        return _grpc(endpoints.tfserving_grpc_target, codec.method, requests, [])
-    if name == "torchserve-grpc":
-        codec = torchserve_codec(MODEL_NAME)
-        metadata = [("authorization", ts_headers["Authorization"])] if ts_headers else []
-        requests = [codec.request(d) for d in payloads.digits]
-        return _grpc(endpoints.torchserve_grpc_target, codec.method, requests, metadata)
-    if name == "v2-rest":
-        v2_bodies = [digit.v2_body() for digit in payloads.digits]
-        return _rest(endpoints.triton_url, f"/v2/models/{MODEL_NAME}/infer", v2_bodies, json_headers)
-    if name == "v2-grpc":
-        codec = v2_codec(MODEL_NAME)
-        requests = [codec.request(d) for d in payloads.digits]
-        return _grpc(endpoints.triton_grpc_target, codec.method, requests, [])
-    raise ValueError(f"no direct server behind {name!r}")
+        return _grpc(address, codec.method, requests, [("authorization", bearer)] if bearer else [])
+    headers = {"Content-Type": "application/json", **(ts_headers if entry.api == "torchserve" else {})}
+    bodies = [d.v2_body() if entry.api == "v2" else d.rest_body() for d in payloads.digits]
+    return _rest(address, REST_PATHS[entry.api].format(model=MODEL_NAME), bodies, headers)

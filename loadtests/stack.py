@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.registry import BACKEND_NAMES, BACKENDS
 from loadtests.cpu import Pinning, pin_group, pinned
 from loadtests.endpoints import Endpoints
 from model_store import MODEL_NAME
@@ -42,20 +43,10 @@ from serving.tfserving import launcher as tfserving
 from serving.torchserve import launcher as torchserve
 from serving.triton import launcher as triton
 
-__all__ = ["GATEWAY_BACKENDS", "LocalStack", "StackOptions", "gateway_environment", "start_stack"]
+__all__ = ["LocalStack", "StackOptions", "gateway_environment", "start_stack"]
 
 GATEWAY = "gateway"
 NULLSERVER = "nullserver"
-GATEWAY_BACKENDS = (
-    "tfserving-rest",
-    "tfserving-grpc",
-    "torchserve-rest",
-    "torchserve-grpc",
-    "v2-rest",
-    "v2-grpc",
-    "embedded-tensorflow",
-    "embedded-pytorch",
-)
 Say = Callable[[str], None]
 
 
@@ -135,14 +126,9 @@ def gateway_environment(
         "GATEWAY_ROUTING_FILE": str(routing_file),
         "GATEWAY_MODEL_STORE": str(options.store_root),
         "GATEWAY_EMBEDDED_THREADS": str(options.threads),
-        "GATEWAY_TFSERVING_REST_URL": endpoints.tfserving_rest_url,
-        "GATEWAY_TFSERVING_GRPC_TARGET": endpoints.tfserving_grpc_target,
-        "GATEWAY_TORCHSERVE_REST_URL": endpoints.torchserve_url,
-        "GATEWAY_TORCHSERVE_GRPC_TARGET": endpoints.torchserve_grpc_target,
+        **{f"GATEWAY_{e.address.upper()}": getattr(endpoints, e.endpoint) for e in BACKENDS if e.address},
         "GATEWAY_TORCHSERVE_KEY_FILE": endpoints.torchserve_key_file,
         "GATEWAY_TORCHSERVE_MANAGEMENT_URL": endpoints.torchserve_management_url,
-        "GATEWAY_V2_REST_URL": endpoints.triton_url,
-        "GATEWAY_V2_GRPC_TARGET": endpoints.triton_grpc_target,
         "GATEWAY_GRACEFUL_TIMEOUT_S": "5",
         "GATEWAY_LOG_LEVEL": "warning",
         **({"GATEWAY_SERVER": options.gateway_server} if options.gateway_server else {}),
@@ -151,7 +137,7 @@ def gateway_environment(
 
 def write_routing(path: Path) -> None:
     """Every backend reachable by explicit choice (``X-Gateway-Backend``); no failover, no shadow."""
-    backends = {name: (1 if name == "tfserving-rest" else 0) for name in GATEWAY_BACKENDS}
+    backends = {name: (1 if name == BACKEND_NAMES[0] else 0) for name in BACKEND_NAMES}
     path.write_text(json.dumps({"models": {MODEL_NAME: {"backends": backends, "failover": False}}}, indent=2))
 
 

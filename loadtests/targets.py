@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.registry import BACKENDS, spec
+
 __all__ = [
     "ALL_TARGETS",
     "CALIBRATION",
@@ -42,71 +44,33 @@ class Target:
     def via_gateway(self) -> bool:
         return self.path in ("gateway", "embedded")
 
+    @property
+    def api(self) -> str:
+        """The API its client speaks: the server's own when direct, else TF Serving's (the gateway's)."""
+        return spec(self.name).api if self.path == "direct" else "tfserving"
 
-TARGETS: tuple[Target, ...] = (
-    Target("tfserving-rest", "TFServingRestUser", "tensorflow", "rest", "direct", "tfserving-rest"),
-    Target("torchserve-rest", "TorchServeRestUser", "pytorch", "rest", "direct", "torchserve-rest"),
-    Target(
-        "gateway/torchserve-rest",
-        "GatewayTorchServeRestUser",
-        "pytorch",
-        "rest",
-        "gateway",
-        "torchserve-rest",
-    ),
-    Target(
-        "gateway/tfserving-rest",
-        "GatewayTFServingRestUser",
-        "tensorflow",
-        "rest",
-        "gateway",
-        "tfserving-rest",
-    ),
-    Target("tfserving-grpc", "TFServingGrpcUser", "tensorflow", "grpc", "direct", "tfserving-grpc"),
-    Target("torchserve-grpc", "TorchServeGrpcUser", "pytorch", "grpc", "direct", "torchserve-grpc"),
-    Target(
-        "gateway/torchserve-grpc",
-        "GatewayTorchServeGrpcUser",
-        "pytorch",
-        "rest",
-        "gateway",
-        "torchserve-grpc",
-    ),
-    Target(
-        "gateway/tfserving-grpc",
-        "GatewayTFServingGrpcUser",
-        "tensorflow",
-        "rest",
-        "gateway",
-        "tfserving-grpc",
-    ),
-    Target("v2-rest", "TritonRestUser", "pytorch", "rest", "direct", "v2-rest"),
-    Target("v2-grpc", "TritonGrpcUser", "pytorch", "grpc", "direct", "v2-grpc"),
-    Target("gateway/v2-rest", "GatewayV2RestUser", "pytorch", "rest", "gateway", "v2-rest"),
-    Target("gateway/v2-grpc", "GatewayV2GrpcUser", "pytorch", "rest", "gateway", "v2-grpc"),
-    Target(
-        "gateway/embedded-tensorflow",
-        "GatewayEmbeddedTensorflowUser",
-        "tensorflow",
-        "rest",
-        "embedded",
-        "embedded-tensorflow",
-    ),
-    Target(
-        "gateway/embedded-pytorch",
-        "GatewayEmbeddedPytorchUser",
-        "pytorch",
-        "rest",
-        "embedded",
-        "embedded-pytorch",
-    ),
-)
-"""The serving targets, in the order a repetition visits them (the next repetition reverses it).
 
-The order keeps the pairs that are compared close in time (A B B' A': TF Serving direct, TorchServe
-direct, TorchServe via the gateway, TF Serving via the gateway), so that slow drifts of a shared
-machine's load bias a comparison less.
-"""
+def _visits() -> tuple[Target, ...]:
+    """Per pair of registry entries: direct A, direct B, B via the gateway, A via the gateway (the
+    registry's order); a backend without a server of its own has only its gateway target."""
+    targets: list[Target] = []
+    for pair in zip(BACKENDS[::2], BACKENDS[1::2], strict=True):
+        for entry in pair:
+            if entry.direct:
+                targets.append(
+                    Target(
+                        entry.name, f"{entry.stem}User", entry.framework, entry.protocol, "direct", entry.name
+                    )
+                )
+        for entry in reversed(pair):
+            path = "gateway" if entry.direct else "embedded"
+            user = f"Gateway{entry.stem}User"
+            targets.append(Target(f"gateway/{entry.name}", user, entry.framework, "rest", path, entry.name))
+    return tuple(targets)
+
+
+TARGETS: tuple[Target, ...] = _visits()
+"""The serving targets, in the order a repetition visits them (the next repetition reverses it)."""
 
 CALIBRATION: tuple[Target, ...] = (
     Target("null-rest", "NullRestUser", "none", "rest", "calibration"),
@@ -152,7 +116,7 @@ def select_targets(names: str, skip: str = "") -> list[Target]:
         "direct": tuple(t for t in TARGETS if t.path == "direct"),
         "gateway": tuple(t for t in TARGETS if t.via_gateway),
         "rest": tuple(t for t in TARGETS if t.protocol == "rest"),
-        "grpc": tuple(t for t in TARGETS if "grpc" in (t.backend or "")),
+        "grpc": tuple(t for t in TARGETS if t.backend and spec(t.backend).protocol == "grpc"),
     }
     chosen: list[Target] = []
     for part in (item.strip() for item in names.split(",")):

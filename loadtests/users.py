@@ -20,7 +20,7 @@ import random
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 # Inside Locust, locust (and its gevent patching) is imported before this module; grpc then runs on gevent.
 import grpc
@@ -30,32 +30,15 @@ from locust import FastHttpUser, User, events, runners, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from gateway.registry import BACKENDS, BackendSpec
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
-from loadtests.grpc_wire import GrpcCodec, tfserving_codec, torchserve_codec, v2_codec
+from loadtests.endpoints import ADDRESS_OPTIONS, REST_PATHS
+from loadtests.grpc_wire import GrpcCodec, codec_for
 from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Payloads, load_payloads, payloads_from_store
 from loadtests.recorder import SampleRecorder, failure_reason
 
-__all__ = [
-    "RECORDER",
-    "GatewayEmbeddedPytorchUser",
-    "GatewayEmbeddedTensorflowUser",
-    "GatewayTFServingGrpcUser",
-    "GatewayTFServingRestUser",
-    "GatewayTorchServeGrpcUser",
-    "GatewayTorchServeRestUser",
-    "GatewayV2GrpcUser",
-    "GatewayV2RestUser",
-    "NullGrpcUser",
-    "NullRestUser",
-    "TFServingGrpcUser",
-    "TFServingRestUser",
-    "TorchServeGrpcUser",
-    "TorchServeRestUser",
-    "TritonGrpcUser",
-    "TritonRestUser",
-    "set_pace",
-]
+__all__ = ["RECORDER", "USER_CLASSES", "set_pace"]
 
 grpc_gevent.init_gevent()
 # Workers ship their samples with each stats report; every second keeps the master's counts current.
@@ -82,16 +65,7 @@ def _defaults() -> dict[str, str]:
 def _options(parser: Any) -> None:
     defaults = _defaults()
     group = parser.add_argument_group("MNIST targets (loadtests)")
-    for name, what in (
-        ("tfserving-rest-url", "TF Serving (or its stand-in) REST base URL"),
-        ("tfserving-grpc-target", "TF Serving gRPC host:port"),
-        ("torchserve-url", "TorchServe inference REST base URL"),
-        ("torchserve-grpc-target", "TorchServe gRPC inference host:port"),
-        ("torchserve-key-file", "TorchServe key_file.json (token auth); LOADTEST_TORCHSERVE_TOKEN overrides"),
-        ("triton-url", "Triton (Open Inference Protocol V2) REST base URL"),
-        ("triton-grpc-target", "Triton gRPC host:port"),
-        ("gateway-url", "gateway base URL"),
-    ):
+    for name, what in ADDRESS_OPTIONS:
         key = name.replace("-", "_")
         group.add_argument(
             f"--{name}",
@@ -248,6 +222,20 @@ def _save(environment: Environment, **_: Any) -> None:
         RECORDER.write(Path(path))
 
 
+_Class = TypeVar("_Class", bound=type)
+_DIRECT = {f"{entry.stem}User": entry for entry in BACKENDS if entry.direct}
+
+
+def _direct(cls: _Class) -> _Class:
+    """A direct user's target, address option, API and path, from the registry entry ``<stem>User``."""
+    entry = _DIRECT[cls.__name__]
+    user: Any = cls
+    user.target_name, user.url_option, user.api = entry.name, entry.endpoint, entry.api
+    if entry.protocol == "rest":
+        user.path = REST_PATHS[entry.api]
+    return cls
+
+
 # -- HTTP users ----------------------------------------------------------------------------------
 
 
@@ -257,7 +245,8 @@ class _RestUser(FastHttpUser):
     abstract = True
     target_name: ClassVar[str]
     url_option: ClassVar[str]
-    path: ClassVar[str] = "/v1/models/{model}:predict"
+    api: ClassVar[str] = "tfserving"
+    path: ClassVar[str] = REST_PATHS["tfserving"]
     digits_field: ClassVar[bool] = False
     """TorchServe's handler also answers ``"digits": [d]``."""
     wait_time = paced_wait
@@ -305,19 +294,15 @@ class _RestUser(FastHttpUser):
                 response.success()
 
 
+@_direct
 class TFServingRestUser(_RestUser):
     """TF Serving REST (or the project's stand-in): ``POST /v1/models/mnist:predict``."""
 
-    target_name = "tfserving-rest"
-    url_option = "tfserving_rest_url"
 
-
+@_direct
 class TorchServeRestUser(_RestUser):
     """TorchServe REST: ``POST /predictions/mnist`` with the inference key as a bearer token."""
 
-    target_name = "torchserve-rest"
-    url_option = "torchserve_url"
-    path = "/predictions/{model}"
     digits_field = True
 
     def __init__(self, environment: Environment) -> None:
@@ -328,12 +313,9 @@ class TorchServeRestUser(_RestUser):
         return {"Content-Type": "application/json", **self._tokens.header()}
 
 
-class TritonRestUser(_RestUser):
-    """Triton over the Open Inference Protocol's REST: ``POST /v2/models/mnist/infer`` (JSON tensors)."""
-
-    target_name = "v2-rest"
-    url_option = "triton_url"
-    path = "/v2/models/{model}/infer"
+@_direct
+class V2RestUser(_RestUser):
+    """Open Inference Protocol (V2) REST, Triton here: ``POST /v2/models/mnist/infer``, JSON tensors."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -361,36 +343,9 @@ class _GatewayUser(_RestUser):
         )
 
 
-class GatewayTFServingRestUser(_GatewayUser):
-    target_name, backend = "gateway/tfserving-rest", "tfserving-rest"
-
-
-class GatewayTorchServeRestUser(_GatewayUser):
-    target_name, backend = "gateway/torchserve-rest", "torchserve-rest"
-
-
-class GatewayTFServingGrpcUser(_GatewayUser):
-    target_name, backend = "gateway/tfserving-grpc", "tfserving-grpc"
-
-
-class GatewayTorchServeGrpcUser(_GatewayUser):
-    target_name, backend = "gateway/torchserve-grpc", "torchserve-grpc"
-
-
-class GatewayV2RestUser(_GatewayUser):
-    target_name, backend = "gateway/v2-rest", "v2-rest"
-
-
-class GatewayV2GrpcUser(_GatewayUser):
-    target_name, backend = "gateway/v2-grpc", "v2-grpc"
-
-
-class GatewayEmbeddedTensorflowUser(_GatewayUser):
-    target_name, backend = "gateway/embedded-tensorflow", "embedded-tensorflow"
-
-
-class GatewayEmbeddedPytorchUser(_GatewayUser):
-    target_name, backend = "gateway/embedded-pytorch", "embedded-pytorch"
+def _gateway_user(entry: BackendSpec) -> type[_GatewayUser]:
+    attrs = {"target_name": f"gateway/{entry.name}", "backend": entry.name, "__module__": __name__}
+    return type(f"Gateway{entry.stem}User", (_GatewayUser,), attrs)
 
 
 class NullRestUser(_RestUser):
@@ -433,22 +388,24 @@ class _GrpcUser(User):
 
     abstract = True
     target_name: ClassVar[str]
-    target_option: ClassVar[str]
+    url_option: ClassVar[str]
+    api: ClassVar[str] = "tfserving"
+    """The server API whose requests it sends (``loadtests.grpc_wire.codec_for``)."""
     method: ClassVar[str | None] = None
     """gRPC method path (default: the codec's)."""
     check_answers: ClassVar[bool] = True
     wait_time = paced_wait
 
     def codec(self, model: str) -> GrpcCodec:
-        raise NotImplementedError
+        return codec_for(self.api, model)
 
     def metadata(self) -> list[tuple[str, str]]:
         return []
 
     def on_start(self) -> None:
-        target = _option(self.environment, self.target_option)
+        target = _option(self.environment, self.url_option)
         if not target:
-            raise ValueError(f"{type(self).__name__}: no address (--{self.target_option.replace('_', '-')})")
+            raise ValueError(f"{type(self).__name__}: no address (--{self.url_option.replace('_', '-')})")
         self._codec = self.codec(_option(self.environment, "model_name") or "mnist")
         self._method = self.method or self._codec.method
         self._timeout = float(_option(self.environment, "request_timeout") or 10.0)
@@ -488,50 +445,46 @@ class _GrpcUser(User):
         )
 
 
+@_direct
 class TFServingGrpcUser(_GrpcUser):
     """TF Serving gRPC ``PredictionService/Predict`` with a float32 tensor (no TensorFlow import)."""
 
-    target_name = "tfserving-grpc"
-    target_option = "tfserving_grpc_target"
 
-    def codec(self, model: str) -> GrpcCodec:
-        return tfserving_codec(model)
-
-
+@_direct
 class TorchServeGrpcUser(_GrpcUser):
     """TorchServe gRPC ``InferenceAPIsService/Predictions``, the JSON body in ``input["data"]``."""
-
-    target_name = "torchserve-grpc"
-    target_option = "torchserve_grpc_target"
-
-    def codec(self, model: str) -> GrpcCodec:
-        return torchserve_codec(model)
 
     def metadata(self) -> list[tuple[str, str]]:
         token = _token_source(self.environment).token()
         return [("authorization", f"Bearer {token}")] if token else []
 
 
-class TritonGrpcUser(_GrpcUser):
-    """Triton over the Open Inference Protocol's gRPC: ``GRPCInferenceService/ModelInfer``, raw tensors."""
-
-    target_name = "v2-grpc"
-    target_option = "triton_grpc_target"
-
-    def codec(self, model: str) -> GrpcCodec:
-        return v2_codec(model)
+@_direct
+class V2GrpcUser(_GrpcUser):
+    """Open Inference Protocol (V2) gRPC, Triton here: ``GRPCInferenceService/ModelInfer``, raw tensors."""
 
 
 class NullGrpcUser(_GrpcUser):
     """Calibration: TF Serving's request bytes to a gRPC method that answers at once."""
 
     target_name = "null-grpc"
-    target_option = "null_grpc_target"
+    url_option = "null_grpc_target"
     method = NULL_GRPC_METHOD
     check_answers = False
 
-    def codec(self, model: str) -> GrpcCodec:
-        return tfserving_codec(model)
 
+_USERS: tuple[type[User], ...] = (
+    NullRestUser,
+    NullGrpcUser,
+    TFServingRestUser,
+    TorchServeRestUser,
+    V2RestUser,
+    TFServingGrpcUser,
+    TorchServeGrpcUser,
+    V2GrpcUser,
+    *map(_gateway_user, BACKENDS),
+)
+USER_CLASSES: dict[str, type[User]] = {user.__name__: user for user in _USERS}
+"""Every target's User class by name (``loadtests.targets.Target.user_class``)."""
 
 _ = locust  # imported first for its gevent patching

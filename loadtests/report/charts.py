@@ -21,31 +21,19 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from gateway.registry import BACKEND_NAMES, spec
 from loadtests.report.labels import target_label
 
 __all__ = ["breakdown_chart", "cdf_chart", "knee_chart", "throughput_chart"]
 
-COLORS = {
-    "tfserving": "#1f77b4",
-    "tfserving-grpc": "#17becf",
-    "torchserve": "#d62728",
-    "torchserve-grpc": "#ff7f0e",
-    "embedded-tensorflow": "#2ca02c",
-    "embedded-pytorch": "#9467bd",
-    "v2-rest": "#8c564b",
-    "v2-grpc": "#e377c2",
-    "null": "#7f7f7f",
-}
+NULL_COLOR = "#7f7f7f"
 PERCENTILE_STYLE = {"p50_ms": ("p50", "o", 1.0), "p95_ms": ("p95", "s", 0.75), "p99_ms": ("p99", "^", 0.5)}
 
 
 def color(target: str) -> str:
-    backend = target.split("/", 1)[-1]
-    if backend.startswith("null"):
-        return COLORS["null"]
-    if backend in COLORS:
-        return COLORS[backend]
-    return COLORS["tfserving" if backend.startswith("tfserving") else "torchserve"]
+    """The registry's colour of the target's backend (grey: calibration)."""
+    backend = target.removeprefix("gateway/")
+    return spec(backend).color if backend in BACKEND_NAMES else NULL_COLOR
 
 
 def linestyle(target: str) -> str:

@@ -6,16 +6,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fmt_estimate", "fmt_ms", "fmt_rps", "target_label", "tfserving_name"]
+from gateway.registry import BACKEND_NAMES, BackendSpec, spec
 
-_BACKENDS = {
-    "tfserving-rest": ("tf", "REST"),
-    "tfserving-grpc": ("tf", "gRPC"),
-    "torchserve-rest": ("TorchServe", "REST"),
-    "torchserve-grpc": ("TorchServe", "gRPC"),
-    "v2-rest": ("Triton", "REST"),
-    "v2-grpc": ("Triton", "gRPC"),
-}
+__all__ = ["fmt_estimate", "fmt_ms", "fmt_rps", "target_label", "tfserving_name"]
 
 
 def tfserving_name(official: bool | None) -> str:
@@ -26,21 +19,21 @@ def tfserving_name(official: bool | None) -> str:
     return "TF Serving (unverified)"
 
 
-def _server(kind: str, official: bool | None) -> str:
-    return tfserving_name(official) if kind == "tf" else kind
+def _server(entry: BackendSpec, official: bool | None) -> str:
+    return tfserving_name(official) if entry.server == "tfserving" else entry.label
 
 
 def target_label(name: str, official: bool | None) -> str:
     """``tfserving-rest`` -> ``TF Serving stand-in, REST``; ``gateway/torchserve-grpc`` ->
     ``gateway -> TorchServe gRPC``."""
-    if name in _BACKENDS:
-        kind, protocol = _BACKENDS[name]
-        return f"{_server(kind, official)}, {protocol}"
-    if name.startswith("gateway/embedded-"):
-        return f"gateway, embedded {'TensorFlow' if name.endswith('tensorflow') else 'PyTorch'}"
-    if name.startswith("gateway/"):
-        kind, protocol = _BACKENDS[name.split("/", 1)[1]]
-        return f"gateway -> {_server(kind, official)} {protocol}"
+    backend = name.removeprefix("gateway/")
+    if backend in BACKEND_NAMES:
+        entry = spec(backend)
+        if backend == name:
+            return f"{_server(entry, official)}, {entry.protocol_label}"
+        if not entry.direct:
+            return f"gateway, {entry.label}"
+        return f"gateway -> {_server(entry, official)} {entry.protocol_label}"
     if name.startswith("null-"):
         return f"null endpoint, {'REST' if name.endswith('rest') else 'gRPC'} (calibration)"
     return name
