@@ -5,8 +5,9 @@ Pure functions and small state machines, no Locust and no I/O: the load shape ru
 the raw samples with the same function, so what the report says is what steered the search.
 
 * A step offers Poisson arrivals at ``offered_rps`` (``loadtests.arrivals``). Its latency is measured
-  from each request's *scheduled* arrival, not from when a user got round to sending it, so a slow
-  server cannot hide its queue in the load generator (no coordinated omission).
+  from each request's arrival, including any time the arrival waited for a free user, not from when a
+  user got round to sending it, so a slow server cannot hide its queue in the load generator (no
+  coordinated omission).
 * A step passes when the ``quantile`` (p99) of those latencies is within the SLO, failures stay under
   ``max_error_ratio``, and the arrivals actually sent kept up with the offered rate. A step where the
   load generator's CPU passed the saturation threshold measured the generator: it neither passes nor
@@ -100,10 +101,10 @@ class StepVerdict:
     requests: int
     errors: int
     p_ms: float
-    """The SLO quantile of latency from scheduled arrival to answer (NaN without answers)."""
+    """The SLO quantile of latency from arrival to answer (NaN without answers)."""
     p50_ms: float
     late_share: float
-    """Share of requests sent more than 1 ms after their scheduled arrival."""
+    """Share of arrivals that waited more than 1 ms for a free user (every user of the pool was busy)."""
     generator_cpu: float
     outcome: str
     """``pass``, ``fail`` or ``generator`` (the load generator was the limit: not a server figure)."""
@@ -128,7 +129,7 @@ def judge_step(
     generator_cpu: float = float("nan"),
     slo: SloSettings = SloSettings(),
 ) -> StepVerdict:
-    """Judge one step from its raw figures (``latencies_ms``: correct answers, from scheduled arrival)."""
+    """Judge one step from its raw figures (``latencies_ms``: correct answers, from arrival)."""
     values = np.asarray(latencies_ms, dtype=np.float64)
     n = int(values.size)
     p = float(np.percentile(values, slo.quantile)) if n else float("nan")
@@ -175,7 +176,7 @@ def judge_window(
 ) -> StepVerdict:
     """Judge the requests *sent* inside ``window`` (by start time; answers may come after it closes).
 
-    Latency = send lag + response time: from the scheduled arrival to the answer.
+    Latency = wait for a free user + response time: from the arrival to the answer.
     """
     duration = window[1] - window[0]
     if columns is None or not len(columns):

@@ -25,7 +25,7 @@ __all__ = ["ARRIVALS_TEXT", "CapacityStep", "TargetCapacity", "capacity_results"
 ARRIVALS_TEXT = (
     "open loop: Poisson arrivals (exponential gaps) from one dispatcher greenlet per Locust process, "
     "each handed to the next free user of a pool of at least 4 x rate x SLO users; latency counted "
-    "from the scheduled arrival, so time spent waiting for a free user is included"
+    "from the arrival, so time an arrival spent waiting for a free user is included"
 )
 
 

@@ -119,6 +119,8 @@ def _started(launch: LocustLaunch, log: IO[bytes]) -> Iterator[LocustProcesses]:
     finally:
         for process in [master, *workers]:
             _stop(process)
+        if master.stdout is not None:
+            master.stdout.close()
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:

@@ -4,7 +4,9 @@ Imported only inside Locust (gevent). While a capacity step runs, one dispatcher
 walks a :class:`~loadtests.arrivals.PoissonSchedule` and puts each arrival, when it is due, into a
 queue; every user of the pool waits on that queue (in its ``wait_time``, where Locust may stop it) and
 sends the request the moment it gets one. A slow answer therefore never delays the next arrival: the
-arrival waits in the queue for the next free user and its lag is added to its latency. Arrivals beyond
+arrival waits in the queue for the next free user, and that wait is added to its latency. (Only that
+wait: when a user was already free, the few tenths of a millisecond the generator itself takes to
+wake it are its own jitter, shown by its CPU figures, not the server's queue.) Arrivals beyond
 ``BACKLOG`` are dropped (the step then fails on its sent rate). A rate change drops the old schedule
 and any backlog, so one step's queue does not spill into the next.
 
@@ -32,8 +34,8 @@ __all__ = ["ARRIVALS_MESSAGE", "context", "lag_ms", "set_arrivals", "wait_or"]
 
 ARRIVALS_MESSAGE = "loadtests_arrivals"
 BACKLOG = 10_000
-_SCHEDULED = "loadtests_scheduled"
-"""Request context key: the arrival's scheduled time (``time.time()`` seconds)."""
+_QUEUED = "loadtests_queued_ms"
+"""Request context key: how long the arrival waited in the queue for a free user (ms)."""
 
 
 class _State:
@@ -84,27 +86,28 @@ def wait_or(fallback: Callable[[User], float]) -> Callable[[User], float]:
 
     def wait(user: User) -> float:
         while _state.active:
+            backlog = not _state.queue.empty()  # an arrival is already waiting: no user was free for it
             try:
-                user.__dict__[_SCHEDULED] = _state.queue.get(timeout=0.5)
-                return 0.0
+                scheduled = _state.queue.get(timeout=0.5)
             except Empty:
                 continue
-        user.__dict__.pop(_SCHEDULED, None)
+            user.__dict__[_QUEUED] = max(0.0, time.time() - scheduled) * 1000.0 if backlog else 0.0
+            return 0.0
+        user.__dict__.pop(_QUEUED, None)
         return fallback(user)
 
     return wait
 
 
 def context(user: User) -> dict[str, Any]:
-    """What a user adds to its request events: the scheduled time of the arrival it is serving."""
-    scheduled = user.__dict__.get(_SCHEDULED)
-    return {_SCHEDULED: scheduled} if scheduled is not None else {}
+    """What a user adds to its request events: how long its arrival waited for it."""
+    queued = user.__dict__.get(_QUEUED)
+    return {_QUEUED: queued} if queued is not None else {}
 
 
-def lag_ms(request_context: dict[str, Any] | None, start_time: float) -> float:
-    """How long after its scheduled arrival a request was sent (0 outside capacity steps)."""
-    scheduled = (request_context or {}).get(_SCHEDULED)
-    return max(0.0, (start_time - float(scheduled)) * 1000.0) if scheduled is not None else 0.0
+def lag_ms(request_context: dict[str, Any] | None) -> float:
+    """How long the request's arrival waited for a free user (0 outside capacity steps)."""
+    return float((request_context or {}).get(_QUEUED) or 0.0)
 
 
 @events.init.add_listener

@@ -43,7 +43,7 @@ class Columns:
     backend_ms: list[float] = field(default_factory=list)
     """``Server-Timing: backend;dur=`` (NaN without the header)."""
     lag_ms: list[float] = field(default_factory=list)
-    """Open-loop steps: how long after its scheduled arrival the request was sent (0 otherwise)."""
+    """Open-loop steps: how long the request's arrival waited for a free user (0 otherwise)."""
 
     def append(
         self, start: float, ms: float, error: str, gateway_ms: float, backend_ms: float, lag_ms: float = 0.0

@@ -44,7 +44,7 @@ class ComparisonShape(LoadTestShape):
         super().__init__()
         self._sequencer: Sequencer | None = None
         self._events_path: Path | None = None
-        self._classes = {cls.__name__: cls for cls in _user_classes()}
+        self._classes = dict(users.USER_CLASSES)
         self._cpu_mark: tuple[float, float] | None = None
         self._worker_cpu: dict[str, list[float]] = {}
         self._pace: float | None = None
@@ -142,7 +142,3 @@ class ComparisonShape(LoadTestShape):
         workers = {wid: sum(values) / len(values) for wid, values in self._worker_cpu.items() if values}
         role = "master" if isinstance(self.runner, MasterRunner) else "standalone"
         return {"role": role, "own_percent": own, "workers_percent": workers}
-
-
-def _user_classes() -> list[type[Any]]:
-    return [getattr(users, name) for name in users.__all__ if name.endswith("User")]

@@ -31,6 +31,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from gateway.registry import BACKENDS, BackendSpec
+from loadtests import open_loop
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
 from loadtests.endpoints import ADDRESS_OPTIONS, REST_PATHS
 from loadtests.grpc_wire import GrpcCodec, codec_for
@@ -178,12 +179,16 @@ def _wire(environment: Environment, **_: Any) -> None:
         exception: BaseException | None = None,
         start_time: float | None = None,
         response: Any = None,
+        context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         headers = getattr(response, "headers", None)
         timing = headers.get("Server-Timing") if headers else None
         started = start_time if start_time is not None else time.time() - response_time / 1000.0
-        RECORDER.record(name, started, float(response_time), failure_reason(exception), timing, keep=keep)
+        lag = open_loop.lag_ms(context)
+        RECORDER.record(
+            name, started, float(response_time), failure_reason(exception), timing, keep=keep, lag_ms=lag
+        )
 
     environment.events.request.add_listener(on_request)
 
@@ -249,8 +254,11 @@ class _RestUser(FastHttpUser):
     path: ClassVar[str] = REST_PATHS["tfserving"]
     digits_field: ClassVar[bool] = False
     """TorchServe's handler also answers ``"digits": [d]``."""
-    wait_time = paced_wait
+    wait_time = open_loop.wait_or(paced_wait)
     max_retries = 0
+
+    def context(self) -> dict[str, Any]:
+        return open_loop.context(self)
 
     def __init__(self, environment: Environment) -> None:
         # Locust's --host (or the web UI's host field) wins, as usual; else this target's own option.
@@ -394,7 +402,10 @@ class _GrpcUser(User):
     method: ClassVar[str | None] = None
     """gRPC method path (default: the codec's)."""
     check_answers: ClassVar[bool] = True
-    wait_time = paced_wait
+    wait_time = open_loop.wait_or(paced_wait)
+
+    def context(self) -> dict[str, Any]:
+        return open_loop.context(self)
 
     def codec(self, model: str) -> GrpcCodec:
         return codec_for(self.api, model)
@@ -438,7 +449,7 @@ class _GrpcUser(User):
             response_time=elapsed_ms,
             response_length=len(answer),
             response=None,
-            context={},
+            context=self.context(),
             exception=GrpcFailure(problem) if problem else None,
             start_time=started,
             url=self._method,
