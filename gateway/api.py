@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.routing import BaseConverter
@@ -40,12 +41,16 @@ __all__ = [
     "ModelNameConverter",
     "blueprint",
     "current_call",
+    "error_document",
     "error_response",
+    "finish_call",
     "json_response",
     "new_request_id",
     "routed_model",
     "selection",
+    "selection_for",
     "service",
+    "start_call",
     "valid_request_id",
 ]
 
@@ -141,14 +146,82 @@ def routed_model(call: Call, name: str) -> str:
 
 
 def selection(call: Call, model: str, version: int | None = None, label: str | None = None) -> Selection:
+    return selection_for(
+        call, model, version, label, request.headers, request.environ.get("QUERY_STRING", "")
+    )
+
+
+def selection_for(
+    call: Call, model: str, version: int | None, label: str | None, headers: Any, query: str
+) -> Selection:
+    """What the client asked for. ``headers`` must look names up in any case (Werkzeug's headers do),
+    as Selection.headers requires."""
     if label is not None and not _LABEL.match(label):
         raise NotFound("unknown label")
-    headers = request.headers
     explicit = headers.get(BACKEND_HEADER)
-    if not explicit and request.environ.get("QUERY_STRING"):  # parsing an empty query costs too
-        explicit = request.args.get("backend")
-    # Werkzeug's headers look names up in any case, as Selection.headers requires.
-    return Selection(model, call.deadline, version, label, explicit or None, headers)  # type: ignore[arg-type]
+    if not explicit and query:  # parsing an empty query costs too
+        explicit = next(
+            (value for key, value in parse_qsl(query, keep_blank_values=True) if key == "backend"), None
+        )
+    return Selection(model, call.deadline, version, label, explicit or None, headers)
+
+
+def start_call(gateway: Gateway, headers: Any, span_name: str) -> Call:
+    """A request's bookkeeping (id, deadline, clock; its server span when tracing is on)."""
+    call = Call(
+        gateway,
+        time.perf_counter(),
+        time.monotonic() + gateway.settings.deadline_s,
+        valid_request_id(headers.get(REQUEST_ID_HEADER, "")) or new_request_id(),
+    )
+    if gateway.tracing.enabled:
+        call.span, call.span_token = gateway.tracing.start_request(span_name, headers)
+    return call
+
+
+def finish_call(call: Call, status: int, endpoint: str) -> list[tuple[str, str]]:
+    """The answer's bookkeeping headers; ends the span and counts the request in the metrics."""
+    total = time.perf_counter() - call.started
+    backend_s = call.backend_seconds
+    headers = [(REQUEST_ID_HEADER, call.request_id)]
+    if call.backend:
+        headers.append((BACKEND_HEADER, call.backend))
+    if call.version:  # set only once a backend answered
+        headers.append((VERSION_HEADER, call.version))
+        headers.append(("X-Gateway-Attempts", ",".join(call.attempts)))
+    timing = (
+        f"gateway;dur={(total - backend_s) * 1000:.3f}, backend;dur={backend_s * 1000:.3f}, "
+        f"total;dur={total * 1000:.3f}"
+    )
+    headers.append(("Server-Timing", timing))
+    if call.span is not None:
+        attributes = {"gateway.request_id": call.request_id, "gateway.model": call.model}
+        attributes.update({"gateway.backend": call.backend, "gateway.version": call.version})
+        call.gateway.tracing.end_request(call.span, call.span_token, status, attributes)
+    if endpoint not in _NOT_COUNTED:
+        call.gateway.metrics.request(
+            endpoint, call.model, call.backend, call.version, status, total, backend_s
+        )
+    return headers
+
+
+def error_document(error: GatewayError, call: Call | None, v2: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The error's body and headers: our envelope, or the Open Inference Protocol's ``{"error": ...}``
+    under /v2. What a backend said (``detail``) goes to the log with the request and trace ids only."""
+    if call is not None and error.backend and not call.backend:
+        call.backend = error.backend
+    request_id = call.request_id if call is not None else ""
+    if error.detail:
+        trace_id = current_trace_id()
+        traced = f" (trace {trace_id})" if trace_id else ""
+        log.warning(
+            "request %s%s: %s; the backend said: %r", request_id, traced, error.message, error.detail[:300]
+        )
+    headers = error.headers()
+    if v2:
+        headers[REQUEST_ID_HEADER] = request_id
+        return {"error": error.message}, headers
+    return envelope(error, request_id), headers
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -285,17 +358,8 @@ def admin_reload() -> Response:
 def _start() -> None:
     gateway = service()
     headers = request.headers
-    incoming = headers.get(REQUEST_ID_HEADER, "")
-    g.call = call = Call(
-        gateway,
-        time.perf_counter(),
-        time.monotonic() + gateway.settings.deadline_s,
-        valid_request_id(incoming) or new_request_id(),
-    )
-    if gateway.tracing.enabled:
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        carrier: Any = headers  # Werkzeug's headers: .get() in any case, as the propagator needs
-        call.span, call.span_token = gateway.tracing.start_request(f"{request.method} {rule}", carrier)
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    g.call = start_call(gateway, headers, f"{request.method} {rule}")
     codecs.check_content_encoding(headers.get("Content-Encoding"))
     if request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
         gateway.authenticate(headers.get("X-API-Key"), headers.get("Authorization"))
@@ -306,44 +370,13 @@ def _finish(response: Response) -> Response:
     call: Call | None = g.get("call")
     if call is None:  # failed before _start ran (e.g. a malformed request line)
         return response
-    total = time.perf_counter() - call.started
-    backend_s = call.backend_seconds
-    headers = response.headers
-    headers[REQUEST_ID_HEADER] = call.request_id
-    if call.backend:
-        headers[BACKEND_HEADER] = call.backend
-    if call.version:  # set only once a backend answered
-        headers[VERSION_HEADER] = call.version
-        headers["X-Gateway-Attempts"] = ",".join(call.attempts)
-    headers["Server-Timing"] = (
-        f"gateway;dur={(total - backend_s) * 1000:.3f}, backend;dur={backend_s * 1000:.3f}, "
-        f"total;dur={total * 1000:.3f}"
-    )
-    if call.span is not None:
-        attributes = {"gateway.request_id": call.request_id, "gateway.model": call.model}
-        attributes.update({"gateway.backend": call.backend, "gateway.version": call.version})
-        call.gateway.tracing.end_request(call.span, call.span_token, response.status_code, attributes)
     endpoint = (request.endpoint or "unmatched").rpartition(".")[2]  # "predict", "infer", ...
-    if endpoint not in _NOT_COUNTED:
-        call.gateway.metrics.request(
-            endpoint, call.model, call.backend, call.version, response.status_code, total, backend_s
-        )
+    headers = response.headers
+    for name, value in finish_call(call, response.status_code, endpoint):
+        headers[name] = value  # replaces: an error answer may carry the request id already
     return response
 
 
 def error_response(error: GatewayError) -> tuple[Response, int, dict[str, str]]:
-    call: Call | None = g.get("call")
-    if call is not None and error.backend and not call.backend:
-        call.backend = error.backend
-    request_id = call.request_id if call is not None else ""
-    if error.detail:
-        trace_id = current_trace_id()
-        traced = f" (trace {trace_id})" if trace_id else ""
-        log.warning(
-            "request %s%s: %s; the backend said: %r", request_id, traced, error.message, error.detail[:300]
-        )
-    headers = error.headers()
-    if request.path.startswith("/v2"):  # the Open Inference Protocol's own error shape
-        headers[REQUEST_ID_HEADER] = request_id
-        return jsonify({"error": error.message}), error.status, headers
-    return jsonify(envelope(error, request_id)), error.status, headers
+    document, headers = error_document(error, g.get("call"), request.path.startswith("/v2"))
+    return jsonify(document), error.status, headers

@@ -45,6 +45,8 @@ def create_app(
     for blueprint in protocols.BLUEPRINTS:
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
+    # The busiest path skips Flask's dispatch (see the module); the blueprint stays for the rest.
+    app.wsgi_app = protocols.tfserving_rest.FastPredict(app.wsgi_app, gateway)  # type: ignore[method-assign]
     if settings.warmup:
         gateway.warm_up()
     return app
