@@ -13,19 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.registry import BACKEND_NAMES
+
 __all__ = ["EXAMPLE_SEVEN", "IMAGE_FORMAT", "document"]
 
 _MAX_INSTANCES = 256  # the default GATEWAY_MAX_INSTANCES: the document states the default limits
-_BACKENDS = (
-    "tfserving-rest",
-    "tfserving-grpc",
-    "torchserve-rest",
-    "torchserve-grpc",
-    "embedded-tensorflow",
-    "embedded-pytorch",
-    "tensorflow",
-    "pytorch",
-)
+_BACKENDS = (*BACKEND_NAMES, "tensorflow", "pytorch")
 IMAGE_FORMAT = "image-base64"
 """The string format of a base64 PNG/JPEG (a custom OpenAPI format: any decodable PNG or JPEG)."""
 

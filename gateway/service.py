@@ -18,6 +18,7 @@ from gateway.breaker import BreakerConfig
 from gateway.codecs import Limits
 from gateway.errors import NotFound, OverCapacity, Unauthorized
 from gateway.metrics import Metrics
+from gateway.registry import BACKENDS
 from gateway.router import HealthCache, Routed, Router, Selection
 from gateway.routing import RoutingSource, RoutingTable, default_table
 from gateway.settings import Settings
@@ -26,7 +27,8 @@ from gateway.tracing import Tracing, exporter_from_env
 __all__ = ["BackendReport", "Gateway", "bearer_token"]
 
 log = logging.getLogger(__name__)
-DEFAULT_BACKENDS = {"embedded-tensorflow": 1.0, "embedded-pytorch": 1.0}
+# Without a routing file: the in-process backends, which need no server.
+DEFAULT_BACKENDS = {entry.name: 1.0 for entry in BACKENDS if not entry.direct}
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gateway.registry import BackendSpec
+    from gateway.settings import Settings
 
 __all__ = ["Backend", "ModelStatus", "Prediction", "remaining"]
 
@@ -36,6 +41,11 @@ class Backend(abc.ABC):
 
     name: str
     framework: str  # "tensorflow" or "pytorch": failover and shadow prefer the other one
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        """The backend a registry entry names (:mod:`gateway.registry`); addresses come from ``settings``."""
+        raise NotImplementedError(f"{cls.__name__} is not built from settings")
 
     @abc.abstractmethod
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:

@@ -10,13 +10,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.translate import parse_probabilities
 from gateway.errors import DeadlineExceeded, GatewayError, NotFound, Unavailable
-from model_store import CONTRACT, ModelStore, StoreError
+from model_store import CONTRACT, ModelStore, StoreError, default_root
+
+if TYPE_CHECKING:
+    from gateway.registry import BackendSpec
+    from gateway.settings import Settings
 
 __all__ = ["EmbeddedBackend"]
 
@@ -69,6 +74,11 @@ class EmbeddedBackend(Backend):
         self._lock = threading.Lock()
         self._runners: dict[tuple[str, int], Runner] = {}
         self._latest: dict[str, tuple[int | None, float]] = {}
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        root = settings.model_store or default_root()
+        return cls(entry.name, entry.framework, root, settings.embedded_threads)
 
     def _store(self, model: str) -> ModelStore:
         return ModelStore(self._root, model)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
-from gateway.backends.http import HttpRequest, HttpTransport
+from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
 from model_store import CONTRACT
+
+if TYPE_CHECKING:
+    from gateway.registry import BackendSpec
+    from gateway.settings import Settings
 
 __all__ = ["TFServingGrpcBackend", "TFServingRestBackend"]
 
@@ -52,6 +56,11 @@ class TFServingRestBackend(Backend):
         self._base = base_url.rstrip("/")
         self._transport = transport
         self._latest: dict[str, tuple[str | None, float]] = {}
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        transport = CurlTransport(settings.backend_max_response_bytes)
+        return cls(entry.name, getattr(settings, entry.address), transport)
 
     def _latest_version(self, model: str, timeout: float) -> str | None:
         """TF Serving's REST predict does not say which version answered; without an explicit
@@ -117,6 +126,10 @@ class TFServingGrpcBackend(Backend):
         )
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        return cls(entry.name, getattr(settings, entry.address))
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2

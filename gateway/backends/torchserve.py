@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
-from gateway.backends.http import HttpRequest, HttpResponse, HttpTransport
+from gateway.backends.http import CurlTransport, HttpRequest, HttpResponse, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
 from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 from serving.torchserve.tokens import TokenSource, is_token_rejection
+
+if TYPE_CHECKING:
+    from gateway.registry import BackendSpec
+    from gateway.settings import Settings
 
 __all__ = ["TorchServeGrpcBackend", "TorchServeRestBackend"]
 
@@ -37,6 +41,14 @@ def _served(data: Any, requested: int | None) -> str | None:
     return str(requested) if requested is not None else None
 
 
+def _tokens(settings: Settings) -> TokenSource:
+    return TokenSource(
+        settings.torchserve_key_file,
+        settings.torchserve_management_url or None,
+        static_token=settings.torchserve_token,
+    )
+
+
 class TorchServeRestBackend(Backend):
     framework = "pytorch"
 
@@ -45,6 +57,11 @@ class TorchServeRestBackend(Backend):
         self._base = base_url.rstrip("/")
         self._transport = transport
         self._tokens = tokens
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        transport = CurlTransport(settings.backend_max_response_bytes)
+        return cls(entry.name, getattr(settings, entry.address), transport, _tokens(settings))
 
     def _send(self, make: Callable[[dict[str, str]], HttpRequest]) -> HttpResponse:
         reply = self._transport.send(make(self._tokens.header()))
@@ -97,6 +114,10 @@ class TorchServeGrpcBackend(Backend):
         self._messages, services = ensure_torchserve_stubs()
         self._channel = channel or insecure_channel(target)
         self._stub = services.InferenceAPIsServiceStub(self._channel)
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        return cls(entry.name, getattr(settings, entry.address), _tokens(settings))
 
     def _metadata(self) -> list[tuple[str, str]]:
         token = self._tokens.token()

@@ -6,7 +6,7 @@ gRPC sends ``raw_input_contents`` on the ``inference.GRPCInferenceService`` stub
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -15,11 +15,15 @@ from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
-from gateway.backends.http import HttpRequest, HttpTransport
+from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
 from model_store import CONTRACT
+
+if TYPE_CHECKING:
+    from gateway.registry import BackendSpec
+    from gateway.settings import Settings
 
 __all__ = ["V2GrpcBackend", "V2RestBackend"]
 
@@ -42,6 +46,11 @@ class V2RestBackend(Backend):
         self.framework = framework
         self._base = base_url.rstrip("/")
         self._transport = transport
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        transport = CurlTransport(settings.backend_max_response_bytes)
+        return cls(entry.name, getattr(settings, entry.address), transport, entry.framework)
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         raw = np.ascontiguousarray(images, dtype="<f4").tobytes()
@@ -135,6 +144,10 @@ class V2GrpcBackend(Backend):
         self.framework = framework
         self._channel = channel or insecure_channel(target)
         self._stub = v2_grpc.GRPCInferenceServiceStub(self._channel)
+
+    @classmethod
+    def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
+        return cls(entry.name, getattr(settings, entry.address), entry.framework)
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         request = v2.ModelInferRequest(

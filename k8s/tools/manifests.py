@@ -187,11 +187,11 @@ def routing_text(policy: Mapping[str, Any], versions: Mapping[int, int], labels:
 
 def check_routing(data: Any, source: str) -> None:
     """Parse with the gateway's own parser; refuse backends the slim gateway image cannot run."""
-    from gateway.backends import BACKEND_FACTORIES
+    from gateway.registry import BACKEND_NAMES
     from gateway.routing import RoutingError, RoutingTable
 
     try:
-        table = RoutingTable.parse(data, source, BACKEND_FACTORIES)
+        table = RoutingTable.parse(data, source, BACKEND_NAMES)
     except RoutingError as exc:
         raise SystemExit(str(exc)) from exc
     if extra := sorted(table.backend_names() - SLIM_IMAGE_BACKENDS):

@@ -192,7 +192,7 @@ def test_gateway_environment_parses_and_points_at_the_services(rendered: dict[st
 def test_gateway_routing_parses_and_needs_only_the_slim_image(
     rendered: dict[str, Rendered], manifests: ModuleType
 ) -> None:
-    from gateway.backends import BACKEND_FACTORIES
+    from gateway.registry import BACKEND_NAMES
 
     for name, unit in _serving_units(rendered).items():
         settings = _gateway_settings(unit)
@@ -207,7 +207,7 @@ def test_gateway_routing_parses_and_needs_only_the_slim_image(
         mount = _mounts(container(unit, "gateway", "gateway"))[volume["name"]]
         assert settings.routing_file.parent.as_posix() == mount
         text = unit.configmap("gateway-routing")["data"][settings.routing_file.name]
-        table = RoutingTable.parse(yaml.safe_load(text), name, BACKEND_FACTORIES)
+        table = RoutingTable.parse(yaml.safe_load(text), name, BACKEND_NAMES)
         assert table.backend_names() <= manifests.SLIM_IMAGE_BACKENDS, name
         route = table.models["mnist"]
         release = manifests.read_release()

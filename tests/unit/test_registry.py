@@ -7,6 +7,8 @@ import dataclasses
 import subprocess
 import sys
 
+import pytest
+
 from gateway.registry import BACKEND_NAMES, BACKENDS, spec
 from gateway.settings import Settings
 from loadtests.endpoints import ADDRESS_OPTIONS, Endpoints, default_endpoints
@@ -79,3 +81,38 @@ def test_the_registry_and_what_derives_from_it_import_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "['gateway', 'gateway.registry'] []", done.stdout
+
+
+def test_the_gateway_builds_every_entry_from_its_class_and_settings() -> None:
+    from gateway.backends import Backend, BackendPool, build
+
+    settings = Settings()
+    pool = BackendPool(settings)
+    assert list(pool.names()) == list(BACKEND_NAMES)
+    for entry in BACKENDS:
+        assert pool.framework(entry.name) == entry.framework
+        if entry.name == "tfserving-grpc":
+            continue  # its class imports TensorFlow when built; the integration tests build it
+        backend = build(entry, settings)
+        try:
+            assert (
+                isinstance(backend, Backend) and type(backend).__name__ == entry.backend_class.split(":")[1]
+            )
+            assert (backend.name, backend.framework) == (entry.name, entry.framework)
+        finally:
+            backend.close()
+
+
+def test_routing_and_the_api_accept_exactly_the_registry_names() -> None:
+    from gateway.backends import BackendPool
+    from gateway.openapi import document
+    from gateway.routing import RoutingError, RoutingTable
+
+    known = BackendPool(Settings()).names()
+    every = {"models": {"mnist": {"backends": dict.fromkeys(BACKEND_NAMES, 1)}}}
+    assert RoutingTable.parse(every, "all", known).backend_names() == set(BACKEND_NAMES)
+    with pytest.raises(RoutingError, match="unknown backend"):
+        RoutingTable.parse({"models": {"mnist": {"backends": {"triton-rest": 1}}}}, "typo", known)
+    choice = document()["paths"]["/v1/models/{model}:predict"]["post"]["parameters"]
+    enums = [p["schema"]["enum"] for p in choice if p["name"] in ("backend", "X-Gateway-Backend")]
+    assert enums and all(enum == [*BACKEND_NAMES, "tensorflow", "pytorch"] for enum in enums)
