@@ -45,6 +45,7 @@ from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning,
 from loadtests.environment import describe_machine
 from loadtests.gateway_figures import (
     BATCHING_MODES,
+    Floor,
     Step,
     backend_figures,
     batching_rows,
@@ -424,7 +425,41 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
         one = floor_meter.measure(f"floor/{BATCHED}", connect, 1, "tfserving")
         many = floor_meter.measure(f"floor/{BATCHED}", connect, bench.args.clients, "tfserving")
         meter.steps.extend(floor_meter.steps)
-    return {"p50_ms_1_client": one.p50_ms, "cpu_ms_per_request": many.gateway_cpu_ms, "rps": many.rps}
+    ceiling = _measure_generator_ceiling(bench, meter)
+    return {
+        "p50_ms_1_client": one.p50_ms,
+        "cpu_ms_per_request": many.gateway_cpu_ms,
+        "rps": many.rps,
+        "generator_rps": ceiling,
+    }
+
+
+def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:
+    """The load generator's own ceiling at the batching point: the same clients against an endpoint
+    that answers at once (loadtests.nullserver). No path through any server can be measured faster."""
+    clients = bench.args.batch_clients
+    say(f"generator ceiling: {clients} clients against null endpoints")
+    command = [sys.executable, "-m", "loadtests.nullserver", "--host", LOOPBACK, "--grpc-port", "-1"]
+    with pinned(bench.pinning.servers if bench.pinning.active else None):
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO_ROOT, text=True)
+    try:
+        assert server.stdout is not None
+        port = json.loads(server.stdout.readline() or "{}").get("rest_port")
+        if not port:
+            say("  the null server did not start; no ceiling measured")
+            return None
+        url = f"http://{LOOPBACK}:{port}/v1/models/{MODEL_NAME}:predict"
+        step = meter.measure(
+            f"null/{BATCHED}", rest_connect(url, bench.payloads.digits[0].rest_body(), {}), clients, None
+        )
+        return step.rps
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 def _worker_pid(stack: LocalStack) -> int | None:
@@ -524,7 +559,14 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
     args = bench.args
     figures = [backend_figures(steps, b, 1, args.clients) for b in dict.fromkeys(s.backend for s in steps)]
     figures = [f for f in figures if f.backend != BATCHED or f.gateway_p50_ms is not None]
-    lines = evaluate_targets(figures, steps, BATCHED, args.batch_clients)
+    floor = extras.get("floor")
+    lines = evaluate_targets(
+        figures,
+        steps,
+        BATCHED,
+        args.batch_clients,
+        Floor.from_dict(floor) if isinstance(floor, dict) else None,
+    )
     say("")
     say(
         f"Gateway cost per backend ({args.seconds:g} s windows, {args.clients} clients for throughput; "
@@ -540,12 +582,13 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
             f"{_num(f.added_p99_ms, 10)}{_num(f.direct_rps, 9, 0)}{_num(f.gateway_rps, 7, 0)}"
             f"{_num(f.throughput_ratio, 7, 2)}{_num(f.gateway_cpu_ms, 14)}{_num(f.server_cpu_ms, 11)}"
         )
-    floor = extras.get("floor")
     if isinstance(floor, dict):
         say(
             "floor (minimal Flask proxy, same server and client): "
             f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {args.clients} clients, "
-            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client"
+            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client; the load generator reaches "
+            f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "
+            "against null endpoints"
         )
     points = (1, args.clients, args.batch_clients)
     batching = [row for b in (BATCHED, "torchserve-rest") for row in batching_rows(steps, b, points)]
@@ -561,7 +604,11 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
     say("Targets")
     for line in lines:
         verdict = {True: "PASS", False: "MISS", None: "not measured"}[line.passed]
-        say(f"  {verdict:12} {line.figure} [{line.where}]: {_num(line.measured, 0)} (target {line.target})")
+        floor_note = f"; {line.floor_note}" if line.floor_note else ""
+        say(
+            f"  {verdict:12} {line.figure} [{line.where}]: {_num(line.measured, 0)} "
+            f"(target {line.target}{floor_note})"
+        )
     results = {
         "format": "gateway-bench/1",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 __all__ = [
     "BATCHING_MODES",
@@ -167,9 +168,36 @@ class TargetLine:
     target: str
     passed: bool | None
     """None: not measured in this run (the reason is in ``where``)."""
+    floor_note: str = ""
+    """The same figure for the least any proxy could do here, when measured: a target the floor
+    misses too cannot pass on this machine."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What the floor runs measured: a minimal Flask proxy in front of tfserving-rest (same server,
+    same client), and the load generator against null endpoints at the batching point."""
+
+    p50_ms_1_client: float | None = None
+    cpu_ms_per_request: float | None = None
+    rps: float | None = None
+    generator_rps: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Floor:
+        return cls(
+            **{k: raw.get(k) for k in ("p50_ms_1_client", "cpu_ms_per_request", "rps", "generator_rps")}
+        )
+
+
+def _floor_note(what: str, value: float | None, op: str, bound: float, unit: str = "") -> str:
+    if value is None:
+        return ""
+    misses = not (value <= bound if op == "<=" else value >= bound)
+    return f"{what}: {value:.3f}{unit}" + (", misses too" if misses else "")
 
 
 def _line(figure: str, where: str, measured: float | None, op: str, bound: float, unit: str) -> TargetLine:
@@ -180,21 +208,40 @@ def _line(figure: str, where: str, measured: float | None, op: str, bound: float
 
 
 def evaluate_targets(
-    figures: Sequence[BackendFigures], steps: Sequence[Step], batched_backend: str, batch_clients: int
+    figures: Sequence[BackendFigures],
+    steps: Sequence[Step],
+    batched_backend: str,
+    batch_clients: int,
+    floor: Floor | None = None,
 ) -> list[TargetLine]:
-    """The issue's targets, one line per backend where they apply."""
+    """The issue's targets, one line per backend where they apply, with the floor's figure beside
+    each line the floor runs can speak for."""
+    floor = floor or Floor()
     lines: list[TargetLine] = []
     proxied = [f for f in figures if not f.backend.startswith("embedded")]
+    under_floor = next((f for f in proxied if f.backend == batched_backend), None)
+    proxy = f"minimal Flask proxy to {batched_backend}"
+    cpu_note = _floor_note(proxy, floor.cpu_ms_per_request, "<=", 0.4, " ms")
+    added = floor.p50_ms_1_client
+    direct_p50 = under_floor.direct_p50_ms if under_floor else None
+    floor_added = added - direct_p50 if added is not None and direct_p50 is not None else None
+    added_note = _floor_note(proxy, floor_added, "<=", 0.5, " ms")
+    direct_rps = under_floor.direct_rps if under_floor else None
+    floor_ratio = floor.rps / direct_rps if floor.rps is not None and direct_rps else None
+    ratio_note = _floor_note(proxy, floor_ratio, ">=", 0.65)
     for f in proxied:
-        lines.append(
-            _line("gateway CPU per proxied request, unbatched", f.backend, f.gateway_cpu_ms, "<=", 0.4, " ms")
+        line = _line(
+            "gateway CPU per proxied request, unbatched", f.backend, f.gateway_cpu_ms, "<=", 0.4, " ms"
         )
+        lines.append(replace(line, floor_note=cpu_note))
     for f in proxied:
-        lines.append(_line("added p50 at 1 client", f.backend, f.added_p50_ms, "<=", 0.5, " ms"))
+        line = _line("added p50 at 1 client", f.backend, f.added_p50_ms, "<=", 0.5, " ms")
+        lines.append(replace(line, floor_note=added_note))
     for f in proxied:
-        lines.append(
-            _line("throughput via gateway / direct, unbatched", f.backend, f.throughput_ratio, ">=", 0.65, "")
+        line = _line(
+            "throughput via gateway / direct, unbatched", f.backend, f.throughput_ratio, ">=", 0.65, ""
         )
+        lines.append(replace(line, floor_note=ratio_note))
     embedded = next((f for f in figures if f.backend == "embedded-pytorch"), None)
     lines.append(
         _line(
@@ -212,7 +259,13 @@ def evaluate_targets(
     p99, direct_p99 = _median(s.p99_ms for s in batched), _median(s.p99_ms for s in direct)
     where, wide = batched_backend, f"gateway batching, {batch_clients} clients"
     ratio = None if rps is None or not direct_rps else rps / direct_rps
-    lines.append(_line(f"{wide}: throughput / direct unbatched", where, ratio, ">=", 1.5, ""))
+    ceiling = floor.generator_rps / direct_rps if floor.generator_rps is not None and direct_rps else None
+    lines.append(
+        replace(
+            _line(f"{wide}: throughput / direct unbatched", where, ratio, ">=", 1.5, ""),
+            floor_note=_floor_note("load generator against null endpoints", ceiling, ">=", 1.5),
+        )
+    )
     worse = None if p99 is None or direct_p99 is None else p99 - direct_p99
     lines.append(_line(f"{wide}: p99 minus direct p99", where, worse, "<=", 0.0, " ms"))
     on_runs = [s.p50_ms for s in _pick(steps, f"batched/{batched_backend}", 1)]

@@ -7,6 +7,7 @@ import pytest
 
 from loadtests.gateway_bench import summarize_profile
 from loadtests.gateway_figures import (
+    Floor,
     Step,
     backend_figures,
     batching_rows,
@@ -87,6 +88,32 @@ def test_targets_pass_and_miss_at_their_bounds_and_say_when_unmeasured() -> None
     assert noise == "tfserving-rest; off runs differ by 0.040 ms"
     no_batching = evaluate_targets(figures, steps[:5], "tfserving-rest", 32)
     assert [line.passed for line in no_batching if "batching" in line.figure] == [None, None, None]
+
+
+def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
+    """The floor proxy's CPU, added p50 and throughput ratio, and the generator's ceiling at the batching
+    point, each next to its line; "misses too" where the floor itself fails the target."""
+    steps = [
+        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
+        step("gateway/tfserving-rest", 1, 3.0, 5.0, 300),
+        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
+        step("gateway/tfserving-rest", 8, 9.0, 15.0, 350, gw_cpu=2.0),
+        step("direct/tfserving-rest", 32, 20.0, 40.0, 1000),
+        step("batched/tfserving-rest", 32, 25.0, 45.0, 900),
+    ]
+    figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
+    floor = Floor(p50_ms_1_client=1.4, cpu_ms_per_request=1.07, rps=610.0, generator_rps=1200.0)
+    notes = {
+        line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
+    }
+    proxy = "minimal Flask proxy to tfserving-rest"
+    assert notes["gateway CPU per proxied request, unbatched"] == f"{proxy}: 1.070 ms, misses too"
+    assert notes["added p50 at 1 client"] == f"{proxy}: 0.400 ms"  # 1.4 - 1.0: the floor passes
+    assert notes["throughput via gateway / direct, unbatched"] == f"{proxy}: 0.610, misses too"
+    ceiling = notes["gateway batching, 32 clients: throughput / direct unbatched"]
+    assert ceiling == "load generator against null endpoints: 1.200, misses too"
+    assert notes["embedded PyTorch, CPU per request end to end"] == ""  # no floor measured for it
+    assert all(line.floor_note == "" for line in evaluate_targets(figures, steps, "tfserving-rest", 32))
 
 
 def test_profile_summary_counts_own_and_inclusive_samples() -> None:
