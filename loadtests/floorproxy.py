@@ -1,9 +1,11 @@
-"""The floor the gateway is measured against: the least a Flask proxy can do for the same request.
+"""The floor the gateway is measured against: the least a Python proxy can do for the same request.
 
-Decode the client's JSON, encode it again, POST it to the backend over a keep-alive libcurl handle,
-decode the answer, encode it: no validation, routing, metrics or headers. Served by the same server
-as the gateway (granian, WSGI), so ``make bench-gateway`` can show in one run how much of the
-gateway's cost is its own work and how much any Flask proxy on this machine pays.
+A plain WSGI function under the gateway's server (granian) and client (libcurl): decode the client's
+JSON, encode it again, POST it to the backend over a keep-alive handle, decode the answer, encode it;
+no framework, validation, routing, metrics or headers. ``make bench-gateway`` runs it in the same run
+as the gateway, so the report shows how much of the gateway's cost is its own work and how much any
+proxy on this machine pays. Without ``FLOOR_BACKEND_URL`` it answers a fixed prediction after the
+decode: the floor of a gateway that runs the model itself (no model work at all).
 
     FLOOR_BACKEND_URL=http://127.0.0.1:8501/v1/models/mnist:predict \\
         granian --interface wsgi --factory loadtests.floorproxy:create_app
@@ -13,18 +15,21 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 import pycurl
-from flask import Flask, Response, request
 
-__all__ = ["create_app"]
+__all__ = ["FIXED_ANSWER", "create_app"]
+
+FIXED_ANSWER = {"predictions": [[0.1] * 10]}
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def create_app() -> Flask:
-    backend = os.environ["FLOOR_BACKEND_URL"]
+def create_app() -> Wsgi:
+    backend = os.environ.get("FLOOR_BACKEND_URL", "")
     local = threading.local()
-    app = Flask("floorproxy")
 
     def handle() -> pycurl.Curl:
         curl = getattr(local, "curl", None)
@@ -36,15 +41,20 @@ def create_app() -> Flask:
             curl.setopt(pycurl.TIMEOUT_MS, 3000)
         return curl
 
-    @app.post("/v1/models/<model>:predict")
-    def predict(model: str) -> Response:
-        body = orjson.dumps(orjson.loads(request.get_data()))
+    def forward(body: bytes) -> tuple[int, bytes]:
         chunks: list[bytes] = []
         curl = handle()
         curl.setopt(pycurl.POSTFIELDS, body)
         curl.setopt(pycurl.WRITEFUNCTION, chunks.append)
         curl.perform()
-        answer = orjson.dumps(orjson.loads(b"".join(chunks)))
-        return Response(answer, status=int(curl.getinfo(pycurl.RESPONSE_CODE)), mimetype="application/json")
+        return int(curl.getinfo(pycurl.RESPONSE_CODE)), orjson.dumps(orjson.loads(b"".join(chunks)))
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = orjson.dumps(orjson.loads(environ["wsgi.input"].read(length)))
+        status, answer = forward(body) if backend else (200, orjson.dumps(FIXED_ANSWER))
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
+        start_response(f"{status} {'OK' if status == 200 else 'Error'}", headers)
+        return [answer]
 
     return app

@@ -381,9 +381,9 @@ def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) ->
 
 
 @contextmanager
-def _floor_proxy(bench: Bench) -> Iterator[str]:
+def _floor_proxy(bench: Bench, backend: str) -> Iterator[str]:
+    """The floor proxy in front of ``backend`` ("": answering by itself), until the block ends."""
     port = free_port()
-    backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
     threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
     command += ["--blocking-threads", threads, "--host", LOOPBACK, "--port", str(port), "--no-ws"]
@@ -396,7 +396,7 @@ def _floor_proxy(bench: Bench) -> Iterator[str]:
             log_file=bench.stack.run_dir / FLOOR / f"{FLOOR}.log",
             cwd=REPO_ROOT,
             env={**os.environ, "FLOOR_BACKEND_URL": backend},
-            info={"implementation": "minimal Flask proxy under granian"},
+            info={"implementation": "plain WSGI proxy under granian (loadtests.floorproxy)"},
         )
     try:
         url = f"http://{LOOPBACK}:{port}/v1/models/{MODEL_NAME}:predict"
@@ -416,22 +416,28 @@ def _floor_proxy(bench: Bench) -> Iterator[str]:
 
 
 def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
-    say("floor: a minimal Flask proxy (granian, libcurl) in front of tfserving-rest")
-    with _floor_proxy(bench) as url:
-        record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
-        pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
-        floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
-        connect = rest_connect(url, bench.payloads.digits[0].rest_body(), {})
-        one = floor_meter.measure(f"floor/{BATCHED}", connect, 1, "tfserving")
-        many = floor_meter.measure(f"floor/{BATCHED}", connect, bench.args.clients, "tfserving")
-        meter.steps.extend(floor_meter.steps)
-    ceiling = _measure_generator_ceiling(bench, meter)
-    return {
-        "p50_ms_1_client": one.p50_ms,
-        "cpu_ms_per_request": many.gateway_cpu_ms,
-        "rps": many.rps,
-        "generator_rps": ceiling,
-    }
+    say("floor: a plain WSGI proxy (granian, libcurl) in front of tfserving-rest, then answering by itself")
+    backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
+    body = bench.payloads.digits[0].rest_body()
+    figures: dict[str, float | None] = {}
+    for url_of_backend in (backend, ""):
+        with _floor_proxy(bench, url_of_backend) as url:
+            record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
+            pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
+            floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
+            connect = rest_connect(url, body, {})
+            if url_of_backend:
+                one = floor_meter.measure(f"floor/{BATCHED}", connect, 1, "tfserving")
+                many = floor_meter.measure(f"floor/{BATCHED}", connect, bench.args.clients, "tfserving")
+                figures.update(
+                    p50_ms_1_client=one.p50_ms, cpu_ms_per_request=many.gateway_cpu_ms, rps=many.rps
+                )
+            else:
+                alone = floor_meter.measure("floor/fixed-answer", connect, bench.args.clients, None)
+                figures["answer_cpu_ms_per_request"] = alone.gateway_cpu_ms
+            meter.steps.extend(floor_meter.steps)
+    figures["generator_rps"] = _measure_generator_ceiling(bench, meter)
+    return figures
 
 
 def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:
@@ -584,9 +590,10 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         )
     if isinstance(floor, dict):
         say(
-            "floor (minimal Flask proxy, same server and client): "
+            "floor (plain WSGI proxy, same server and client): "
             f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {args.clients} clients, "
-            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client; the load generator reaches "
+            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client; answering by itself "
+            f"CPU {_num(floor.get('answer_cpu_ms_per_request'), 0)} ms/req; the load generator reaches "
             f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "
             "against null endpoints"
         )

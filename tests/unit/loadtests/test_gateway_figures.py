@@ -102,17 +102,21 @@ def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
         step("batched/tfserving-rest", 32, 25.0, 45.0, 900),
     ]
     figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
-    floor = Floor(p50_ms_1_client=1.4, cpu_ms_per_request=1.07, rps=610.0, generator_rps=1200.0)
+    floor = Floor(1.4, 1.07, 610.0, answer_cpu_ms_per_request=0.25, generator_rps=1200.0)
     notes = {
         line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
     }
-    proxy = "minimal Flask proxy to tfserving-rest"
+    proxy = "plain WSGI proxy to tfserving-rest"
     assert notes["gateway CPU per proxied request, unbatched"] == f"{proxy}: 1.070 ms, misses too"
     assert notes["added p50 at 1 client"] == f"{proxy}: 0.400 ms"  # 1.4 - 1.0: the floor passes
     assert notes["throughput via gateway / direct, unbatched"] == f"{proxy}: 0.610, misses too"
     ceiling = notes["gateway batching, 32 clients: throughput / direct unbatched"]
     assert ceiling == "load generator against null endpoints: 1.200, misses too"
-    assert notes["embedded PyTorch, CPU per request end to end"] == ""  # no floor measured for it
+    assert (
+        notes["embedded PyTorch, CPU per request end to end"]
+        == "plain WSGI app answering without a model: 0.250 ms"
+    )
+    assert Floor.from_dict({"rps": 5.0, "unknown": 1}) == Floor(rps=5.0)
     assert all(line.floor_note == "" for line in evaluate_targets(figures, steps, "tfserving-rest", 32))
 
 
