@@ -18,10 +18,18 @@
 
     Exit status: 0 within the thresholds, 1 outside them, 2 when there was no traffic to judge.
 
-Both read the pods through ``kubectl exec`` (no port-forward, no NetworkPolicy change) and never print keys.
+``query``
+    Judges the same figures from a Prometheus HTTP API (``/api/v1/query``) instead of the pods: the series
+    recorded by k8s/monitoring/rules.yml over their 5-minute windows (agreement: 30 minutes), per model and
+    per model version (its share of traffic, client 5xx ratio, failed upstream attempts), p99 overall and
+    per backend, and the agreement of every shadow with its primary. Same thresholds and exit status.
+
+``wait`` and ``watch`` read the pods through ``kubectl exec`` (no port-forward, no NetworkPolicy change) and
+never print keys; ``query`` needs only the Prometheus address (e.g. after ``kubectl port-forward``).
 
     python k8s/tools/canary.py wait
     python k8s/tools/canary.py watch --interval 300 --max-error-rate 0.01 --max-p99 0.25 --min-agreement 0.99
+    python k8s/tools/canary.py query --prometheus http://127.0.0.1:9090 --max-error-rate 0.01
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ import base64
 import hashlib
 import json
 import math
+import re
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -341,6 +352,151 @@ def watch(run: Run, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+# -- reading a Prometheus ------------------------------------------------------------------------------
+
+Series = list[tuple[dict[str, str], float]]
+Query = Callable[[str], Series]
+
+
+def prometheus_query(base_url: str, timeout: float = 10.0) -> Query:
+    """An instant query against ``base_url``'s ``/api/v1/query``; each call has ``timeout``."""
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        raise ValueError(f"--prometheus: expected an http(s) URL, got {base_url!r}")
+
+    def query(expr: str) -> Series:
+        url = base_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # nosec B310  # http(s) checked above
+            body = json.load(reply)
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus: {body.get('error', body)} for {expr}")
+        return [(item["metric"], float(item["value"][1])) for item in body["data"]["result"]]
+
+    return query
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class VersionFigures:
+    share: float | None = None
+    error_ratio: float | None = None
+    failure_ratio: float | None = None
+
+
+@dataclass
+class RecordedReport:
+    """A model's figures as the recorded series hold them now."""
+
+    requests_per_s: float = 0.0
+    error_ratio: float | None = None
+    p99_s: float | None = None
+    p99_by_backend_s: dict[str, float | None] = field(default_factory=dict)
+    versions: dict[str, VersionFigures] = field(default_factory=dict)
+    agreement: dict[str, float | None] = field(default_factory=dict)
+    """``"<shadow> vs <primary>"`` -> share of shadowed digits that matched."""
+
+
+def recorded(query: Query, model: str) -> RecordedReport:
+    """Read the recorded series of k8s/monitoring/rules.yml for ``model``."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model):
+        raise ValueError(f"model name {model!r} is not a plain name")
+    where = f'{{model="{model}"}}'
+
+    def one(name: str) -> float | None:
+        values = [value for _, value in query(name + where)]
+        return _finite(values[0]) if values else None
+
+    report = RecordedReport(
+        requests_per_s=one("model:gateway_requests:rate5m") or 0.0,
+        error_ratio=one("model:gateway_request_errors:ratio_rate5m"),
+        p99_s=one("model:gateway_request_duration_seconds:p99_5m"),
+    )
+    for labels, value in query("backend:gateway_request_duration_seconds:p99_5m" + where):
+        report.p99_by_backend_s[labels.get("backend", "?")] = _finite(value)
+    total = report.requests_per_s
+    for labels, value in query("version:gateway_requests:rate5m" + where):
+        figures = report.versions.setdefault(labels.get("version", ""), VersionFigures())
+        figures.share = value / total if total else None
+    for name, attribute in (
+        ("version:gateway_request_errors:ratio_rate5m", "error_ratio"),
+        ("version:gateway_backend_attempt_failures:ratio_rate5m", "failure_ratio"),
+    ):
+        for labels, value in query(name + where):
+            figures = report.versions.setdefault(labels.get("version", ""), VersionFigures())
+            setattr(figures, attribute, _finite(value))
+    for labels, value in query("model:gateway_shadow_agreement:ratio_rate30m" + where):
+        report.agreement[f"{labels.get('shadow', '?')} vs {labels.get('primary', '?')}"] = _finite(value)
+    return report
+
+
+def recorded_verdict(report: RecordedReport, args: argparse.Namespace) -> list[str]:
+    problems = []
+    if report.error_ratio is not None and report.error_ratio > args.max_error_rate:
+        problems.append(f"client 5xx rate {report.error_ratio:.2%} > {args.max_error_rate:.2%}")
+    for version, figures in sorted(report.versions.items()):
+        for what, ratio in (("client 5xx", figures.error_ratio), ("upstream failure", figures.failure_ratio)):
+            if ratio is not None and ratio > args.max_error_rate:
+                problems.append(f"version {version}: {what} rate {ratio:.2%} > {args.max_error_rate:.2%}")
+    if report.p99_s is not None and report.p99_s > args.max_p99:
+        problems.append(f"p99 {report.p99_s * 1000:.1f} ms > {args.max_p99 * 1000:.0f} ms")
+    for pair, agreement in sorted(report.agreement.items()):
+        if agreement is not None and agreement < args.min_agreement:
+            problems.append(f"agreement {pair} {agreement:.2%} < {args.min_agreement:.2%}")
+    return problems
+
+
+def render_recorded(report: RecordedReport) -> str:
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 1000:.1f} ms"
+
+    def share(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2%}"
+
+    return "\n".join(
+        [
+            f"last 5m (recorded series): {report.requests_per_s:.2f} requests/s, "
+            f"5xx rate {share(report.error_ratio)}, p99 {ms(report.p99_s)}",
+            *(
+                f"  p99 via {backend}: {ms(value)}"
+                for backend, value in sorted(report.p99_by_backend_s.items())
+            ),
+            *(
+                f"  version {version}: {share(f.share)} of requests, 5xx rate {share(f.error_ratio)}, "
+                f"upstream failure rate {share(f.failure_ratio)}"
+                for version, f in sorted(report.versions.items())
+            ),
+            *(
+                f"  agreement {pair} (30m): {share(value)}"
+                for pair, value in sorted(report.agreement.items())
+            ),
+        ]
+    )
+
+
+def judge_recorded(query: Query, args: argparse.Namespace) -> int:
+    try:
+        report = recorded(query, args.model)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        print(f"canary.py: {exc}", file=sys.stderr)
+        return 2
+    print(render_recorded(report))
+    if not report.requests_per_s:
+        print("verdict: no traffic in the recorded window; send load first (k8s/README.md, Load test)")
+        return 2
+    problems = recorded_verdict(report, args)
+    print("verdict: " + ("; ".join(problems) if problems else "within thresholds"))
+    return 1 if problems else 0
+
+
+def _thresholds(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--model", default="mnist")
+    command.add_argument("--max-error-rate", type=float, default=0.01, help="5xx / failed-attempt share")
+    command.add_argument("--max-p99", type=float, default=0.25, help="seconds, whole gateway request")
+    command.add_argument("--min-agreement", type=float, default=0.99, help="TF-vs-PyTorch digit agreement")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="canary.py", description=__doc__.split("\n")[0])
     parser.add_argument("--namespace", default="mnist-serving")
@@ -355,12 +511,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settle.add_argument("--secret", default="torchserve-inference-key")
     settle.add_argument("--key-file", default="/var/run/secrets/torchserve/key_file.json")
     judge = commands.add_parser("watch", help="judge a window of the gateway's metrics")
-    judge.add_argument("--model", default="mnist")
     judge.add_argument("--interval", type=float, default=120.0, help="seconds between the two readings")
-    judge.add_argument("--max-error-rate", type=float, default=0.01, help="5xx / failed-attempt share")
-    judge.add_argument("--max-p99", type=float, default=0.25, help="seconds, whole gateway request")
-    judge.add_argument("--min-agreement", type=float, default=0.99, help="TF-vs-PyTorch digit agreement")
+    _thresholds(judge)
+    ask = commands.add_parser("query", help="judge the recorded series of a Prometheus (k8s/monitoring)")
+    ask.add_argument("--prometheus", required=True, help="base URL, e.g. http://127.0.0.1:9090")
+    ask.add_argument("--timeout", type=float, default=10.0, help="seconds per query")
+    _thresholds(ask)
     args = parser.parse_args(argv)
+    if args.command == "query":
+        return judge_recorded(prometheus_query(args.prometheus, args.timeout), args)
     run = kubectl_runner(args.kubectl, args.namespace)
     return wait(run, args) if args.command == "wait" else watch(run, args)
 
