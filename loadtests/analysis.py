@@ -35,8 +35,9 @@ from loadtests.stats import (
     winner,
 )
 from loadtests.targets import ALL_TARGETS, GATEWAY_PAIRS, HEADLINE_PAIRS, Target
+from loadtests.targets import target as target_by_name
 
-__all__ = ["AnalysisSettings", "analyse", "select_window"]
+__all__ = ["AnalysisSettings", "analyse", "select_window", "target_components"]
 
 PERCENTILES = (50, 95, 99)
 
@@ -80,6 +81,11 @@ def select_window(columns: Columns | None, window: tuple[float, float]) -> StepS
         np.asarray(columns.gateway_ms)[ok],
         np.asarray(columns.backend_ms)[ok],
     )
+
+
+def target_components(name: str) -> tuple[str, ...]:
+    """The process groups that serve a target by name (``gateway`` first where it goes through it)."""
+    return _components(target_by_name(name))
 
 
 def _components(target: Target) -> tuple[str, ...]:
@@ -425,7 +431,8 @@ def analyse(
         _summary_row(target, step, runs, settings.bootstrap, rng)
         for (target, step), runs in _group(steps).items()
     ]
-    measured_windows = [tuple(s["window"]) for s in steps]
+    searched = [e["window"] for e in events if e.get("event") == "phase_end" and "verdict" in e]
+    measured_windows = [tuple(s["window"]) for s in steps] + [tuple(w) for w in searched]
     unmeasured = {
         name: sum(
             1

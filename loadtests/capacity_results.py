@@ -42,6 +42,8 @@ class CapacityStep:
     arrivals: ArrivalCheck
     cpu_s_per_1000: dict[str, float]
     """CPU-seconds per 1,000 correct answers, per process group (``torchserve``, ``gateway``, ...)."""
+    other_cpu: float
+    """CPU (% of one core) used meanwhile by processes outside the comparison (a shared machine)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "window": list(self.window), "arrivals": self.arrivals.to_dict()}
@@ -117,6 +119,7 @@ def capacity_results(
                     int(verdict.get("requests", 0)),
                     window[1] - window[0],
                 ),
+                other_cpu=float(cpu_by_phase.get(phase.index, {}).get("other", float("nan"))),
             )
         )
     targets: dict[str, Any] = {}

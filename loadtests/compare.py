@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.registry import BACKENDS, spec
-from loadtests.analysis import AnalysisSettings, analyse
+from loadtests.analysis import AnalysisSettings, analyse, target_components
+from loadtests.capacity_results import capacity_results
 from loadtests.config import CompareConfig
 from loadtests.cpu import Pinning, pinned, plan_pinning
 from loadtests.crosscheck import CrossCheck, run_crosscheck
@@ -209,7 +210,8 @@ def _run(session: Session, say: Say) -> int:
         f"Payload: {len(payloads.digits)} MNIST test digits both models of version {payloads.version} "
         "classify correctly"
     )
-    calibration = list(CALIBRATION) if config.calibrate else []
+    protocols = {t.protocol for t in wanted}  # calibrate only what the load generator will speak
+    calibration = [t for t in CALIBRATION if t.protocol in protocols] if config.calibrate else []
     say("Preflight (one real request per target):")
     probes = _preflight(calibration + wanted, endpoints, payloads, config, say)
     tfserving = describe_tfserving(session.stack, probes, endpoints)
@@ -255,10 +257,11 @@ def _run(session: Session, say: Say) -> int:
         return 1
     crosschecks = _crosscheck(config, endpoints, payloads, available, session.pinning, say)
     say("Analysing (bootstrap intervals)...")
+    events, samples = _read_events(launch.events_file), load_samples(launch.samples_file)
     results = analyse(
         plan,
-        _read_events(launch.events_file),
-        load_samples(launch.samples_file),
+        events,
+        samples,
         monitor.cpu_by_phase,
         AnalysisSettings(
             bootstrap=config.bootstrap,
@@ -269,6 +272,7 @@ def _run(session: Session, say: Say) -> int:
         ),
     )
     results["crosscheck"] = crosscheck_rows(crosschecks, results["summary"])
+    results["slo_capacity"] = capacity_results(plan, events, samples, monitor.cpu_by_phase, target_components)
     machine["load_average_at_end"] = load_average()
     results.update(
         {

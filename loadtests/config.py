@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.registry import BACKEND_NAMES, BACKENDS
+from loadtests.capacity import SearchSettings, SloSettings
 from loadtests.endpoints import ADDRESS_OPTIONS
 from loadtests.plan import PlanSettings
 
@@ -16,7 +17,10 @@ __all__ = ["PRESETS", "CompareConfig", "build_parser", "config_from_args"]
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": {
-        "users": "1,8",
+        # REST only (gRPC in `make loadtest`): the capacity search replaces the 8-user step and gRPC.
+        "targets": "tfserving-rest,torchserve-rest,v2-rest,gateway/tfserving-rest,gateway/torchserve-rest,"
+        "gateway/v2-rest",
+        "users": "1",
         "repetitions": 1,
         "min_requests": 500,
         "step_seconds": 1.5,
@@ -28,6 +32,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bootstrap": 500,
         "crosscheck_seconds": 1.5,
         "prewarm_seconds": 3.0,
+        "capacity_steps": 4,
+        "capacity_seconds": 2.0,
+        "capacity_precision": 0.25,
+        "capacity_min_requests": 300,
     },
     "smoke": {
         "users": "2",
@@ -42,11 +50,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "digits": 20,
         "crosscheck_seconds": 0.5,
         "prewarm_seconds": 0.0,
+        "capacity_steps": 1,
+        "capacity_seconds": 0.5,
+        "capacity_min_requests": 20,
     },
 }
 """``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 2 minutes); ``smoke``: tests."""
 
 DEFAULTS: dict[str, Any] = {
+    "targets": "all",
     "users": "1,4,16,64",
     "rates": "",
     "rate_users": 0,
@@ -64,6 +76,10 @@ DEFAULTS: dict[str, Any] = {
     "digits": 100,
     "crosscheck_seconds": 3.0,
     "prewarm_seconds": 20.0,
+    "capacity_steps": 6,
+    "capacity_seconds": 3.0,
+    "capacity_precision": 0.1,
+    "capacity_min_requests": 1000,
 }
 
 
@@ -113,6 +129,12 @@ class CompareConfig:
     cdf_step: str = ""
     saturation_cpu: float = 80.0
     ceiling_fraction: float = 0.8
+    slo_ms: float = 10.0
+    capacity_steps: int = DEFAULTS["capacity_steps"]
+    capacity_seconds: float = DEFAULTS["capacity_seconds"]
+    capacity_precision: float = DEFAULTS["capacity_precision"]
+    capacity_start: float = 0.0
+    capacity_min_requests: int = DEFAULTS["capacity_min_requests"]
     preset: str = "full"
 
     def plan_settings(self) -> PlanSettings:
@@ -128,6 +150,17 @@ class CompareConfig:
             warmup_requests=self.warmup_requests,
             warmup_s=self.warmup_seconds,
             warmup_users=self.warmup_users,
+            search=SearchSettings(
+                start_rps=self.capacity_start,
+                precision=self.capacity_precision,
+                max_steps=self.capacity_steps,
+            )
+            if self.capacity_steps > 0
+            else None,
+            slo=SloSettings(slo_ms=self.slo_ms, saturation_cpu=self.saturation_cpu),
+            capacity_step_s=self.capacity_seconds,
+            capacity_max_step_s=2 * self.capacity_seconds,
+            capacity_min_requests=self.capacity_min_requests,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,10 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to measure")
     what.add_argument(
         "--targets",
-        default="all",
+        default=None,
         help="all, direct, gateway, rest, grpc, or names: "
         + ", ".join(entry.name for entry in BACKENDS if entry.direct)
-        + f" (Triton: v2-*), gateway/<backend> ({', '.join(BACKEND_NAMES)})",
+        + f" (Triton: v2-*), gateway/<backend> ({', '.join(BACKEND_NAMES)}) (default all; demo preset: "
+        "the REST targets, direct and through the gateway)",
     )
     what.add_argument("--skip", default="", help="comma-separated target names to leave out")
     what.add_argument(
@@ -285,6 +319,47 @@ def build_parser() -> argparse.ArgumentParser:
     servers.add_argument("--gateway-threads", type=int, default=4, help="threads per gateway worker")
     servers.add_argument("--ts-workers", type=int, default=1, help="TorchServe workers per model version")
     servers.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for readiness")
+
+    capacity = parser.add_argument_group(
+        "capacity under a latency SLO (open loop, Poisson arrivals; docs/benchmarking.md)"
+    )
+    capacity.add_argument(
+        "--slo-ms", type=float, default=10.0, help="the p99 latency a step must stay within (default 10)"
+    )
+    capacity.add_argument(
+        "--capacity-steps",
+        type=int,
+        default=None,
+        help=f"most steps of each target's search; 0: no search ({_preset_help('capacity_steps')})",
+    )
+    capacity.add_argument(
+        "--capacity-seconds",
+        type=float,
+        default=None,
+        help="minimum measured seconds per search step (then until --capacity-min-requests answers, at "
+        "most twice this long) "
+        f"({_preset_help('capacity_seconds')})",
+    )
+    capacity.add_argument(
+        "--capacity-min-requests",
+        type=int,
+        default=None,
+        help="answers a search step waits for after its minimum time "
+        f"({_preset_help('capacity_min_requests')})",
+    )
+    capacity.add_argument(
+        "--capacity-precision",
+        type=float,
+        default=None,
+        help="stop when the lowest failing rate is within this share of the highest passing one "
+        f"({_preset_help('capacity_precision')})",
+    )
+    capacity.add_argument(
+        "--capacity-start",
+        type=float,
+        default=0.0,
+        help="first offered rate in req/s (0: half the target's last closed-loop throughput)",
+    )
 
     report = parser.add_argument_group("report")
     report.add_argument("--out", type=Path, default=Path("reports"), help="reports/<timestamp>/ goes here")

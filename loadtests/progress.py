@@ -117,6 +117,14 @@ class RunMonitor:
         p50 = event.get("p50_ms")
         p50_text = f"  p50 {p50:7.3f} ms" if isinstance(p50, int | float) else ""
         failed = int(event.get("failures", 0))
+        verdict = event.get("verdict")
+        if isinstance(verdict, dict):  # a capacity step: what was offered, its p99 and the verdict
+            p_ms = verdict.get("p_ms")
+            p50_text = f"  offered {float(event.get('rate', 0)):7.1f}/s  p99 " + (
+                f"{p_ms:7.2f} ms" if isinstance(p_ms, int | float) and p_ms == p_ms else "      -"
+            )
+            p50_text += f"  {str(verdict.get('outcome', '?')).upper():9}"
+            failed = int(verdict.get("errors", 0))
         self.say(
             f"    {phase.step:>12} {duration:5.1f} s {requests:>7} requests {rate:8.1f} req/s{p50_text}"
             f"{f'  {failed} FAILED' if failed else ''}{generator_peak}   [{elapsed} elapsed, ~{left} left]"

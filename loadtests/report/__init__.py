@@ -53,7 +53,8 @@ def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
 def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """Write results.json, charts/*.png, report.md and report.html into ``folder``; returns their paths."""
     from loadtests.report.content import blocks, title
-    from loadtests.report.document import Image, to_html, to_markdown
+    from loadtests.report.document import Image, Raw, to_html, to_markdown
+    from loadtests.report.verdict import capacity_chart, render_verdict, verdict
 
     folder.mkdir(parents=True, exist_ok=True)
     cleaned = _clean(dict(results))
@@ -69,7 +70,15 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     for name, chart_title, png in render_charts(cleaned):
         (chart_dir / name).write_bytes(png)
         images.append(Image(chart_title, png, f"charts/{name}"))
-    document = blocks(cleaned, images)
+    opening = []
+    view = verdict(cleaned)
+    if view is not None:  # the capacity search's chart and sentences open the report
+        png = capacity_chart(view)
+        (chart_dir / "capacity.png").write_bytes(png)
+        rendered = render_verdict(cleaned, png, "charts/capacity.png")
+        if rendered is not None:
+            opening.append(Raw(*rendered))
+    document = blocks(cleaned, images, opening)
     paths["markdown"].write_text(to_markdown(document))
     paths["html"].write_text(to_html(document, title(cleaned)))
     return paths

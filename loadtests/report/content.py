@@ -440,9 +440,11 @@ def _method(results: Mapping[str, Any]) -> list[Block]:
     ]
 
 
-def blocks(results: Mapping[str, Any], charts: Sequence[Block]) -> list[Block]:
+def blocks(results: Mapping[str, Any], charts: Sequence[Block], opening: Sequence[Block] = ()) -> list[Block]:
     out: list[Block] = [
         Heading(title(results), 1),
+        *opening,
+        Heading("This run"),
         _run_paragraph(results),
         *_verdict(results),
         Heading("Results per target"),

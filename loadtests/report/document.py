@@ -7,7 +7,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Block", "Heading", "Image", "Paragraph", "Table", "to_html", "to_markdown"]
+__all__ = ["Block", "Heading", "Image", "Paragraph", "Raw", "Table", "to_html", "to_markdown"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,15 @@ class Image:
     """Relative path of the same PNG next to report.md."""
 
 
-Block = Heading | Paragraph | Table | Image
+@dataclass(frozen=True)
+class Raw:
+    """A section rendered elsewhere (from a template), once per output format."""
+
+    html: str
+    markdown: str
+
+
+Block = Heading | Paragraph | Table | Image | Raw
 
 
 def _md_cell(text: str) -> str:
@@ -64,6 +72,8 @@ def to_markdown(blocks: Sequence[Block]) -> str:
             ]
             out.append("| " + " | ".join(aligns) + " |")
             out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows)
+        elif isinstance(block, Raw):
+            out.append(block.markdown.rstrip())
         else:
             out.append(f"![{block.title}]({block.file})")
         out.append("")
@@ -89,6 +99,7 @@ th{background:#f3f5f7;text-align:left}td.n{text-align:right;font-variant-numeric
 caption{caption-side:top;text-align:left;font-style:italic;padding-bottom:.3rem}
 figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.3rem}img{max-width:100%;border:1px solid #eee}
 code{background:#f3f5f7;padding:0 .2rem;border-radius:3px}
+.verdict p.sentence{font-size:1.08rem;margin:.35rem 0}
 """
 
 
@@ -121,6 +132,8 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             body.append(
                 f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             )
+        elif isinstance(block, Raw):
+            body.append(block.html)
         else:
             data = base64.b64encode(block.png).decode()
             body.append(

@@ -7,6 +7,7 @@ from typing import Any
 
 from loadtests.report.content import official
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, target_label
+from loadtests.report.verdict import sentences, verdict
 
 __all__ = ["summary_text", "text_table", "winners_table"]
 
@@ -51,6 +52,30 @@ def summary_text(results: Mapping[str, Any]) -> str:
         + f"  [{tf.get('implementation')}]",
         "",
     ]
+    view = verdict(results)
+    if view is not None:
+        lines += [
+            f"Capacity under p{view.quantile:g} <= {view.slo_ms:g} ms (open loop):",
+            *sentences(view),
+            "",
+        ]
+        lines.append(
+            text_table(
+                ["target", "capacity req/s", "95% interval", "server CPU-s/1k req", "gateway CPU-s/1k req"],
+                [
+                    [
+                        r.label,
+                        r.shown,
+                        f"{fmt_rps(r.low)} - {fmt_rps(r.high)}",
+                        "-" if r.server_cpu != r.server_cpu else f"{r.server_cpu:.2f}",
+                        "-" if r.gateway_cpu != r.gateway_cpu else f"{r.gateway_cpu:.2f}",
+                    ]
+                    for r in view.rows + view.calibration
+                ],
+                right=(False, True, True, True, True),
+            )
+        )
+        lines.append("")
     rows = []
     for row in results.get("summary", []):
         flags = []

@@ -1,0 +1,147 @@
+"""The report's opening (capacity chart, plain sentences, CPU table) rendered from a recorded run.
+
+``data/capacity_results.json`` is the ``results.json`` of a real ``--preset demo`` run, cut to what the
+opening reads (environment, tfserving, slo_capacity); that run was on a busy machine and nothing passed,
+so some tests put a quiet machine's figures into it. The other results come from ``data/results.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from loadtests.report import write_report
+from loadtests.report.summary import summary_text
+from loadtests.report.verdict import capacity_chart, render_verdict, sentences, verdict
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    results = json.loads((DATA / "results.json").read_text())
+    results.update(json.loads((DATA / "capacity_results.json").read_text()))
+    return results
+
+
+PASSING = {  # figures a quiet machine gives, put into the recorded run to exercise the other sentences
+    "tfserving-rest": (300.0, 280.0, 320.0, {"tfserving": 1.1}),
+    "torchserve-rest": (180.0, 170.0, 190.0, {"torchserve": 2.4}),
+    "v2-rest": (150.0, 140.0, 160.0, {"triton": 3.0}),
+    "gateway/tfserving-rest": (120.0, 110.0, 130.0, {"gateway": 4.2, "tfserving": 1.2}),
+    "gateway/torchserve-rest": (100.0, 90.0, 110.0, {"gateway": 4.4, "torchserve": 2.5}),
+    "gateway/v2-rest": (90.0, 80.0, 100.0, {"gateway": 4.6, "triton": 3.1}),
+}
+
+
+def _passing(recorded: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(recorded)
+    for name, (value, low, high, cpu) in PASSING.items():
+        changed["slo_capacity"]["targets"][name].update(value=value, low=low, high=high, cpu_s_per_1000=cpu)
+    return changed
+
+
+def test_rows_are_split_into_direct_gateway_and_calibration_best_first(recorded: dict[str, Any]) -> None:
+    view = verdict(_passing(recorded))
+    assert view is not None and view.slo_ms == 10.0 and view.quantile == 99.0
+    assert [r.target for r in view.direct] == ["tfserving-rest", "torchserve-rest", "v2-rest"]
+    assert view.gateway[0].target == "gateway/tfserving-rest" and len(view.gateway) == 3
+    assert [r.target for r in view.calibration] == ["null-rest"]
+    top = view.gateway[0]
+    assert (top.server_cpu, top.gateway_cpu) == (1.2, 4.2) and view.direct[1].server_cpu == 2.4
+    assert verdict({"summary": []}) is None  # a run without a search has no opening
+
+
+def test_the_recorded_busy_run_says_nothing_passed(recorded: dict[str, Any]) -> None:
+    view = verdict(recorded)
+    assert view is not None and all(r.value == 0 for r in view.rows)
+    text = sentences(view)
+    assert text[0].startswith("On this machine (2 x AMD EPYC), no server kept p99 within 10 ms")
+    assert not any(line.startswith("Through the gateway") for line in text)
+    assert any("One repetition" in line for line in text)
+
+
+def test_the_sentences_name_the_best_stack_and_the_gateway(recorded: dict[str, Any]) -> None:
+    text = sentences(verdict(_passing(recorded)))  # type: ignore[arg-type]
+    assert 2 <= len(text) <= 4
+    assert text[0] == (
+        "On this machine (2 x AMD EPYC), TF Serving stand-in, REST served 300 req/s within p99 ≤ 10 ms, "
+        "1.7x TorchServe, REST (180) and 2.0x Triton, REST (150)."
+    )
+    assert text[1] == (
+        "Through the gateway, gateway -> TF Serving stand-in REST served the most, 120 req/s "
+        "(40% of the same server called directly), with the gateway spending 4.20 CPU-seconds per 1,000 "
+        "requests beside the server's 1.20."
+    )
+
+
+def test_the_sentences_say_when_intervals_overlap_or_a_bound_is_only_lower(recorded: dict[str, Any]) -> None:
+    changed = _passing(recorded)
+    changed["slo_capacity"]["targets"]["torchserve-rest"].update(value=290.0, low=250.0, high=330.0)
+    changed["slo_capacity"]["targets"]["v2-rest"].update(at_least=True)
+    text = " ".join(sentences(verdict(changed)))  # type: ignore[arg-type]
+    assert "the 95% intervals of the first two overlap" in text
+    assert "stopped Triton, REST before the server did" in text
+
+
+def test_the_chart_is_a_png_with_a_bar_per_target(recorded: dict[str, Any]) -> None:
+    view = verdict(_passing(recorded))
+    assert view is not None
+    image = Image.open(io.BytesIO(capacity_chart(view)))
+    assert image.format == "PNG" and image.size[0] > 600 and image.size[1] > 200
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_and_markdown_come_from_the_templates(recorded: dict[str, Any]) -> None:
+    rendered = render_verdict(_passing(recorded), b"\x89PNG fake", "charts/capacity.png")
+    assert rendered is not None
+    html, markdown = rendered
+    parser = _Text()
+    parser.feed(html)
+    assert parser.tags[:2] == ["section", "h2"] and parser.tags.count("img") == 1
+    steps = len(recorded["slo_capacity"]["steps"])
+    assert parser.tags.count("tr") == 1 + 7 + 1 + steps  # heads, targets + calibration, every step
+    assert "gateway -&gt; TorchServe REST" in html and "-> TorchServe REST" not in html  # escaped
+    assert "![Capacity under the latency SLO per target](charts/capacity.png)" in markdown
+    assert markdown.count("\n| ") == 2 + 7 + 2 + steps
+    assert "gateway -> TorchServe REST" in markdown
+
+
+def test_the_report_opens_with_the_capacity_verdict(recorded: dict[str, Any], tmp_path: Path) -> None:
+    paths = write_report(recorded, tmp_path)
+    page = paths["html"].read_text()
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings[0] == "Capacity under p99 ≤ 10 ms" and headings[1] == "This run"
+    assert page.index("data:image/png;base64,") < page.index("<h2>This run</h2>")
+    assert (tmp_path / "charts" / "capacity.png").read_bytes().startswith(b"\x89PNG")
+    markdown = paths["markdown"].read_text()
+    assert markdown.index("## Capacity under p99") < markdown.index("## This run")
+    assert json.loads(paths["json"].read_text())["slo_capacity"]["schema"] == "loadtests-capacity/1"
+
+
+def test_the_printed_summary_starts_with_the_sentences(recorded: dict[str, Any]) -> None:
+    view = verdict(recorded)
+    assert view is not None
+    text = summary_text(recorded)
+    assert "Capacity under p99 <= 10 ms (open loop):" in text
+    assert sentences(view)[0] in text
