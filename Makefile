@@ -29,7 +29,7 @@ demo: $(STAMP)  ## main job: data -> train/export (or reuse) -> verify -> server
 	$(BIN)/python -m loadtests compare --start --preset demo
 
 LOADTEST_ARGS ?= --start
-loadtest: $(STAMP)  ## the full comparison (docs/benchmarking.md; ~20 min); LOADTEST_ARGS="..." replaces --start
+loadtest: $(STAMP)  ## the full comparison with every capacity search (docs/benchmarking.md; ~40 min); LOADTEST_ARGS="..." replaces --start
 	$(BIN)/python -m loadtests compare $(LOADTEST_ARGS)
 
 test: $(STAMP) test-tools  ## run the whole test suite

@@ -55,7 +55,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "capacity_min_requests": 20,
     },
 }
-"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 2 minutes); ``smoke``: tests."""
+"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 3 minutes); ``smoke``: tests."""
 
 DEFAULTS: dict[str, Any] = {
     "targets": "all",
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="full",
-        help="load settings: full (docs/benchmarking.md), demo (make demo, about 2 minutes), smoke (tests)",
+        help="load settings: full (docs/benchmarking.md), demo (make demo, about 3 minutes), smoke (tests)",
     )
 
     where = parser.add_argument_group("where the targets are (defaults: `make serve` and `make gateway`)")
