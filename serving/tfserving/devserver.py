@@ -143,7 +143,7 @@ def serve(settings: DevServerSettings, stop: threading.Event) -> None:
         logger.warning("no loadable version under %s yet; polling for one", settings.base_path)
     repository.start_polling(settings.poll_seconds)
 
-    metrics = Metrics()
+    metrics = Metrics(settings.model_name)
     grpc_server = None
     http_server = None
     http_thread = None

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pytest
 import requests
 import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -604,17 +605,26 @@ def test_standin_names_itself_on_every_answer(server: RunningServer) -> None:
         assert STANDIN_NAME in server.log_path.read_text(errors="replace")
 
 
+REST_PREDICT_OK = (("api", "predict"), ("outcome", "200"), ("protocol", "rest"))
+
+
 def test_prometheus_metrics_are_exposed(server: RunningServer) -> None:
     reply = requests.get(f"{server.rest}/monitoring/prometheus/metrics", timeout=HTTP_TIMEOUT_S)
     assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+    }
     if server.is_standin:
-        assert 'tfserving_standin_requests_total{protocol="rest",api="predict",outcome="200"}' in reply.text
-        assert (
-            'tfserving_standin_request_duration_seconds_bucket{protocol="grpc",api="predict",le="+Inf"}'
-            in (reply.text)
-        )
-    else:
-        assert ":tensorflow:serving:" in reply.text
+        assert ("tfserving_standin_requests_total", REST_PREDICT_OK) in samples
+        grpc_predict = (("api", "predict"), ("le", "+Inf"), ("protocol", "grpc"))
+        assert ("tfserving_standin_request_duration_seconds_bucket", grpc_predict) in samples
+    # TF Serving's own names, from the official server and the stand-in alike
+    assert samples[(":tensorflow:serving:request_count", (("model_name", MODEL_NAME), ("status", "OK")))] > 0
+    for entrypoint in ("GRPC", "REST"):
+        labels = (("API", "Predict"), ("entrypoint", entrypoint), ("le", "+Inf"), ("model_name", MODEL_NAME))
+        assert samples[(":tensorflow:serving:request_latency_bucket", labels)] > 0
 
 
 # --- keep last: changes the versions being served ------------------------------------------------
