@@ -215,6 +215,12 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests",
+            "Predictions this worker is serving now (all workers of a pod summed: the autoscaler's signal)",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.circuit_changes = Counter(
             "gateway_circuit_changes", "Circuit breaker state changes", ["backend", "state"], registry=r
         )

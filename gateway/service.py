@@ -114,9 +114,12 @@ class Gateway:
     def predict(self, selection: Selection, images: np.ndarray) -> Routed:
         if not self._slots.acquire(blocking=False):
             raise OverCapacity(f"more than {self.settings.max_inflight} requests in flight; retry shortly")
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
         try:
             return self.router.predict(selection, images)
         finally:
+            in_flight.dec()
             self._slots.release()
 
     def table(self) -> RoutingTable:
