@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "usage: python -m loadtests compare [options]        (python -m loadtests compare --help)\n"
             "       python -m loadtests bench-gateway [options]  (the gateway's cost; --help)\n"
-            "       python -m loadtests soak [options]           (steady load while faults happen; --help)"
+            "       python -m loadtests soak [options]           (steady load while faults happen; --help)\n"
+            "       python -m loadtests sweep [options]          (capacity per batching setting; --help)"
         )
         return 0 if args else 2
     if args[0] == "bench-gateway":
@@ -25,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.soak import main as soak
 
         return soak(args[1:])
+    if args[0] == "sweep":
+        from loadtests.sweep import main as sweep
+
+        return sweep(args[1:])
     if args[0] != "compare":
         print(
-            f"unknown command {args[0]!r}; the commands are `compare`, `bench-gateway` and `soak`",
+            f"unknown command {args[0]!r}; the commands are `compare`, `bench-gateway`, `soak` and `sweep`",
             file=sys.stderr,
         )
         return 2

@@ -18,7 +18,15 @@ import jinja2
 from gateway.registry import BACKEND_NAMES, spec
 from loadtests.report.labels import fmt_ms, fmt_rps, target_label
 
-__all__ = ["Verdict", "VerdictRow", "capacity_chart", "render_verdict", "sentences", "verdict"]
+__all__ = [
+    "Verdict",
+    "VerdictRow",
+    "capacity_chart",
+    "render_verdict",
+    "sentences",
+    "template_environment",
+    "verdict",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 GREY = "#7f7f7f"
@@ -157,7 +165,7 @@ def capacity_chart(view: Verdict) -> bytes:
     return buffer.getvalue()
 
 
-def _environment(html: bool) -> jinja2.Environment:
+def template_environment(html: bool) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=html,
@@ -170,7 +178,9 @@ def _environment(html: bool) -> jinja2.Environment:
 def sentences(view: Verdict) -> list[str]:
     """The verdict in two to four plain sentences."""
     text = (
-        _environment(False).get_template("sentences.txt").render(v=view, ratio=_ratio, apart=_apart, cpu=_cpu)
+        template_environment(False)
+        .get_template("sentences.txt")
+        .render(v=view, ratio=_ratio, apart=_apart, cpu=_cpu)
     )
     return [line.strip() for line in text.splitlines() if line.strip()]
 
@@ -205,5 +215,5 @@ def render_verdict(results: Mapping[str, Any], png: bytes, chart_file: str) -> t
         "chart_file": chart_file,
         "chart_data": base64.b64encode(png).decode(),
     }
-    page = _environment(True).get_template("verdict.html").render(values)
-    return page, _environment(False).get_template("verdict.md").render(values)
+    page = template_environment(True).get_template("verdict.html").render(values)
+    return page, template_environment(False).get_template("verdict.md").render(values)
