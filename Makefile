@@ -29,8 +29,10 @@ demo: $(STAMP)  ## main job: data -> train/export (or reuse) -> verify -> server
 	$(BIN)/python -m loadtests compare --start --preset demo
 
 LOADTEST_ARGS ?= --start
-loadtest: $(STAMP)  ## the full comparison with every capacity search (docs/benchmarking.md; ~40 min); LOADTEST_ARGS="..." replaces --start
+SWEEP_ARGS ?=
+loadtest: $(STAMP)  ## the full comparison with every capacity search, then the batching sweep (docs/benchmarking.md; ~1 h)
 	$(BIN)/python -m loadtests compare $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtests sweep $(SWEEP_ARGS)
 
 test: $(STAMP) test-tools  ## run the whole test suite
 	$(BIN)/python -m pytest
