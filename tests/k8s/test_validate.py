@@ -31,9 +31,13 @@ CURRENT_APIS = {
 
 CUSTOM_RESOURCES = {
     "overlays/rollouts": {("argoproj.io/v1alpha1", "Rollout"), ("argoproj.io/v1alpha1", "AnalysisTemplate")},
+    "overlays/monitoring": {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    },
 }
 """Kinds from CRDs, per kustomization: kubernetes-validate has no schema for them (tests/k8s/test_rollouts.py
-checks their fields)."""
+checks their fields; tests/k8s/test_monitoring.py the monitoring component's)."""
 
 
 def test_kustomize_renders_without_warnings(rendered: dict[str, Rendered]) -> None:
