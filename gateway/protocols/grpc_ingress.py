@@ -28,7 +28,7 @@ from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
 from gateway.api import new_request_id
 from gateway.errors import GatewayError, InvalidInput, NotFound
-from gateway.protocols.v2_rest import image_tensor, server_version
+from gateway.protocols.v2_rest import image_tensor, known_version, server_version
 from gateway.router import Routed, Selection
 from gateway.service import Gateway
 from model_store import CONTRACT, NUM_CLASSES
@@ -136,7 +136,9 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
 
     def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         def work() -> Any:
-            return v2.ModelReadyResponse(ready=self.calls.ready(self.calls.model(request.name)))
+            model = self.calls.model(request.name)
+            known_version(self.calls.gateway, model, _version(request.version))
+            return v2.ModelReadyResponse(ready=self.calls.ready(model))
 
         return self.calls.run(context, "grpc_model_ready", request.name, work)
 
@@ -148,6 +150,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def work() -> Any:
             model = self.calls.model(request.name)
+            known_version(self.calls.gateway, model, _version(request.version))
             route = self.calls.gateway.table().models[model]
             tensor = v2.ModelMetadataResponse.TensorMetadata
             return v2.ModelMetadataResponse(

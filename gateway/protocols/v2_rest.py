@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flask import Blueprint, Response, request
@@ -28,6 +28,9 @@ from gateway.errors import InvalidInput, NotFound
 from gateway.jsonio import dumps
 from model_store import CONTRACT, NUM_CLASSES
 from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
 
 __all__ = [
     "HEADER_LENGTH",
@@ -201,21 +204,22 @@ def server_ready() -> Response:
     return response
 
 
-def _known_version(model: str, version: int | None) -> str:
+def known_version(gateway: Gateway, model: str, version: int | None) -> None:
+    """404 for a version the routing table does not serve (where it lists versions; else the backend
+    decides). Metadata and readiness reach no backend: without this they would answer for any version."""
     if version is None:
-        return ""
-    route = service().table().models[model]
+        return
+    route = gateway.table().models[model]
     served = {*route.versions, *route.labels.values()}
     if served and version not in served:
         raise NotFound(f"model {model!r} has no version {version} in the routing table")
-    return str(version)
 
 
 @blueprint.get("/v2/models/<model:model>")
 @blueprint.get("/v2/models/<model:model>/versions/<int:version>")
 def model_metadata(model: str, version: int | None = None) -> Response:
     routed_model(current_call(), model)
-    _known_version(model, version)
+    known_version(service(), model, version)
     route = service().table().models[model]
     versions = sorted({*route.versions, *route.labels.values()})
     return json_response(
@@ -233,7 +237,7 @@ def model_metadata(model: str, version: int | None = None) -> Response:
 @blueprint.get("/v2/models/<model:model>/versions/<int:version>/ready")
 def model_ready(model: str, version: int | None = None) -> Response:
     routed_model(current_call(), model)
-    _known_version(model, version)
+    known_version(service(), model, version)
     ready = any(report.ready for report in service().model_report(model))
     response = json_response({"name": model, "ready": ready})
     response.status_code = 200 if ready else 503
