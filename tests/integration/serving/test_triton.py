@@ -2,11 +2,12 @@
 
 The Triton environment (build/triton-venv) is built on first use by the launcher, about two
 minutes, then reused. If it cannot be built here the tests fail and say why: they do not skip.
+The V2 contract (health, metadata, inference, errors) is checked against Triton and the gateway alike
+by tests/integration/test_v2_contract.py; these tests are Triton's own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -17,43 +18,19 @@ import numpy as np
 import pytest
 import requests
 import torch
-import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from exporters.export import TORCHSCRIPT_PATH
 from exporters.mnist import MnistData
-from model_store import CONTRACT, ModelStore
-from serving.errors import ServingError
-from serving.process import group_members, read_record, stop_server
+from model_store import ModelStore
+from serving.process import read_record
 from serving.settings import ServingSettings
 from serving.triton import launcher as triton
+from tests.integration.serving.triton_server import running_triton
 from tests.support import serving_environment, serving_settings
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 10.0
-
-
-@contextlib.contextmanager
-def _running(settings: ServingSettings) -> Iterator[ServingSettings]:
-    """Start Triton through the launcher; always stop it and check its whole process group is gone."""
-    pgid = None
-    try:
-        triton.check_ports(settings)
-        try:
-            record = triton.start(settings)
-        except ServingError as exc:
-            pytest.fail(f"Triton could not be started here (not skipped: this is a failure): {exc}")
-        pgid = record.pid
-        triton.wait_until_ready(settings, record, 120)
-        yield settings
-    finally:
-        stop_server(settings.run_dir, triton.NAME)
-        if pgid is not None:
-            assert group_members(pgid) == [], "Triton's processes outlived `stop_server`"
-            leftovers = [name for name in os.listdir("/dev/shm") if name.startswith(f"pytrtion{pgid}-")]
-            assert leftovers == [], f"shared memory left behind: {leftovers}"
-            copies = triton.stale_model_copies(settings.triton_dir / "workspace")
-            assert copies == [], f"Triton's model copies left in /tmp: {copies}"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +38,7 @@ def triton_settings(
     exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServingSettings]:
     settings = serving_settings(exported_store.root, tmp_path_factory.mktemp("triton-run"))
-    with _running(settings) as running:
+    with running_triton(settings) as running:
         yield running
 
 
@@ -85,10 +62,6 @@ def _http(settings: ServingSettings) -> httpclient.InferenceServerClient:
     )
 
 
-def _grpc(settings: ServingSettings) -> grpcclient.InferenceServerClient:
-    return grpcclient.InferenceServerClient(f"127.0.0.1:{settings.triton_grpc_port}")
-
-
 def test_ready_and_named_truthfully(triton_settings: ServingSettings) -> None:
     assert triton.version_states(triton_settings) == {"1": "READY"}
     client = _http(triton_settings)
@@ -105,73 +78,11 @@ def test_ready_and_named_truthfully(triton_settings: ServingSettings) -> None:
     assert "libtorch backend" in record.info["note"]
 
 
-def test_metadata_is_the_v2_contract(triton_settings: ServingSettings) -> None:
-    expected = {
-        "name": "mnist",
-        "versions": ["1"],
-        "platform": "python",
-        "inputs": [{"name": CONTRACT.input.name, "datatype": "FP32", "shape": [-1, 28, 28]}],
-        "outputs": [{"name": CONTRACT.output.name, "datatype": "FP32", "shape": [-1, 10]}],
-    }
-    assert _http(triton_settings).get_model_metadata("mnist", "1") == expected
-    grpc_metadata = _grpc(triton_settings).get_model_metadata(
-        "mnist", "1", as_json=True, client_timeout=TIMEOUT
-    )
-    assert grpc_metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": ["-1", "28", "28"]}]
-    assert grpc_metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": ["-1", "10"]}]
+def test_model_configuration(triton_settings: ServingSettings) -> None:
+    """Triton's own view of the model (the V2 contract itself: tests/integration/test_v2_contract.py)."""
     config = _http(triton_settings).get_model_config("mnist", "1")
     assert config["max_batch_size"] == triton_settings.triton_max_batch
     assert "dynamic_batching" not in config  # off by default
-
-
-def test_http_inference_matches_the_torchscript(
-    triton_settings: ServingSettings, images: np.ndarray, local_probabilities: np.ndarray
-) -> None:
-    client = _http(triton_settings)
-    request = httpclient.InferInput("image", list(images.shape), "FP32")
-    request.set_data_from_numpy(images, binary_data=True)
-    output = httpclient.InferRequestedOutput("probabilities", binary_data=True)
-    result = client.infer("mnist", [request], model_version="1", outputs=[output])
-    probabilities = result.as_numpy("probabilities")
-    assert probabilities.shape == (64, 10) and probabilities.dtype == np.float32
-    np.testing.assert_allclose(probabilities, local_probabilities, atol=1e-6)
-    assert result.get_response()["model_version"] == "1"
-
-
-def test_http_json_tensors(
-    triton_settings: ServingSettings, local_probabilities: np.ndarray, images: np.ndarray
-) -> None:
-    """The plain JSON body of the V2 REST protocol, as the gateway's /v2 speaks it."""
-    body = {
-        "inputs": [
-            {"name": "image", "shape": [3, 28, 28], "datatype": "FP32", "data": images[:3].ravel().tolist()}
-        ]
-    }
-    response = requests.post(
-        f"{triton.http_url(triton_settings)}/v2/models/mnist/versions/1/infer", json=body, timeout=TIMEOUT
-    )
-    assert response.status_code == 200, response.text
-    output = response.json()["outputs"][0]
-    assert output["name"] == "probabilities" and output["shape"] == [3, 10]
-    np.testing.assert_allclose(np.reshape(output["data"], (3, 10)), local_probabilities[:3], atol=1e-6)
-
-
-def test_grpc_inference_matches_the_torchscript(
-    triton_settings: ServingSettings, images: np.ndarray, local_probabilities: np.ndarray
-) -> None:
-    client = _grpc(triton_settings)
-    assert client.is_model_ready("mnist", "1", client_timeout=TIMEOUT)
-    request = grpcclient.InferInput("image", list(images[:16].shape), "FP32")
-    request.set_data_from_numpy(images[:16])
-    result = client.infer("mnist", [request], model_version="1", client_timeout=TIMEOUT)
-    np.testing.assert_allclose(result.as_numpy("probabilities"), local_probabilities[:16], atol=1e-6)
-
-
-def test_wrong_shape_is_rejected_by_triton(triton_settings: ServingSettings) -> None:
-    request = httpclient.InferInput("image", [1, 27, 28], "FP32")
-    request.set_data_from_numpy(np.zeros((1, 27, 28), dtype=np.float32))
-    with pytest.raises(httpclient.InferenceServerException, match="unexpected shape"):
-        _http(triton_settings).infer("mnist", [request])
 
 
 def test_metrics(triton_settings: ServingSettings) -> None:
@@ -194,7 +105,7 @@ def test_dynamic_batcher_batches_concurrent_requests(
         triton_max_batch=32,
         triton_max_queue_delay_us=100_000,
     )
-    with _running(settings) as ready:
+    with running_triton(settings) as ready:
         client = _http(ready)
         config = client.get_model_config("mnist", "1")
         assert config["max_batch_size"] == 32
