@@ -85,9 +85,9 @@ def write_sweep_report(results: Mapping[str, Any], folder: Path) -> dict[str, An
         "cpu": lambda value: "-" if not math.isfinite(value) else f"{value:.2f}",
         "chart_data": base64.b64encode(png).decode(),
     }
-    text = template_environment(False).get_template("sweep_sentences.txt").render(values)
+    text = template_environment().get_template("sweep_sentences.txt").render(values)
     values["sentences"] = [line.strip() for line in text.splitlines() if line.strip()]
     paths = {"html": folder / "sweep.html", "markdown": folder / "sweep.md"}
-    paths["html"].write_text(template_environment(True).get_template("sweep.html").render(values))
-    paths["markdown"].write_text(template_environment(False).get_template("sweep.md").render(values))
+    paths["html"].write_text(template_environment().get_template("sweep.html").render(values))
+    paths["markdown"].write_text(template_environment().get_template("sweep.md").render(values))
     return {**paths, "sentences": values["sentences"]}

@@ -6,6 +6,7 @@ templates next to this module, once as HTML and once as Markdown.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Mapping
@@ -165,10 +166,12 @@ def capacity_chart(view: Verdict) -> bytes:
     return buffer.getvalue()
 
 
-def template_environment(html: bool) -> jinja2.Environment:
+@functools.cache
+def template_environment() -> jinja2.Environment:
+    """The report templates: ``.html`` ones escape what they insert, ``.md`` and ``.txt`` ones do not."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=html,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
@@ -178,7 +181,7 @@ def template_environment(html: bool) -> jinja2.Environment:
 def sentences(view: Verdict) -> list[str]:
     """The verdict in two to four plain sentences."""
     text = (
-        template_environment(False)
+        template_environment()
         .get_template("sentences.txt")
         .render(v=view, ratio=_ratio, apart=_apart, cpu=_cpu)
     )
@@ -215,5 +218,5 @@ def render_verdict(results: Mapping[str, Any], png: bytes, chart_file: str) -> t
         "chart_file": chart_file,
         "chart_data": base64.b64encode(png).decode(),
     }
-    page = template_environment(True).get_template("verdict.html").render(values)
-    return page, template_environment(False).get_template("verdict.md").render(values)
+    page = template_environment().get_template("verdict.html").render(values)
+    return page, template_environment().get_template("verdict.md").render(values)
