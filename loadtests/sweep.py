@@ -38,10 +38,6 @@ class Setting:
     env: tuple[tuple[str, str], ...]
     """``SERVING_*`` variables of this setting."""
 
-    @property
-    def slug(self) -> str:
-        return "-".join([self.stack, *(value for _, value in self.env)]) if self.env else self.stack
-
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("torchserve", "torchserve-rest", "TorchServe, batchSize 1", (("SERVING_TS_BATCH_SIZE", "1"),)),
@@ -101,8 +97,9 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _capacity(folder: Path, target: str) -> dict[str, Any] | None:
-    reports = sorted(path for path in folder.iterdir() if (path / "results.json").exists())
+def _capacity(reports: Sequence[Path], target: str) -> dict[str, Any] | None:
+    """The capacity the setting's run found (``reports``: the folders that run made)."""
+    reports = [path for path in reports if (path / "results.json").exists()]
     if not reports:
         return None
     results = json.loads((reports[-1] / "results.json").read_text())
@@ -145,13 +142,15 @@ def main(argv: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     for index, setting in enumerate(chosen, 1):
         print(f"== sweep {index}/{len(chosen)}: {setting.label}", flush=True)
-        run_dir = folder / f"{index:02d}-{setting.slug}"
-        args = [*rest, "--start", "--targets", setting.target, "--no-calibration", "--out", str(run_dir)]
+        # Every run's report goes straight into the sweep's folder: deeper paths make the Unix socket
+        # paths of Triton's Python backend (under the run's servers/) longer than the system allows.
+        args = [*rest, "--start", "--targets", setting.target, "--no-calibration", "--out", str(folder)]
         config = config_from_args(build_parser().parse_args(args))
+        before = set(folder.iterdir())
         with _environment(dict(setting.env)):
             code = compare(config)
-        run_dir.mkdir(exist_ok=True)
-        rows.append({**asdict(setting), "exit_code": code, "capacity": _capacity(run_dir, setting.target)})
+        made = sorted(set(folder.iterdir()) - before)
+        rows.append({**asdict(setting), "exit_code": code, "capacity": _capacity(made, setting.target)})
     results = {
         "schema": SCHEMA,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -25,7 +25,7 @@ def test_the_stand_in_gets_one_setting_and_the_official_server_its_batching() ->
         "triton",
         "torchserve",
     ]
-    assert len({s.slug for s in SETTINGS}) == len(SETTINGS)
+    assert len({s.label for s in SETTINGS}) == len(SETTINGS)
 
 
 def test_a_settings_environment_is_undone_afterwards() -> None:
