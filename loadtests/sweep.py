@@ -4,7 +4,8 @@ For every setting the comparison runs once on its own (``compare --start``, the 
 target only, the setting's ``SERVING_*`` variables in force while its server starts), so every
 setting gets a freshly started server; the capacity each run finds under the SLO goes into
 ``reports/sweep-<timestamp>/sweep.{json,md,html}`` with one chart, next to each run's own report.
-Any other ``compare`` option (``--preset``, ``--slo-ms``, ``--capacity-*`` ...) is passed through.
+Any other ``compare`` option (``--preset``, ``--slo-ms``, ``--capacity-*`` ...) is passed through;
+the closed-loop steps default to one user (the search starts from it).
 
 The TF Serving stand-in has no server-side batching; TF Serving's batching is swept only where the
 official ``tensorflow_model_server`` is installed.
@@ -145,6 +146,8 @@ def main(argv: list[str]) -> int:
         # Every run's report goes straight into the sweep's folder: deeper paths make the Unix socket
         # paths of Triton's Python backend (under the run's servers/) longer than the system allows.
         args = [*rest, "--start", "--targets", setting.target, "--no-calibration", "--out", str(folder)]
+        if "--users" not in rest:  # the search starts from the 1-user step; more steps are compare's job
+            args += ["--users", "1"]
         config = config_from_args(build_parser().parse_args(args))
         before = set(folder.iterdir())
         with _environment(dict(setting.env)):
