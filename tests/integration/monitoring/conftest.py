@@ -1,6 +1,6 @@
 """A monitored local stack: the TF Serving stand-in with two versions, the gateway with a 10 % canary and
 a shadow, and the real Prometheus of ``python -m serving up`` scraping both every half second with the rules
-of k8s/monitoring/rules.yml. Every process is stopped when the module ends, also after a failure."""
+of k8s/monitoring/rules.yml. Every process is stopped when the package's tests end, also after a failure."""
 
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ models:
     versions: {1: 90, 2: 10}
     shadow: {percent: 100, backend: embedded-pytorch}
     failover: false
+    batching: {enabled: true, max_batch: 8, max_delay_ms: 1}
 """
 """90/10 between versions 1 and 2; every request shadowed to the in-process PyTorch model; ``v2-rest`` points
-at a closed port, so a request that picks it explicitly fails with a 5xx."""
+at a closed port, so a request that picks it explicitly fails with a 5xx; micro-batching on (the dashboard
+shows it)."""
 
 
 @dataclass
@@ -129,7 +131,7 @@ def _publish_copy(store: ModelStore) -> int:
         return draft.version
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def monitored_stack(
     exported_store: ModelStore, mnist: MnistData, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MonitoredStack]:
