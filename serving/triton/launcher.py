@@ -168,7 +168,7 @@ def start(settings: ServingSettings, say: Callable[[str], None] = _print) -> Ser
 def stale_model_copies(workspace: Path, *, remove: bool = False) -> list[Path]:
     """Triton's /tmp/folderXXXXXX model copies of the server using ``workspace`` (see server.py)."""
     found = []
-    for folder in Path("/tmp").glob("folder??????"):  # nosec B108 - Triton ignores TMPDIR; we only remove its copies
+    for folder in Path("/tmp").glob("folder??????"):  # nosec B108  # Triton ignores TMPDIR; its copies are only removed
         try:
             mine = f'"{workspace}"' in (folder / "config.pbtxt").read_text()
         except OSError:

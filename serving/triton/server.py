@@ -53,7 +53,7 @@ def remove_model_copies(workspace: str) -> list[str]:
     behind. Ours are those whose config.pbtxt names this server's workspace.
     """
     removed = []
-    for folder in Path("/tmp").glob("folder??????"):  # nosec B108 - Triton ignores TMPDIR; we only remove its copies
+    for folder in Path("/tmp").glob("folder??????"):  # nosec B108  # Triton ignores TMPDIR; its copies are only removed
         try:
             mine = f'"{workspace}"' in (folder / "config.pbtxt").read_text()
         except OSError:
