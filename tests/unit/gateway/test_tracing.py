@@ -3,6 +3,7 @@ the caller's trace continued, ``traceparent`` handed to backends over REST and g
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from opentelemetry.trace import SpanKind
 from gateway.app import create_app
 from gateway.backends.channels import _TraceContext
 from gateway.backends.http import CurlTransport, HttpRequest
-from gateway.errors import Unavailable
+from gateway.errors import BadBackendResponse, Unavailable
 from gateway.settings import Settings
 from gateway.tracing import Tracing, exporter_from_env
 from tests.unit.gateway.conftest import FakeBackend
@@ -144,3 +145,23 @@ def test_grpc_calls_carry_traceparent_as_metadata() -> None:
     tracing.close()
     assert sent[0] == [("authorization", "Bearer k")]
     assert [k for k, _ in sent[1]] == ["authorization", "traceparent"]
+
+
+def test_a_failed_requests_log_line_names_its_request_id_and_trace_id(
+    traced: tuple[Callable[..., Flask], InMemorySpanExporter],
+    fakes: dict[str, FakeBackend],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    build, _ = traced
+    client = build().test_client()
+    for fake in fakes.values():
+        fake.error = BadBackendResponse("bad answer", backend=fake.name, detail="the backend's own words")
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        reply = client.post("/v1/models/mnist:predict", json=BODY, headers={"traceparent": TRACEPARENT})
+    assert reply.status_code == 502
+    request_id = reply.headers["X-Request-ID"]
+    lines = [
+        record.getMessage() for record in caplog.records if "the backend's own words" in record.getMessage()
+    ]
+    assert lines and all(request_id in line and TRACE_ID in line for line in lines), lines
+    assert "the backend's own words" not in reply.get_data(as_text=True)
