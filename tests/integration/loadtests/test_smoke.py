@@ -99,3 +99,19 @@ def test_everything_it_started_is_stopped(smoke: tuple[str, Path], results: dict
     pids = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", stdout)]
     assert len(pids) >= 4  # TorchServe, the stand-in, the null endpoints, the gateway
     assert not [pid for pid in pids if process_group_alive(pid)]
+
+
+def test_every_target_had_its_capacity_searched_and_the_report_opens_with_it(
+    smoke: tuple[str, Path], results: dict[str, Any]
+) -> None:
+    capacity = results["slo_capacity"]
+    assert capacity["schema"] == "loadtests-capacity/1" and capacity["slo"]["slo_ms"] == 10.0
+    measured = {row["target"] for row in results["summary"] if row["requests"] > 0}
+    assert set(capacity["targets"]) == measured  # one step each in the smoke preset
+    for step in capacity["steps"]:
+        assert step["verdict"]["outcome"] in ("pass", "fail", "generator")
+        assert step["offered_rps"] > 0 and step["users"] >= 8
+    stdout, folder = smoke
+    page = (folder / "report.html").read_text()
+    assert page.index("<h2>Capacity under p99 ≤ 10 ms</h2>") < page.index("<h2>This run</h2>")
+    assert "Capacity under p99 <= 10 ms (open loop):" in stdout
