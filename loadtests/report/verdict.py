@@ -141,7 +141,7 @@ def capacity_chart(view: Verdict) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    rows = view.direct + view.gateway + view.calibration
+    rows = view.direct + view.gateway  # the null endpoint (the generator's own ceiling) is in the table
     figure = Figure(figsize=(8.5, 0.42 * len(rows) + 1.3))
     axes = figure.subplots()
     positions = list(range(len(rows)))[::-1]
