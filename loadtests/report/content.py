@@ -405,6 +405,9 @@ def _method(results: Mapping[str, Any]) -> list[Block]:
         "- Closed loop: each user sends its next request when the previous answer arrives, so latency and "
         "throughput are coupled; fixed-rate steps (if any) are paced users and turn closed-loop past "
         "saturation (coordinated omission: their tail latencies are then optimistic).",
+        "- Capacity under the SLO (the first section): open loop, Poisson arrivals handed to a pool of "
+        "users, latency counted from each arrival; a bounded search over offered rates per target and "
+        "repetition, each step judged on its p99, errors and sent rate (docs/benchmarking.md).",
     ]
     departures = [
         "- All servers run for the whole comparison (started once) instead of one stack at a time; the idle "
