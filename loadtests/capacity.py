@@ -149,7 +149,8 @@ def judge_step(
         if total and errors / total >= slo.max_error_ratio:
             reasons.append(f"errors {errors / total:.2%} >= {slo.max_error_ratio:.1%}")
         if sent_rps < offered_rps * (1.0 - shortfall_allowed):
-            reasons.append(f"sent {sent_rps:.0f} of {offered_rps:.0f} req/s (every user busy)")
+            why = " (users busy)" if late_share >= 0.01 else ""
+            reasons.append(f"sent {sent_rps:.0f} of {offered_rps:.0f} req/s{why}")
         outcome = "fail" if reasons else "pass"
     return StepVerdict(
         offered_rps=offered_rps,
