@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from gateway import api, protocols
 from gateway.backends import Backend
 from gateway.errors import GatewayError, for_status
+from gateway.fastpath import FastPath
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.tracing import Tracing
@@ -45,8 +46,8 @@ def create_app(
     for blueprint in protocols.BLUEPRINTS:
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
-    # The busiest path skips Flask's dispatch (see the module); the blueprint stays for the rest.
-    app.wsgi_app = protocols.tfserving_rest.FastPredict(app.wsgi_app, gateway)  # type: ignore[method-assign]
+    # Predict paths skip Flask's dispatch (gateway.fastpath); their blueprints serve what it hands on.
+    app.wsgi_app = FastPath(app.wsgi_app, gateway, protocols.FAST_ROUTES)  # type: ignore[method-assign]
     if settings.warmup:
         gateway.warm_up()
     return app

@@ -15,16 +15,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from gateway import codecs
-from gateway.api import current_call, json_response, routed_model, selection, service
+from gateway.api import Call, current_call, json_response, routed_model, selection_for, service
 from gateway.errors import InvalidInput, NotFound
+from gateway.fastpath import Answer, FastRoute, Incoming, register
 from gateway.jsonio import dumps
 from model_store import CONTRACT, NUM_CLASSES
 from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
@@ -33,12 +35,14 @@ if TYPE_CHECKING:
     from gateway.service import Gateway
 
 __all__ = [
+    "FAST_ROUTES",
     "HEADER_LENGTH",
     "V2Request",
     "blueprint",
     "decode_infer",
     "encode_infer",
     "image_tensor",
+    "infer",
     "server_version",
 ]
 
@@ -244,18 +248,28 @@ def model_ready(model: str, version: int | None = None) -> Response:
     return response
 
 
-@blueprint.post("/v2/models/<model:model>/infer")
-@blueprint.post("/v2/models/<model:model>/versions/<int:version>/infer")
-def infer(model: str, version: int | None = None) -> Response:
-    call = current_call()
+def infer(call: Call, incoming: Incoming, model: str, version: int | None = None) -> Answer:
     routed_model(call, model)
-    decoded = decode_infer(
-        request.get_data(cache=False), request.headers.get(HEADER_LENGTH), call.gateway.limits
+    decoded = decode_infer(incoming.body(), incoming.headers.get(HEADER_LENGTH), call.gateway.limits)
+    routed = call.gateway.predict(
+        selection_for(call, model, version, None, incoming.headers, incoming.query), decoded.images
     )
-    routed = call.gateway.predict(selection(call, model, version), decoded.images)
     call.routed(routed)
     answered = routed.prediction.version or (str(version) if version is not None else "")
-    body, headers = encode_infer(
-        routed.prediction.probabilities, model, answered, decoded.id, decoded.binary_output
-    )
-    return Response(body, headers=headers)
+    return encode_infer(routed.prediction.probabilities, model, answered, decoded.id, decoded.binary_output)
+
+
+_MODEL = r"/v2/models/(?P<model>[A-Za-z0-9][A-Za-z0-9_-]{0,63})"
+FAST_ROUTES = (
+    FastRoute(
+        "infer", "/v2/models/<model:model>/infer", re.compile(rf"{_MODEL}/infer"), infer, v2_errors=True
+    ),
+    FastRoute(
+        "infer",
+        "/v2/models/<model:model>/versions/<int:version>/infer",
+        re.compile(rf"{_MODEL}/versions/(?P<version>[0-9]{{1,18}})/infer"),
+        infer,
+        v2_errors=True,
+    ),
+)
+register(blueprint, FAST_ROUTES)

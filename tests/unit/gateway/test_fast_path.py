@@ -1,5 +1,5 @@
-"""TF Serving REST predict answered by FastPredict (plain WSGI) and by the Flask blueprint behind it:
-the same requests must get the same status, body and headers (fake backends; no network, no models)."""
+"""Predict paths answered by FastPath (plain WSGI) and by the Flask blueprints behind it: the same
+requests must get the same status, body and headers (fake backends; no network, no models)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,29 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from werkzeug.test import Client, TestResponse
 
 from gateway.errors import Unavailable
-from gateway.protocols.tfserving_rest import FastPredict
+from gateway.fastpath import FastPath
 from tests.unit.gateway.conftest import FakeBackend
 
 IMAGE = [[0.0] * 28] * 28
 BODY = json.dumps({"instances": [IMAGE]})
 JSON = {"Content-Type": "application/json", "X-Request-ID": "req-1"}
+V2 = "/v2/models/mnist/infer"
+V2_TENSOR = {"name": "image", "datatype": "FP32", "shape": [1, 28, 28], "data": [0.5] * 784}
+V2_HEAD = json.dumps(
+    {
+        "inputs": [
+            {"name": "image", "datatype": "FP32", "shape": [1, 784], "parameters": {"binary_data_size": 3136}}
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+).encode()
+V2_BINARY = V2_HEAD + np.full(784, 0.25, dtype="<f4").tobytes()
 
 CASES: dict[str, dict[str, Any]] = {
     "ok": {},
@@ -35,13 +47,29 @@ CASES: dict[str, dict[str, Any]] = {
     "wrong content type": {"headers": {"Content-Type": "text/plain"}},
     "gzip": {"headers": {"Content-Encoding": "gzip"}},
     "not json": {"body": "{"},
-    "wrong shape": {"body": json.dumps({"instances": [[1.0, 2.0]]})},
+    "wrong shape": {"body": json.dumps({"instances": [[0.1, 0.2]]})},
     "columnar": {"body": json.dumps({"inputs": [IMAGE]})},
     "too large": {"body": " " * 70_000},
     "no key": {"keys": ("k1",)},
     "wrong key": {"keys": ("k1",), "headers": {"X-API-Key": "k2"}},
     "bearer key": {"keys": ("k1",), "headers": {"Authorization": "Bearer k1"}},
     "backends down": {"down": True},
+    "v2 json": {"path": V2, "body": json.dumps({"id": "a", "inputs": [V2_TENSOR]})},
+    "v2 version": {"path": "/v2/models/mnist/versions/1/infer", "body": json.dumps({"inputs": [V2_TENSOR]})},
+    "v2 unknown version": {
+        "path": "/v2/models/mnist/versions/9/infer",
+        "body": json.dumps({"inputs": [V2_TENSOR]}),
+    },
+    "v2 binary": {
+        "path": V2,
+        "body": V2_BINARY,
+        "headers": {"Inference-Header-Content-Length": str(len(V2_HEAD))},
+    },
+    "v2 bad datatype": {"path": V2, "body": json.dumps({"inputs": [{**V2_TENSOR, "datatype": "INT8"}]})},
+    "v2 missing input": {"path": V2, "body": json.dumps({"inputs": []})},
+    "v2 unknown model": {"path": "/v2/models/other/infer", "body": json.dumps({"inputs": [V2_TENSOR]})},
+    "v2 no key": {"path": V2, "keys": ("k1",), "body": json.dumps({"inputs": [V2_TENSOR]})},
+    "v2 backends down": {"path": V2, "down": True, "body": json.dumps({"inputs": [V2_TENSOR]})},
 }
 
 
@@ -52,7 +80,7 @@ def _post(app: Callable[..., Any], case: dict[str, Any], router: Any) -> TestRes
     return Client(app).post(path, data=case.get("body", BODY), headers=headers)
 
 
-def _count_hand_ons(fast: FastPredict) -> list[dict[str, Any]]:
+def _count_hand_ons(fast: FastPath) -> list[dict[str, Any]]:
     """Make ``fast`` note each request it hands on to Flask; returns the list it appends to."""
     flask_app, handed_on = fast.app, []
 
@@ -68,7 +96,8 @@ def _comparable(response: TestResponse) -> tuple[int, Any, dict[str, str]]:
     headers = {name.lower(): value for name, value in response.headers.items()}
     assert "server-timing" in headers  # timings differ run to run: present, not compared
     headers.pop("server-timing")
-    return response.status_code, json.loads(response.data), headers
+    json_body = headers["content-type"] == "application/json"
+    return response.status_code, json.loads(response.data) if json_body else response.data, headers
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -82,7 +111,7 @@ def test_fast_path_answers_like_flask(
             fake.error = Unavailable("down")
     router = app.extensions["gateway"].router
     fast = app.wsgi_app
-    assert isinstance(fast, FastPredict)
+    assert isinstance(fast, FastPath)
     flask_app = fast.app
     handed_on = _count_hand_ons(fast)
     fast_answer = _comparable(_post(fast, case, router))
@@ -93,7 +122,7 @@ def test_fast_path_answers_like_flask(
 def test_fast_path_hands_on_what_it_does_not_serve(make_app: Callable[..., Flask]) -> None:
     """GET, a path Flask would redirect, and a body without a declared length go to Flask."""
     app = make_app()
-    assert isinstance(app.wsgi_app, FastPredict)
+    assert isinstance(app.wsgi_app, FastPath)
     handed_on = _count_hand_ons(app.wsgi_app)
     client = app.test_client()
     assert client.get("/v1/models/mnist:predict").status_code == 405

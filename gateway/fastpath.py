@@ -1,0 +1,168 @@
+"""Predict paths served without Flask's dispatch, with the same code the Flask routes run.
+
+Flask's request context, URL matching, hooks and response objects cost about as much CPU as a
+prediction's decode, routing and encode together, on the path that carries nearly all the traffic.
+So each protocol module declares its predict paths as :class:`FastRoute` values: a handler that takes
+the request's bookkeeping (:class:`gateway.api.Call`) and an :class:`Incoming` (headers, content type,
+query, body) and returns the answer's bytes and headers. :class:`FastPath`, a WSGI middleware in front
+of the Flask app, answers POSTs to those paths itself; :func:`register` also adds each one to the
+protocol's blueprint, which serves what the middleware hands on (a body without a declared length, a
+path it does not match exactly) and keeps the routes in Flask's URL map (405 for GET, OpenAPI checks).
+Both ways run the same handler and the same bookkeeping, so they answer alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, request
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import HTTP_STATUS_CODES
+
+from gateway import codecs
+from gateway.api import current_call, error_document, finish_call, start_call
+from gateway.errors import GatewayError, PayloadTooLarge
+from gateway.jsonio import dumps
+from gateway.service import Gateway
+
+__all__ = ["Answer", "FastPath", "FastRoute", "Incoming", "register"]
+
+log = logging.getLogger(__name__)
+
+Answer = tuple[bytes, dict[str, str]]
+"""The body and the headers it needs (its content type at least)."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What a handler may read of a request, the same whether Flask parsed it or not."""
+
+    headers: Any
+    """Looks names up in any case (Werkzeug's headers), as :class:`gateway.router.Selection` requires."""
+    media: str
+    """The content type without parameters, lower case ("" when none was sent)."""
+    query: str
+    body: Callable[[], bytes]
+    """Reads the body (once): called after the checks that need no body, so a refused request is not read."""
+
+
+@dataclass(frozen=True)
+class FastRoute:
+    endpoint: str
+    """The view's name: Flask's endpoint within the blueprint and the metrics' ``endpoint`` label."""
+    rule: str
+    """The Flask rule (its converters name the handler's keyword arguments); it also names the span."""
+    pattern: re.Pattern[str]
+    """Matches exactly the paths the rule does for valid names; a path it misses goes to Flask."""
+    handle: Callable[..., Answer]
+    """``handle(call, incoming, **path_arguments)``; raises :class:`GatewayError` for a refusal."""
+    v2_errors: bool = False
+    """Errors in the Open Inference Protocol's shape (``{"error": ...}``), as under /v2."""
+    integers: tuple[str, ...] = ("version",)
+    """Path arguments converted to ``int`` (the rule's ``<int:...>``)."""
+
+    def arguments(self, match: re.Match[str]) -> dict[str, Any]:
+        found = {name: value for name, value in match.groupdict().items() if value is not None}
+        return {name: int(value) if name in self.integers else value for name, value in found.items()}
+
+
+def register(blueprint: Blueprint, routes: Sequence[FastRoute]) -> None:
+    """Add ``routes`` to ``blueprint`` as POST views (one view per endpoint, however many rules)."""
+    views: dict[str, Callable[..., Response]] = {}
+    for route in routes:
+        view = views.get(route.endpoint)
+        if view is None:
+            view = views[route.endpoint] = _flask_view(route)
+        blueprint.add_url_rule(route.rule, endpoint=route.endpoint, view_func=view, methods=["POST"])
+
+
+def _flask_view(route: FastRoute) -> Callable[..., Response]:
+    def view(**arguments: Any) -> Response:
+        incoming = Incoming(
+            request.headers,
+            (request.mimetype or "").lower(),
+            request.environ.get("QUERY_STRING", ""),
+            _flask_body,
+        )
+        body, headers = route.handle(current_call(), incoming, **arguments)
+        return Response(body, headers=headers)
+
+    view.__name__ = route.endpoint
+    return view
+
+
+def _flask_body() -> bytes:
+    _check_length(request.content_length, current_call().gateway.settings.max_body_bytes)
+    return request.get_data(cache=False)
+
+
+def _check_length(declared: int | None, limit: int) -> None:
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit} bytes")
+
+
+class FastPath:
+    """WSGI middleware: POSTs to ``routes`` answered without Flask; everything else to ``app``."""
+
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], gateway: Gateway, routes: Sequence[FastRoute]
+    ) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.routes = tuple(routes)
+        self.max_body_bytes = gateway.settings.max_body_bytes
+
+    def _match(self, environ: dict[str, Any]) -> tuple[FastRoute, re.Match[str]] | None:
+        if environ["REQUEST_METHOD"] != "POST" or not (environ.get("CONTENT_LENGTH") or "").isdigit():
+            return None
+        path = environ.get("PATH_INFO", "")
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None:
+                return route, match
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        found = self._match(environ)
+        if found is None:
+            return self.app(environ, start_response)
+        route, match = found
+        headers = EnvironHeaders(environ)
+        call = start_call(self.gateway, headers, f"POST {route.rule}")
+        status = 200
+        try:  # the checks of gateway.api's request hook, then the handler
+            codecs.check_content_encoding(headers.get("Content-Encoding"))
+            self.gateway.authenticate(headers.get("X-API-Key"), headers.get("Authorization"))
+            incoming = Incoming(
+                headers,
+                environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower(),
+                environ.get("QUERY_STRING", ""),
+                lambda: self._read(environ),
+            )
+            body, answer_headers = route.handle(call, incoming, **route.arguments(match))
+        except Exception as exc:  # the same answers as the app's error handlers
+            error = exc if isinstance(exc, GatewayError) else _unexpected()
+            document, answer_headers = error_document(error, call, route.v2_errors)
+            answer_headers["Content-Type"] = "application/json"
+            status, body = error.status, dumps(document) + b"\n"
+        response_headers = [*answer_headers.items(), ("Content-Length", str(len(body)))]
+        bookkeeping = finish_call(call, status, route.endpoint)
+        names = {name for name, _ in bookkeeping}
+        response_headers = [h for h in response_headers if h[0] not in names] + bookkeeping
+        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown')}", response_headers)
+        return [body]
+
+    def _read(self, environ: dict[str, Any]) -> bytes:
+        length = int(environ["CONTENT_LENGTH"])
+        _check_length(length, self.max_body_bytes)
+        body: bytes = environ["wsgi.input"].read(length)
+        return body
+
+
+def _unexpected() -> GatewayError:
+    log.exception("unhandled error")  # the traceback goes to the log, never to the client
+    return GatewayError("internal error")
