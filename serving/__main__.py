@@ -103,6 +103,8 @@ def _start_prometheus(settings: ServingSettings) -> None:
     prometheus_launcher.check_ports(settings)
     record = prometheus_launcher.start(settings)
     prometheus_launcher.wait_until_ready(settings, record, 30.0)
+    for target, state in sorted(prometheus_launcher.wait_for_targets(settings).items()):
+        _say(f"prometheus: target {target}: {state}")
     _say(
         f"prometheus: ready at {prometheus_launcher.url(settings)}, scraping {', '.join(record.info['jobs'])}"
     )

@@ -135,3 +135,16 @@ def target_health(settings: ServingSettings) -> dict[str, str]:
         error = target.get("lastError") or ""
         health[name] = target["health"] + (f" ({error})" if error and target["health"] != "up" else "")
     return health
+
+
+def wait_for_targets(settings: ServingSettings, timeout_s: float = 15.0) -> dict[str, str]:
+    """Target health once every target was scraped once (Prometheus applies a new config's targets after
+    about 5 s); what is known at ``timeout_s`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        health = target_health(settings)
+        if health and not any(state.startswith("unknown") for state in health.values()):
+            break
+        time.sleep(0.25)
+    return health
