@@ -102,3 +102,17 @@ def test_up_without_a_model_says_how_to_build_one(tmp_path: Path) -> None:
     up = _cli(env, "up", timeout=60)
     assert up.returncode == 1
     assert "make demo" in up.stderr
+
+
+def test_up_without_prometheus_says_so_and_serves(exported_store: ModelStore, tmp_path: Path) -> None:
+    env, run_dir = _environment(exported_store.root, tmp_path / "run")
+    env["SERVING_PROMETHEUS_BINARY"] = str(tmp_path / "no-prometheus")
+    try:
+        up = _cli(env, "up", "--skip", "torchserve", "--skip", "triton")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "warning: prometheus not started" in up.stderr and "not installed" in up.stderr
+        assert "tfserving: ready" in up.stdout and "prometheus: NOT STARTED" in up.stdout
+        assert [record.name for record in all_records(run_dir)] == ["tfserving"]
+    finally:
+        down = _cli(env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
