@@ -121,3 +121,40 @@ def test_wait_until_pods_see_the_current_routing_and_key(watch: ModuleType) -> N
     assert watch.wait(_cluster(watch, "models: {}\n", key, "models: {}", ready=True), _wait_args()) == 0
     assert watch.wait(_cluster(watch, "models: {}\n", key, "models: {old}", ready=True), _wait_args()) == 1
     assert watch.wait(_cluster(watch, "models: {}\n", key, "models: {}", ready=False), _wait_args()) == 1
+
+
+def test_query_reads_the_recorded_series(watch: ModuleType) -> None:
+    """``query``: the recorded series per model and version, NaN (no traffic) read as n/a, thresholds."""
+    series = {
+        'model:gateway_requests:rate5m{model="mnist"}': [({"model": "mnist"}, 10.0)],
+        'model:gateway_request_errors:ratio_rate5m{model="mnist"}': [({"model": "mnist"}, 0.02)],
+        'model:gateway_request_duration_seconds:p99_5m{model="mnist"}': [({"model": "mnist"}, 0.3)],
+        'backend:gateway_request_duration_seconds:p99_5m{model="mnist"}': [
+            ({"backend": "tfserving-rest"}, 0.3),
+            ({"backend": "torchserve-rest"}, float("nan")),
+        ],
+        'version:gateway_requests:rate5m{model="mnist"}': [({"version": "1"}, 9.0), ({"version": "2"}, 1.0)],
+        'version:gateway_request_errors:ratio_rate5m{model="mnist"}': [({"version": "2"}, 0.2)],
+        'version:gateway_backend_attempt_failures:ratio_rate5m{model="mnist"}': [({"version": "1"}, 0.0)],
+        'model:gateway_shadow_agreement:ratio_rate30m{model="mnist"}': [
+            ({"primary": "tfserving-rest", "shadow": "torchserve-rest"}, 0.97)
+        ],
+    }
+    asked: list[str] = []
+
+    def query(expr: str) -> list[tuple[dict[str, str], float]]:
+        asked.append(expr)
+        return series.get(expr, [])
+
+    report = watch.recorded(query, "mnist")
+    assert set(asked) == set(series)
+    assert report.versions["2"].share == pytest.approx(0.1) and report.versions["2"].error_ratio == 0.2
+    assert report.versions["1"].failure_ratio == 0.0 and report.p99_by_backend_s["torchserve-rest"] is None
+    problems = watch.recorded_verdict(
+        report, Namespace(max_error_rate=0.01, max_p99=0.25, min_agreement=0.99)
+    )
+    assert len(problems) == 4  # 5xx overall, version 2's 5xx, p99, agreement
+    text = watch.render_recorded(report)
+    assert "version 2: 10.00% of requests" in text and "p99 via torchserve-rest: n/a" in text
+    with pytest.raises(ValueError):
+        watch.recorded(query, 'mnist"} or vector(1')
