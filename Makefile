@@ -70,10 +70,10 @@ verify: $(STAMP)  ## verify the latest version in the store
 data: $(STAMP)  ## fetch, verify and cache MNIST
 	$(BIN)/python -m exporters data
 
-serve: $(STAMP)  ## start TorchServe, TF Serving (or its named stand-in) and Triton on the store; wait until ready
+serve: $(STAMP)  ## start TorchServe, TF Serving (or its named stand-in), Triton and Prometheus on 127.0.0.1; wait until ready
 	$(BIN)/python -m serving up
 
-serve-status: $(STAMP)  ## each server's versions and readiness
+serve-status: $(STAMP)  ## each server's versions and readiness; Prometheus's targets
 	$(BIN)/python -m serving status
 
 serve-down: $(STAMP)  ## stop every server `make serve` started (workers included)
