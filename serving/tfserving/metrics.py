@@ -142,4 +142,9 @@ class Metrics:
             for model, versions in loaded.items():
                 for version in versions:
                     self._loaded.labels(model, str(version)).set(1)
-            return generate_latest(self.registry).decode()
+            text = generate_latest(self.registry).decode()
+        # prometheus_client names a counter's HELP and TYPE lines with `_total`; TF Serving's has none.
+        name = _RequestCount.name
+        for line in ("# HELP", "# TYPE"):
+            text = text.replace(f"{line} {name}_total ", f"{line} {name} ")
+        return text

@@ -621,7 +621,14 @@ def test_prometheus_metrics_are_exposed(server: RunningServer) -> None:
         grpc_predict = (("api", "predict"), ("le", "+Inf"), ("protocol", "grpc"))
         assert ("tfserving_standin_request_duration_seconds_bucket", grpc_predict) in samples
     # TF Serving's own names, from the official server and the stand-in alike
-    assert samples[(":tensorflow:serving:request_count", (("model_name", MODEL_NAME), ("status", "OK")))] > 0
+    counted = [  # read as lines: prometheus_client's parser renames a counter's samples to `..._total`
+        float(line.rsplit(" ", 1)[1])
+        for line in reply.text.splitlines()
+        if line.startswith(":tensorflow:serving:request_count{")
+        and f'model_name="{MODEL_NAME}"' in line
+        and 'status="OK"' in line
+    ]
+    assert counted and counted[0] > 0, reply.text
     for entrypoint in ("GRPC", "REST"):
         labels = (("API", "Predict"), ("entrypoint", entrypoint), ("le", "+Inf"), ("model_name", MODEL_NAME))
         assert samples[(":tensorflow:serving:request_latency_bucket", labels)] > 0
