@@ -563,7 +563,8 @@ def _wrk(bench: Bench, steps: list[Step]) -> dict[str, object]:
 
 def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
     args = bench.args
-    figures = [backend_figures(steps, b, 1, args.clients) for b in dict.fromkeys(s.backend for s in steps)]
+    measured = dict.fromkeys(s.backend for s in steps if s.path in ("direct", "gateway"))  # not floor runs
+    figures = [backend_figures(steps, b, 1, args.clients) for b in measured]
     figures = [f for f in figures if f.backend != BATCHED or f.gateway_p50_ms is not None]
     floor = extras.get("floor")
     lines = evaluate_targets(
