@@ -171,24 +171,27 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
     def add(
         rep: int, target: Target, kind: str, users: int, rate: float | None = None, step: int = 0
     ) -> None:
-        if kind == "capacity":
-            phases.append(
-                Phase(
-                    index=len(phases),
-                    rep=rep,
-                    target=target.name,
-                    user_class=target.user_class,
-                    kind=kind,
-                    users=users,
-                    settle_s=settings.settle_s,
-                    min_s=settings.capacity_step_s,
-                    max_s=max(settings.capacity_step_s, settings.capacity_max_step_s),
-                    min_requests=settings.capacity_min_requests,
-                    search_step=step,
-                )
-            )
-            return
         measured = kind in MEASURED_KINDS
+        if kind == "capacity":  # a search step: its rate is chosen while the plan runs
+            timing: dict[str, Any] = {
+                "settle_s": settings.settle_s,
+                "min_s": settings.capacity_step_s,
+                "max_s": max(settings.capacity_step_s, settings.capacity_max_step_s),
+                "min_requests": settings.capacity_min_requests,
+                "search_step": step,
+            }
+        else:
+            timing = {
+                "settle_s": settings.settle_s if measured else 0.0,
+                "min_s": settings.step_s if measured else (settings.drain_s if kind == "drain" else 0.0),
+                "max_s": {"warmup": settings.warmup_s, "drain": settings.drain_s}.get(
+                    kind, settings.max_step_s
+                ),
+                "min_requests": {"warmup": settings.warmup_requests, "drain": 0}.get(
+                    kind, settings.min_requests
+                ),
+                "rate": rate,
+            }
         phases.append(
             Phase(
                 index=len(phases),
@@ -197,13 +200,7 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
                 user_class=target.user_class,
                 kind=kind,
                 users=users,
-                settle_s=settings.settle_s if measured else 0.0,
-                min_s=settings.step_s if measured else (settings.drain_s if kind == "drain" else 0.0),
-                max_s={"warmup": settings.warmup_s, "drain": settings.drain_s}.get(kind, settings.max_step_s),
-                min_requests={"warmup": settings.warmup_requests, "drain": 0}.get(
-                    kind, settings.min_requests
-                ),
-                rate=rate,
+                **timing,
             )
         )
 
