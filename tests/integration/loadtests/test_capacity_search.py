@@ -58,7 +58,8 @@ def test_the_search_finds_the_fake_servers_known_capacity(fake_server: str, tmp_
         settle_s=0.5,
         warmup_requests=0,
         slo=SloSettings(slo_ms=25.0),
-        search=SearchSettings(start_rps=40.0, factor=2.0, precision=0.12, max_steps=7, pool_users=8),
+        # 9 steps: the bucket's burst can let a step a little above CAPACITY pass, which costs two more.
+        search=SearchSettings(start_rps=40.0, factor=2.0, precision=0.12, max_steps=9, pool_users=8),
         capacity_step_s=2.0,
         capacity_max_step_s=3.0,
         capacity_min_requests=250,
@@ -85,7 +86,7 @@ def test_the_search_finds_the_fake_servers_known_capacity(fake_server: str, tmp_
     rates = found["runs"][0]["rates"]
     assert found["runs"][0]["status"] == "converged", found
     assert 0.7 * CAPACITY <= found["value"] <= 1.2 * CAPACITY, found
-    assert len(rates) <= 7
+    assert len(rates) <= 9
     for step in results["steps"]:
         verdict, arrivals = step["verdict"], step["arrivals"]
         if verdict["outcome"] == "pass":
