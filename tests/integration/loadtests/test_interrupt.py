@@ -54,7 +54,15 @@ def test_ctrl_c_stops_everything(
     command = [sys.executable, "-m", "loadtests", "compare", "--start", "--targets", "tfserving-rest"]
     command += ["--no-calibration", "--preset", "smoke", "--step-seconds", "60", "--max-step-seconds", "60"]
     command += ["--store", str(exported_store.root), "--out", str(tmp_path_factory.mktemp("reports"))]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A test run started in the background by a shell without job control inherits SIGINT ignored, and
+    # so would the run under test: give it the default, as a terminal's Ctrl-C finds it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # reset to SIG_DFL by exec
+    try:
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert process.stdout is not None
     stdout = process.stdout
     lines: list[str] = []
