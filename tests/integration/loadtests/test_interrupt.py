@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -107,6 +108,7 @@ def test_ctrl_c_stops_everything(
             process.wait(10)
         reader.join(10)
         stdout.close()
+        _kill_what_it_started("".join(lines))  # a failed test leaves no server behind
     output = "".join(lines)
     assert process.returncode == 130, output[-3000:]
     assert "interrupted: stopping everything this run started" in output
@@ -114,6 +116,14 @@ def test_ctrl_c_stops_everything(
     pids = [int(pid) for pid in re.findall(r"\(pids? (\d+)", output)]
     assert len(pids) >= 2  # the stand-in and Locust
     assert not [pid for pid in pids if process_group_alive(pid) or _exists(pid)]
+
+
+def _kill_what_it_started(output: str) -> None:
+    """Every process group the run said it started (each server runs in its own), if still alive."""
+    for pid in {int(pid) for pid in re.findall(r"\(pids? (\d+)", output)}:
+        if process_group_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def _exists(pid: int) -> bool:
