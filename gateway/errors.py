@@ -92,6 +92,11 @@ class RequestTimeout(GatewayError):
 class PayloadTooLarge(GatewayError):
     status, code = 413, "payload_too_large"
 
+    @classmethod
+    def declared(cls, length: int, limit: int) -> PayloadTooLarge:
+        """A body whose declared length is over the limit (the same words wherever it is refused)."""
+        return cls(f"body of {length} bytes; the limit is {limit} bytes")
+
 
 class UnsupportedMediaType(GatewayError):
     status, code = 415, "unsupported_media_type"

@@ -43,7 +43,7 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes:
         raise UnsupportedTransferCoding(f"Transfer-Encoding {coding[:60]!r}; only 'chunked' is understood")
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit} bytes")
+        raise PayloadTooLarge.declared(int(declared), limit)
     stream = environ["wsgi.input"]
     chunks: list[bytes] = []
     size = 0

@@ -441,31 +441,16 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
 
 
 def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:
-    """The load generator's own ceiling at the batching point: the same clients against an endpoint
-    that answers at once (loadtests.nullserver). No path through any server can be measured faster."""
+    """The load generator's own ceiling at the batching point: the same clients against the stack's
+    null endpoints (loadtests.nullserver). No path through any server can be measured faster."""
+    if "nullserver" not in bench.stack.records:
+        say("  the null endpoints did not start; no ceiling measured")
+        return None
     clients = bench.args.batch_clients
     say(f"generator ceiling: {clients} clients against null endpoints")
-    command = [sys.executable, "-m", "loadtests.nullserver", "--host", LOOPBACK, "--grpc-port", "-1"]
-    with pinned(bench.pinning.servers if bench.pinning.active else None):
-        server = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO_ROOT, text=True)
-    try:
-        assert server.stdout is not None
-        port = json.loads(server.stdout.readline() or "{}").get("rest_port")
-        if not port:
-            say("  the null server did not start; no ceiling measured")
-            return None
-        url = f"http://{LOOPBACK}:{port}/v1/models/{MODEL_NAME}:predict"
-        step = meter.measure(
-            f"null/{BATCHED}", rest_connect(url, bench.payloads.digits[0].rest_body(), {}), clients, None
-        )
-        return step.rps
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+    url = f"{bench.stack.endpoints.null_url}/v1/models/{MODEL_NAME}:predict"
+    connect = rest_connect(url, bench.payloads.digits[0].rest_body(), {})
+    return meter.measure(f"null/{BATCHED}", connect, clients, None).rps
 
 
 def _worker_pid(stack: LocalStack) -> int | None:
@@ -701,7 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     pinning = plan_pinning(args.pin)
     out = args.out / f"gateway-bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
-    components = ("tfserving", "gateway") if args.no_torchserve else ("torchserve", "tfserving", "gateway")
+    servers = ("tfserving",) if args.no_torchserve else ("torchserve", "tfserving")
+    components = (*servers, "gateway", "nullserver")
     say(
         f"Starting {', '.join(components)} (servers on CPUs {list(pinning.servers)}, "
         f"load generator on {list(pinning.generator)}; {pinning.note or pinning.mode})"
