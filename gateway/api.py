@@ -358,8 +358,11 @@ def admin_reload() -> Response:
 def _start() -> None:
     gateway = service()
     headers = request.headers
-    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    g.call = start_call(gateway, headers, f"{request.method} {rule}")
+    span_name = ""  # named only when there is a span to name
+    if gateway.tracing.enabled:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        span_name = f"{request.method} {rule}"
+    g.call = start_call(gateway, headers, span_name)
     codecs.check_content_encoding(headers.get("Content-Encoding"))
     if request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
         gateway.authenticate(headers.get("X-API-Key"), headers.get("Authorization"))
