@@ -11,7 +11,7 @@ the raw samples with the same function, so what the report says is what steered 
 * A step passes when the ``quantile`` (p99) of those latencies is within the SLO, failures stay under
   ``max_error_ratio``, and the arrivals actually sent kept up with the offered rate. A step where the
   load generator's CPU passed the saturation threshold measured the generator: it neither passes nor
-  fails, and the search stops below it.
+  fails; the search goes on below it, and what it finds there is a lower bound.
 * The search grows the rate by ``factor`` until a step fails (or shrinks it until one passes), then
   bisects (geometrically) between the highest passing and the lowest failing rate until they are
   within ``precision`` of each other; ``max_steps`` bounds the time it can take.
@@ -58,6 +58,12 @@ class SloSettings:
     """Arrivals sent may fall short of the offered rate by this share (plus Poisson noise) and still pass."""
     saturation_cpu: float = 80.0
     """Load generator CPU (% of one core) from which a step measures the generator, not the server."""
+    min_answers: int = 100
+    """Answers a step needs before its p99 means anything (with fewer, the p99 is the slowest answer)."""
+
+    def lowest_rate(self, max_step_s: float) -> float:
+        """The lowest rate whose longest step can still collect ``min_answers`` answers."""
+        return max(1.0, math.ceil(self.min_answers / max_step_s)) if max_step_s > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class SearchSettings:
     """Stop when the lowest failing rate is within this share above the highest passing one."""
     max_steps: int = 8
     floor_rps: float = 5.0
+    """Lowest rate tried: below it a step cannot collect enough answers (:meth:`SloSettings.lowest_rate`)."""
     ceiling_rps: float = 20000.0
     pool_users: int = 8
     """Users in the open-loop pool at least; more where rate x SLO needs them (:meth:`users_for`)."""
@@ -145,6 +152,8 @@ def judge_step(
     else:
         if not n or p > slo.slo_ms:
             reasons.append(f"p{slo.quantile:g} {p:.2f} ms > {slo.slo_ms:g} ms" if n else "no answer")
+        elif n < slo.min_answers:
+            reasons.append(f"only {n} answers (a p{slo.quantile:g} needs {slo.min_answers})")
         total = n + errors
         if total and errors / total >= slo.max_error_ratio:
             reasons.append(f"errors {errors / total:.2%} >= {slo.max_error_ratio:.1%}")
@@ -214,6 +223,8 @@ class CapacitySearch:
         self.failed: float | None = None
         self.steps: list[tuple[float, str]] = []
         self.stopped = ""
+        self.generator_rps: float | None = None
+        """The lowest rate at which the load generator, not the server, was the limit."""
 
     def next_rate(self) -> float | None:
         s = self.settings
@@ -227,12 +238,11 @@ class CapacitySearch:
                 self.stopped = "ceiling"
                 return None
             return rate
-        if self.passed is None:  # still shrinking
-            rate = self.failed / s.factor
-            if rate < s.floor_rps:
+        if self.passed is None:  # still shrinking, down to the floor at most
+            if self.failed <= s.floor_rps:
                 self.stopped = "floor"
                 return None
-            return rate
+            return max(self.failed / s.factor, s.floor_rps)
         if self.failed <= self.passed * (1.0 + s.precision):
             self.stopped = "converged"
             return None
@@ -241,7 +251,10 @@ class CapacitySearch:
     def observe(self, rate: float, outcome: str) -> None:
         self.steps.append((rate, outcome))
         if outcome == "generator":
-            self.stopped = "generator"
+            # The generator cannot offer this rate: look below it as below a failure, but whatever
+            # passes there is only a lower bound (the server was not the limit).
+            self.generator_rps = min(rate, self.generator_rps or math.inf)
+            self.failed = min(rate, self.failed or math.inf)
         elif outcome == "pass":
             self.passed = max(rate, self.passed or 0.0)
             if self.failed is not None and self.failed <= rate:  # noise: a higher rate passed after all
@@ -251,6 +264,8 @@ class CapacitySearch:
 
     def result(self, target: str, rep: int) -> CapacityRun:
         status = self.stopped or ("steps" if len(self.steps) >= self.settings.max_steps else "unfinished")
+        if self.generator_rps is not None and self.failed == self.generator_rps:
+            status = "generator"  # the bracket's top is the generator's limit: a lower bound
         return CapacityRun(
             target=target,
             rep=rep,

@@ -22,7 +22,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gateway/v2-rest",
         "users": "1",
         "repetitions": 1,
-        "min_requests": 500,
+        "min_requests": 300,
         "step_seconds": 1.5,
         "max_step_seconds": 5.0,
         "settle_seconds": 0.5,
@@ -32,10 +32,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bootstrap": 500,
         "crosscheck_seconds": 1.5,
         "prewarm_seconds": 3.0,
+        # A shared 2-core machine's tails (p99 15-30 ms at a few req/s for TorchServe and Triton) never
+        # meet 10 ms, and a demo whose verdict is "none passed" answers nothing: the demo asks for 50 ms.
+        "slo_ms": 50.0,
         "capacity_steps": 4,
         "capacity_seconds": 2.0,
         "capacity_precision": 0.25,
-        "capacity_min_requests": 300,
+        "capacity_min_requests": 200,
     },
     "smoke": {
         "users": "2",
@@ -76,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "digits": 100,
     "crosscheck_seconds": 3.0,
     "prewarm_seconds": 20.0,
+    "slo_ms": 10.0,
     "capacity_steps": 6,
     "capacity_seconds": 3.0,
     "capacity_precision": 0.1,
@@ -129,7 +133,7 @@ class CompareConfig:
     cdf_step: str = ""
     saturation_cpu: float = 80.0
     ceiling_fraction: float = 0.8
-    slo_ms: float = 10.0
+    slo_ms: float = DEFAULTS["slo_ms"]
     capacity_steps: int = DEFAULTS["capacity_steps"]
     capacity_seconds: float = DEFAULTS["capacity_seconds"]
     capacity_precision: float = DEFAULTS["capacity_precision"]
@@ -138,6 +142,7 @@ class CompareConfig:
     preset: str = "full"
 
     def plan_settings(self) -> PlanSettings:
+        slo = SloSettings(slo_ms=self.slo_ms, saturation_cpu=self.saturation_cpu)
         return PlanSettings(
             users=tuple(int(part) for part in self.users.split(",") if part.strip()),
             rates=tuple(float(part) for part in self.rates.split(",") if part.strip()),
@@ -154,10 +159,11 @@ class CompareConfig:
                 start_rps=self.capacity_start,
                 precision=self.capacity_precision,
                 max_steps=self.capacity_steps,
+                floor_rps=slo.lowest_rate(2 * self.capacity_seconds),
             )
             if self.capacity_steps > 0
             else None,
-            slo=SloSettings(slo_ms=self.slo_ms, saturation_cpu=self.saturation_cpu),
+            slo=slo,
             capacity_step_s=self.capacity_seconds,
             capacity_max_step_s=2 * self.capacity_seconds,
             capacity_min_requests=self.capacity_min_requests,
@@ -324,7 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         "capacity under a latency SLO (open loop, Poisson arrivals; docs/benchmarking.md)"
     )
     capacity.add_argument(
-        "--slo-ms", type=float, default=10.0, help="the p99 latency a step must stay within (default 10)"
+        "--slo-ms",
+        type=float,
+        default=None,
+        help=f"the p99 latency in ms a step must stay within ({_preset_help('slo_ms')})",
     )
     capacity.add_argument(
         "--capacity-steps",

@@ -52,6 +52,9 @@ class VerdictRow:
 
     @property
     def shown(self) -> str:
+        """The capacity as read: "≥ N" for a lower bound, "< N" when even the lowest rate tried failed."""
+        if not self.value > 0 and math.isfinite(self.high) and self.high > 0:
+            return "< " + fmt_rps(self.high)
         return ("≥ " if self.at_least else "") + fmt_rps(self.value)
 
 
@@ -154,7 +157,7 @@ def capacity_chart(view: Verdict) -> bytes:
             bar.set_hatch("//")
             bar.set_edgecolor("white")
         end = max(bar.get_width(), row.high if math.isfinite(row.high) else 0.0)
-        text = f"  {row.shown}" if row.value > 0 else "  none passed"
+        text = f"  {row.shown}" if row.value > 0 else f"  none passed ({row.shown} req/s)"
         axes.text(end, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
     axes.set_yticks(positions, [r.label for r in rows], fontsize=8)
     axes.set_xlabel(f"highest offered req/s with p{view.quantile:g} ≤ {view.slo_ms:g} ms and errors < 0.1%")

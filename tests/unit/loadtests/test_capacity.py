@@ -42,18 +42,46 @@ def test_the_search_is_bounded_in_steps() -> None:
     assert run.capacity_rps <= 777.0
 
 
-def test_a_generator_limited_step_stops_the_search_with_a_lower_bound() -> None:
-    search = CapacitySearch(SearchSettings(), 100.0)
+def test_a_generator_limited_step_bounds_the_search_from_above_and_makes_a_lower_bound() -> None:
+    search = CapacitySearch(SearchSettings(precision=0.1), 100.0)
     search.observe(search.next_rate() or 0, "pass")
-    search.observe(search.next_rate() or 0, "generator")
-    assert search.next_rate() is None
+    search.observe(search.next_rate() or 0, "generator")  # 200 req/s: the generator's limit
+    while (rate := search.next_rate()) is not None:
+        assert 100.0 < rate < 200.0  # bisects below the generator's limit
+        search.observe(rate, "pass")
     run = search.result("fake", 0)
-    assert run.status == "generator" and run.capacity_rps == 100.0 and run.lower_bound_only
+    assert run.status == "generator" and 180.0 <= run.capacity_rps < 200.0 and run.lower_bound_only
+
+
+def test_a_first_step_beyond_the_generator_looks_lower_instead_of_ending() -> None:
+    search = CapacitySearch(SearchSettings(), 1400.0)
+    search.observe(search.next_rate() or 0, "generator")
+    assert search.next_rate() == 700.0
+    search.observe(700.0, "pass")
+    run = search.result("fake", 0)
+    assert run.capacity_rps == 700.0 and run.lower_bound_only
 
 
 def test_nothing_passes_above_the_floor() -> None:
     run = _search(1.0, SearchSettings(floor_rps=5.0), 50.0).result("fake", 0)
     assert run.capacity_rps == 0.0 and run.status == "floor"
+
+
+def test_the_search_tries_the_floor_itself_before_giving_up() -> None:
+    run = _search(1.0, SearchSettings(floor_rps=25.0), 45.0).result("fake", 0)
+    assert run.rates == [45.0, 25.0] and run.status == "floor"
+    assert run.capacity_rps == 0.0 and run.failed_rps == 25.0
+
+
+def test_the_floor_is_the_lowest_rate_that_can_collect_enough_answers() -> None:
+    assert SloSettings(min_answers=100).lowest_rate(4.0) == 25.0
+    assert SloSettings(min_answers=100).lowest_rate(6.0) == 17.0
+
+
+def test_a_step_with_too_few_answers_for_its_p99_fails_and_says_so() -> None:
+    verdict = judge_step(5.0, 4.0, np.full(20, 2.0), 0, 20)
+    assert verdict.outcome == "fail"
+    assert verdict.reasons == ("only 20 answers (a p99 needs 100)",)
 
 
 def test_first_rate_is_half_the_closed_loop_throughput_unless_given() -> None:

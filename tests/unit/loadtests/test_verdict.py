@@ -65,6 +65,8 @@ def test_the_recorded_busy_run_says_nothing_passed(recorded: dict[str, Any]) -> 
     assert view is not None and all(r.value == 0 for r in view.rows)
     text = sentences(view)
     assert text[0].startswith("On this machine (2 x AMD EPYC), no server kept p99 within 10 ms")
+    assert "TorchServe, REST: < 6.0 req/s" in text[0]  # the lowest rate tried, not a capacity of 0
+    assert view.direct[0].shown.startswith("< ")
     assert not any(line.startswith("Through the gateway") for line in text)
     assert any("One repetition" in line for line in text)
 
