@@ -62,8 +62,12 @@ class SloSettings:
     """Answers a step needs before its p99 means anything (with fewer, the p99 is the slowest answer)."""
 
     def lowest_rate(self, max_step_s: float) -> float:
-        """The lowest rate whose longest step can still collect ``min_answers`` answers."""
-        return max(1.0, math.ceil(self.min_answers / max_step_s)) if max_step_s > 0 else 1.0
+        """The lowest rate whose longest step still collects ``min_answers`` answers, with a margin.
+
+        At exactly ``min_answers / max_step_s``, Poisson arrivals fall short half the time; half as
+        many again puts a shortfall more than four standard deviations away.
+        """
+        return max(1.0, math.ceil(1.5 * self.min_answers / max_step_s)) if max_step_s > 0 else 1.0
 
 
 @dataclass(frozen=True)
