@@ -5,7 +5,8 @@ JSON, encode it again, POST it to the backend over a keep-alive handle, decode t
 no framework, validation, routing, metrics or headers. ``make bench-gateway`` runs it in the same run
 as the gateway, so the report shows how much of the gateway's cost is its own work and how much any
 proxy on this machine pays. Without ``FLOOR_BACKEND_URL`` it answers a fixed prediction after the
-decode: the floor of a gateway that runs the model itself (no model work at all).
+decode (no model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs that model on the
+decoded image instead: the floor of a gateway that runs the model itself.
 
     FLOOR_BACKEND_URL=http://127.0.0.1:8501/v1/models/mnist:predict \\
         granian --interface wsgi --factory loadtests.floorproxy:create_app
@@ -27,8 +28,26 @@ FIXED_ANSWER = {"predictions": [[0.1] * 10]}
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def _model_answer(script: str) -> Callable[[Any], bytes]:
+    """Decoded ``{"instances": [...]}`` -> the TorchScript's ``{"predictions": ...}``, nothing else."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    module = torch.jit.load(script, map_location="cpu").eval()
+
+    def answer(document: Any) -> bytes:
+        images = np.asarray(document["instances"], dtype=np.float32)
+        with torch.inference_mode():
+            output = module(torch.from_numpy(images)).numpy()
+        return orjson.dumps({"predictions": output}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return answer
+
+
 def create_app() -> Wsgi:
     backend = os.environ.get("FLOOR_BACKEND_URL", "")
+    model = _model_answer(os.environ["FLOOR_MODEL"]) if os.environ.get("FLOOR_MODEL") else None
     local = threading.local()
 
     def handle() -> pycurl.Curl:
@@ -51,8 +70,11 @@ def create_app() -> Wsgi:
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = orjson.dumps(orjson.loads(environ["wsgi.input"].read(length)))
-        status, answer = forward(body) if backend else (200, orjson.dumps(FIXED_ANSWER))
+        document = orjson.loads(environ["wsgi.input"].read(length))
+        if backend:
+            status, answer = forward(orjson.dumps(document))
+        else:
+            status, answer = 200, model(document) if model else orjson.dumps(FIXED_ANSWER)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
         start_response(f"{status} {'OK' if status == 200 else 'Error'}", headers)
         return [answer]

@@ -335,6 +335,60 @@ def _measure_batching(bench: Bench, meter: Meter) -> None:
     meter.measure(f"direct/{BATCHED}", bench.direct(BATCHED), wide, server)
 
 
+def _lone_request_cost(bench: Bench, pairs: int = 2000) -> dict[str, float]:
+    """What gateway batching adds to a lone request, request by request.
+
+    The gateway's own :class:`~gateway.batching.MicroBatcher` (with its metrics observer) around the
+    gateway's own TF Serving REST backend, called from one thread in this process, batching on and
+    off alternating per request (the order flipped every pair), so the machine's drift, which moves
+    whole windows by a millisecond or more here, cancels out of each pair's difference.
+    """
+    from statistics import median
+
+    import numpy as np
+
+    from gateway.backends import BackendPool, Prediction
+    from gateway.batching import MicroBatcher
+    from gateway.metrics import Metrics
+    from gateway.routing import BatchingConfig
+    from gateway.settings import Settings
+
+    settings = Settings(tfserving_rest_url=bench.stack.endpoints.tfserving_rest_url)
+    backend = BackendPool(settings).get(BATCHED)
+    images = np.stack([bench.payloads.digits[0].image])
+
+    def alone(batch: np.ndarray, timeout: float) -> Prediction:
+        return backend.predict(MODEL_NAME, batch, None, timeout)
+
+    config = BatchingConfig(
+        enabled=True, max_batch=bench.args.max_batch, max_delay_ms=bench.args.max_delay_ms
+    )
+    batcher = MicroBatcher(MODEL_NAME, BATCHED, config, alone, Metrics())
+    say(
+        f"gateway micro-batching, {BATCHED}: a lone request on / off, alternating per request ({pairs} pairs)"
+    )
+    on_ms: list[float] = []
+    off_ms: list[float] = []
+    for index in range(pairs):
+        for batched in (index % 2 == 0, index % 2 != 0):
+            started = time.perf_counter()
+            batcher.run(images, 5.0) if batched else alone(images, 5.0)
+            (on_ms if batched else off_ms).append((time.perf_counter() - started) * 1000.0)
+    differences = [on - off for on, off in zip(on_ms, off_ms, strict=True)]
+    figures = {
+        "pairs": float(pairs),
+        "on_p50_ms": median(on_ms),
+        "off_p50_ms": median(off_ms),
+        "median_difference_ms": median(differences),
+    }
+    say(
+        f"  lone request: p50 on {figures['on_p50_ms']:.3f} ms, off {figures['off_p50_ms']:.3f} ms; "
+        f"median of paired differences {figures['median_difference_ms']:+.3f} ms"
+    )
+    backend.close()
+    return figures
+
+
 def _compare_batching_on_torchserve(bench: Bench, meter: Meter) -> None:
     """No batching, gateway batching and TorchServe's own batching, on the same TorchServe, at 1, 8
     and ``--batch-clients`` clients. TorchServe is restarted with ``batchSize``/``maxBatchDelay`` for
@@ -381,8 +435,9 @@ def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) ->
 
 
 @contextmanager
-def _floor_proxy(bench: Bench, backend: str) -> Iterator[str]:
-    """The floor proxy in front of ``backend`` ("": answering by itself), until the block ends."""
+def _floor_proxy(bench: Bench, backend: str, model: str = "") -> Iterator[str]:
+    """The floor proxy in front of ``backend`` ("": answering by itself, with the TorchScript file
+    ``model`` when given, else a fixed answer), until the block ends."""
     port = free_port()
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
     threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
@@ -395,7 +450,7 @@ def _floor_proxy(bench: Bench, backend: str) -> Iterator[str]:
             run_dir=bench.stack.run_dir,
             log_file=bench.stack.run_dir / FLOOR / f"{FLOOR}.log",
             cwd=REPO_ROOT,
-            env={**os.environ, "FLOOR_BACKEND_URL": backend},
+            env={**os.environ, "FLOOR_BACKEND_URL": backend, "FLOOR_MODEL": model},
             info={"implementation": "plain WSGI proxy under granian (loadtests.floorproxy)"},
         )
     try:
@@ -416,12 +471,17 @@ def _floor_proxy(bench: Bench, backend: str) -> Iterator[str]:
 
 
 def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
-    say("floor: a plain WSGI proxy (granian, libcurl) in front of tfserving-rest, then answering by itself")
+    say(
+        "floor: a plain WSGI proxy (granian, libcurl) in front of tfserving-rest, then answering by itself "
+        "(a fixed answer, then the same TorchScript the embedded backend runs)"
+    )
     backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
     body = bench.payloads.digits[0].rest_body()
     figures: dict[str, float | None] = {}
-    for url_of_backend in (backend, ""):
-        with _floor_proxy(bench, url_of_backend) as url:
+    script = _torchscript(ModelStore(bench.args.store or default_root(), MODEL_NAME))
+    runs = [(backend, ""), ("", ""), *([("", script)] if script else [])]
+    for url_of_backend, model in runs:
+        with _floor_proxy(bench, url_of_backend, model) as url:
             record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
             pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
             floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
@@ -432,12 +492,27 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
                 figures.update(
                     p50_ms_1_client=one.p50_ms, cpu_ms_per_request=many.gateway_cpu_ms, rps=many.rps
                 )
+            elif model:
+                alone = floor_meter.measure("floor/torchscript", connect, bench.args.clients, None)
+                figures["model_cpu_ms_per_request"] = alone.gateway_cpu_ms
             else:
                 alone = floor_meter.measure("floor/fixed-answer", connect, bench.args.clients, None)
                 figures["answer_cpu_ms_per_request"] = alone.gateway_cpu_ms
             meter.steps.extend(floor_meter.steps)
     figures["generator_rps"] = _measure_generator_ceiling(bench, meter)
     return figures
+
+
+def _torchscript(store: ModelStore) -> str:
+    """The latest version's TorchScript file, the one the embedded PyTorch backend loads ("" if none)."""
+    version = store.latest_version()
+    if version is None:
+        return ""
+    artifact = store.record(version).artifacts.get("torchscript")
+    if artifact is None:
+        return ""
+    path = store.version_dir(version) / artifact.path
+    return str(path / "model.pt" if path.is_dir() else path)
 
 
 def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:
@@ -558,6 +633,7 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         BATCHED,
         args.batch_clients,
         Floor.from_dict(floor) if isinstance(floor, dict) else None,
+        lone if isinstance(lone := extras.get("lone_request"), dict) else None,
     )
     say("")
     say(
@@ -739,6 +815,8 @@ def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinnin
         if "torchserve-rest" in proxied and bench.token:
             _compare_batching_on_torchserve(bench, meter)
     extras: dict[str, object] = {"floor": _measure_floor(bench, meter)}
+    if not args.no_batching:
+        extras["lone_request"] = _lone_request_cost(bench)
     say("profile of the gateway worker (py-spy) and an independent cross-check (wrk)")
     extras["profile"] = _profile(bench, meter)
     extras["crosscheck"] = _wrk(bench, meter.steps)

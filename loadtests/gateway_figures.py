@@ -7,7 +7,7 @@ Every ratio is taken within one run; where a pair was measured twice (A B B A) t
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -186,6 +186,8 @@ class Floor:
     cpu_ms_per_request: float | None = None
     rps: float | None = None
     answer_cpu_ms_per_request: float | None = None
+    model_cpu_ms_per_request: float | None = None
+    """The plain WSGI app decoding the JSON, running the same TorchScript and encoding its answer."""
     generator_rps: float | None = None
 
     @classmethod
@@ -213,6 +215,7 @@ def evaluate_targets(
     batched_backend: str,
     batch_clients: int,
     floor: Floor | None = None,
+    lone: Mapping[str, float] | None = None,
 ) -> list[TargetLine]:
     """The issue's targets, one line per backend where they apply, with the floor's figure beside
     each line the floor runs can speak for."""
@@ -254,7 +257,10 @@ def evaluate_targets(
     answer_note = _floor_note(
         "plain WSGI app answering without a model", floor.answer_cpu_ms_per_request, "<=", 0.3, " ms"
     )
-    lines.append(replace(line, floor_note=answer_note))
+    model_note = _floor_note(
+        "plain WSGI app running the same TorchScript", floor.model_cpu_ms_per_request, "<=", 0.3, " ms"
+    )
+    lines.append(replace(line, floor_note="; ".join(note for note in (answer_note, model_note) if note)))
     batched = _pick(steps, f"batched/{batched_backend}", batch_clients)
     direct = _pick(steps, f"direct/{batched_backend}", batch_clients)
     rps, direct_rps = _median(s.rps for s in batched), _median(s.rps for s in direct)
@@ -273,18 +279,18 @@ def evaluate_targets(
     on_runs = [s.p50_ms for s in _pick(steps, f"batched/{batched_backend}", 1)]
     off_runs = [s.p50_ms for s in _pick(steps, f"unbatched/{batched_backend}", 1)]
     on, off = _median(on_runs), _median(off_runs)
-    # The two "off" runs of the A B B A differ by the machine's noise; a difference below it means nothing.
-    noise = f"; off runs differ by {max(off_runs) - min(off_runs):.3f} ms" if len(off_runs) > 1 else ""
-    lines.append(
-        _line(
-            "gateway batching, 1 client: p50 on minus off",
-            batched_backend + noise,
-            None if on is None or off is None else on - off,
-            "<=",
-            0.05,
-            " ms",
-        )
-    )
+    windows = None if on is None or off is None else on - off
+    # The two "off" windows of the A B B A differ by the machine's drift, often by more than the target;
+    # the per-request alternation cancels it, so it decides the line when it ran.
+    where = batched_backend
+    if windows is not None:
+        noise = f", off windows differ by {max(off_runs) - min(off_runs):.3f} ms" if len(off_runs) > 1 else ""
+        where += f"; A B B A windows through the gateway: {windows:+.3f} ms{noise}"
+    measured = windows
+    if lone and "median_difference_ms" in lone:
+        measured = lone["median_difference_ms"]
+        where = f"{where}; decided by {lone.get('pairs', 0):.0f} pairs alternating per request"
+    lines.append(_line("gateway batching, 1 client: p50 on minus off", where, measured, "<=", 0.05, " ms"))
     return lines
 
 

@@ -85,7 +85,17 @@ def test_targets_pass_and_miss_at_their_bounds_and_say_when_unmeasured() -> None
     assert verdicts["gateway batching, 32 clients: p99 minus direct p99"] is True  # -1 ms
     assert verdicts["gateway batching, 1 client: p50 on minus off"] is False  # 1.56 - 1.50: +0.06 ms
     [noise] = [where for (figure, where) in lines if figure.endswith("on minus off")]
-    assert noise == "tfserving-rest; off runs differ by 0.040 ms"
+    assert (
+        noise
+        == "tfserving-rest; A B B A windows through the gateway: +0.060 ms, off windows differ by 0.040 ms"
+    )
+    lone = {"pairs": 2000.0, "median_difference_ms": 0.012}  # the per-request alternation decides the line
+    decided = evaluate_targets(figures, steps, "tfserving-rest", 32, None, lone)
+    [line] = [line for line in decided if line.figure.endswith("on minus off")]
+    assert line.passed is True and line.measured == 0.012
+    assert line.where.endswith(
+        "+0.060 ms, off windows differ by 0.040 ms; decided by 2000 pairs alternating per request"
+    )
     no_batching = evaluate_targets(figures, steps[:5], "tfserving-rest", 32)
     assert [line.passed for line in no_batching if "batching" in line.figure] == [None, None, None]
 
@@ -102,7 +112,9 @@ def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
         step("batched/tfserving-rest", 32, 25.0, 45.0, 900),
     ]
     figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
-    floor = Floor(1.4, 1.07, 610.0, answer_cpu_ms_per_request=0.25, generator_rps=1200.0)
+    floor = Floor(
+        1.4, 1.07, 610.0, answer_cpu_ms_per_request=0.25, model_cpu_ms_per_request=0.41, generator_rps=1200.0
+    )
     notes = {
         line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
     }
@@ -114,7 +126,8 @@ def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
     assert ceiling == "load generator against null endpoints: 1.200, misses too"
     assert (
         notes["embedded PyTorch, CPU per request end to end"]
-        == "plain WSGI app answering without a model: 0.250 ms"
+        == "plain WSGI app answering without a model: 0.250 ms; "
+        "plain WSGI app running the same TorchScript: 0.410 ms, misses too"
     )
     assert Floor.from_dict({"rps": 5.0, "unknown": 1}) == Floor(rps=5.0)
     assert all(line.floor_note == "" for line in evaluate_targets(figures, steps, "tfserving-rest", 32))
