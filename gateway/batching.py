@@ -95,23 +95,45 @@ class MicroBatcher:
     def run(self, images: np.ndarray, timeout: float) -> Prediction:
         """The prediction for ``images``, computed alone or as part of a batch within ``timeout`` s."""
         now = self._clock()
-        item = _Waiting(images, now + timeout, now)
         with self._lock:
             if self._closed:  # draining: nothing may wait behind the last batch
                 return self._call(images, timeout)
-            self._queue.append(item)
-            if not self._leading:
-                self._leading = item.lead = True
+            lone = not self._leading  # no call in flight, so nobody is queued either
+            if lone:
+                self._leading = True
             else:
+                item = _Waiting(images, now + timeout, now)
+                self._queue.append(item)
                 self._arrived.notify()
-        if not item.lead:
-            self._follow(item)
+        if lone:
+            return self._alone(images, now, timeout)
+        self._follow(item)
         if item.lead:
             self._lead(item)
         if item.error is not None:
             raise item.error
         assert item.result is not None
         return item.result
+
+    def _alone(self, images: np.ndarray, enqueued: float, timeout: float) -> Prediction:
+        """A lone request leads without a queue entry or an event (a lone request's whole cost of
+        batching), then hands the lead to whoever queued meanwhile."""
+        try:
+            started = self._clock()
+            if self._observer is not None:
+                self._observer.batch(self.model, self.backend, len(images), 1)
+                self._observer.queue_delay(self.model, self.backend, started - enqueued)
+            if timeout <= 0:
+                raise DeadlineExceeded("deadline passed while waiting for a batch")
+            try:
+                return self._call(images, timeout)
+            except GatewayError:
+                raise
+            except Exception as exc:  # as in a batch: the request hears a gateway error
+                raise GatewayError("internal error") from exc
+        finally:
+            with self._lock:
+                self._hand_over()
 
     def _follow(self, item: _Waiting) -> None:
         """Wait until a leader answered ``item``, handed it the lead, or its deadline passed."""

@@ -15,7 +15,7 @@ import pytest
 from gateway.app import create_app
 from gateway.backends import Prediction
 from gateway.batching import MicroBatcher
-from gateway.errors import DeadlineExceeded, Unavailable
+from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
 from gateway.routing import BatchingConfig, RoutingError, RoutingTable
 from gateway.settings import Settings
 from tests.unit.gateway.conftest import FakeBackend
@@ -129,6 +129,20 @@ def test_a_lone_request_goes_out_at_once_and_alone() -> None:
     assert answer.probabilities.shape == (1, 10) and answer.probabilities[0, 0] == pytest.approx(0.5)
     assert answer.version == "7"
     assert observer.batches == [(1, 1)]
+
+
+def test_a_lone_request_that_fails_hands_the_lead_on_and_hears_a_gateway_error() -> None:
+    broken = GatedBackend(fail=ValueError("a bug in a backend"))
+    broken.release()
+    batcher = batcher_for(broken)
+    with pytest.raises(GatewayError, match="internal error"):  # not the bare ValueError
+        batcher.run(image(0.1), WAIT_S)
+    with pytest.raises(DeadlineExceeded):  # a lone request whose deadline already passed is not sent
+        batcher.run(image(0.2), 0.0)
+    assert len(broken.calls) == 1
+    broken.fail = None  # the lead was given back each time: the next request goes out alone
+    assert batcher.run(image(0.3), WAIT_S).probabilities[0, 0] == pytest.approx(0.3)
+    assert batcher.pending() == 0
 
 
 def test_requests_arriving_during_a_call_share_the_next_one_and_get_their_own_answers_in_order() -> None:
