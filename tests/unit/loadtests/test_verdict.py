@@ -91,7 +91,7 @@ def test_the_sentences_say_when_intervals_overlap_or_a_bound_is_only_lower(recor
     changed["slo_capacity"]["targets"]["v2-rest"].update(at_least=True)
     text = " ".join(sentences(verdict(changed)))  # type: ignore[arg-type]
     assert "the 95% intervals of the first two overlap" in text
-    assert "stopped Triton, REST before the server did" in text
+    assert "The search for Triton, REST ended before any rate failed" in text
 
 
 def test_the_chart_is_a_png_with_a_bar_per_target(recorded: dict[str, Any]) -> None:
