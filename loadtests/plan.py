@@ -245,9 +245,12 @@ class Sequencer:
         emit: Emit,
         clock: Callable[[], float] = time.time,
         judge: Judge | None = None,
+        samples_until: Callable[[], float] | None = None,
     ) -> None:
         self.plan = plan
         self._judge = judge
+        self._samples_until = samples_until
+        self._window_end: float | None = None
         self._searches: dict[tuple[int, str], CapacitySearch] = {}
         self._closed_rps: dict[tuple[int, str], float] = {}
         self._pool: dict[tuple[int, str], int] = {}
@@ -287,6 +290,7 @@ class Sequencer:
         self._index = index
         self._started = now
         self._window_open = False
+        self._window_end = None
         self._skip = False
         self.rate = None
         phase = self.current
@@ -338,16 +342,23 @@ class Sequencer:
             return now - self._started >= phase.min_s
         if not self._window_open:
             return False
-        elapsed = now - (self._started + phase.settle_s)
-        if elapsed >= phase.max_s:
+        if self._window_end is None:
+            elapsed = now - (self._started + phase.settle_s)
+            if elapsed >= phase.max_s or (elapsed >= phase.min_s and self._counted() >= phase.min_requests):
+                self._window_end = now
+        if self._window_end is None:
+            return False
+        # A capacity step is judged once every sample sent in its window has arrived: remote workers
+        # ship theirs every report interval, so the step holds its rate (outside the window) till then.
+        if phase.kind != "capacity" or self._samples_until is None:
             return True
-        return elapsed >= phase.min_s and self._counted() >= phase.min_requests
+        return self._samples_until() >= self._window_end
 
     def _leave(self, phase: Phase, now: float) -> None:
         if self._skip:
             return
         count = self._counted() if phase.kind != "drain" else 0
-        window = (self._started + phase.settle_s, now)
+        window = (self._started + phase.settle_s, self._window_end or now)
         event: dict[str, Any] = {
             "event": "phase_end",
             "phase": phase.index,
@@ -361,5 +372,6 @@ class Sequencer:
         if phase.kind == "capacity" and self.rate is not None:
             verdict = self._judge(phase, self.rate, window) if self._judge else {"outcome": "fail"}
             self._searches[key].observe(self.rate, str(verdict["outcome"]))
-            event.update(rate=self.rate, verdict=verdict)
+            # The step's own answers (a remote worker's later samples are counted above too).
+            event.update(rate=self.rate, verdict=verdict, requests=int(verdict.get("requests", count)))
         self._emit(event)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,8 @@ class SampleRecorder:
         self._outbox: dict[str, Columns] = {}
         self._watch: tuple[str, float] | None = None
         self._watched = 0
+        self._reported: dict[str, float] = {}
+        """On the master: when each worker's last report arrived."""
 
     def record(
         self,
@@ -142,8 +145,16 @@ class SampleRecorder:
         self._outbox = {}
         return batch
 
-    def add_batch(self, batch: dict[str, dict[str, list[Any]]]) -> None:
-        """On the master: samples reported by a worker."""
+    def reported_until(self, workers: int) -> float:
+        """On the master: the oldest of the ``workers``' last reports (0 until each has reported)."""
+        if workers <= 0 or len(self._reported) < workers:
+            return 0.0
+        return min(self._reported.values())
+
+    def add_batch(self, batch: dict[str, dict[str, list[Any]]], worker: str = "") -> None:
+        """On the master: samples reported by a worker (everything it recorded before now)."""
+        if worker:
+            self._reported[worker] = time.time()
         for name, data in batch.items():
             columns = Columns.from_dict(data)
             self.columns.setdefault(name, Columns()).extend(columns)

@@ -64,7 +64,15 @@ class ComparisonShape(LoadTestShape):
             counted=lambda: users.RECORDER.watched,
             emit=self._emit,
             judge=self._judge,
+            samples_until=self._samples_until,
         )
+
+    def _samples_until(self) -> float:
+        """Up to when every sample has reached this process: now, or the oldest of the workers' last
+        reports (each worker ships what it recorded with every report)."""
+        if not isinstance(self.runner, MasterRunner):
+            return time.time()
+        return users.RECORDER.reported_until(self.runner.worker_count)
 
     def tick(self) -> tuple[int, float, list[type[Any]]] | None:
         if self._sequencer is None:

@@ -217,7 +217,7 @@ def _ship(client_id: str, data: dict[str, Any], **_: Any) -> None:
 
 @events.worker_report.add_listener
 def _receive(client_id: str, data: dict[str, Any], **_: Any) -> None:
-    RECORDER.add_batch(data.get("loadtests_samples") or {})
+    RECORDER.add_batch(data.get("loadtests_samples") or {}, client_id)
 
 
 @events.quitting.add_listener

@@ -165,3 +165,52 @@ def test_sequencer_runs_a_capacity_search_chosen_while_running() -> None:
     assert [e["rate"] for e in ends] == judged
     searching = users[1:-1]  # between the closed step and the drain
     assert max(searching) == 16 and searching == sorted(searching)  # 4 x 400 req/s x 10 ms; never shrinks
+
+
+def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -> None:
+    """Remote workers ship samples with their reports: the step holds its rate until the oldest
+    report is newer than the window's end, and the judge gets the window as it closed."""
+    from loadtests.capacity import SearchSettings
+
+    settings = PlanSettings(
+        users=(1,),
+        repetitions=1,
+        min_requests=10,
+        step_s=1.0,
+        max_step_s=2.0,
+        settle_s=0.0,
+        warmup_requests=0,
+        search=SearchSettings(start_rps=100.0, max_steps=1),
+        capacity_step_s=2.0,
+        capacity_max_step_s=2.0,
+        capacity_min_requests=10,
+    )
+    plan = build_plan(select_targets("tfserving-rest"), [], settings)
+    clock = Clock()
+    reported = {"until": 0.0}
+    windows: list[tuple[float, float]] = []
+
+    def judge(phase: Any, rate: float, window: tuple[float, float]) -> dict[str, Any]:
+        windows.append(window)
+        return {"outcome": "pass"}
+
+    sequencer = Sequencer(
+        plan,
+        start_counting=lambda *_: None,
+        counted=lambda: 200,
+        emit=lambda event: None,
+        clock=clock,
+        judge=judge,
+        samples_until=lambda: reported["until"],
+    )
+    while sequencer.current is None or sequencer.current.kind != "capacity":
+        sequencer.tick()
+        clock.now += 1
+    opened = clock.now - 1
+    for _ in range(5):  # the window is over after 2 s, but no worker has reported since
+        sequencer.tick()
+        clock.now += 1
+    assert not windows and sequencer.rate == 100.0  # still offering the step's rate
+    reported["until"] = clock.now  # every worker reported after the window closed
+    sequencer.tick()
+    assert windows == [(opened, opened + 2.0)]
