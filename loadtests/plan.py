@@ -222,6 +222,8 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
     return Plan(tuple(phases), settings.spawn_rate, settings, names)
 
 
+SAMPLES_WAIT_S = 10.0
+"""Longest a capacity step waits for the workers' samples of its window before it is judged anyway."""
 Emit = Callable[[dict[str, Any]], None]
 Counter = Callable[[str, float], int]
 Judge = Callable[[Phase, float, tuple[float, float]], dict[str, Any]]
@@ -352,7 +354,8 @@ class Sequencer:
         # ship theirs every report interval, so the step holds its rate (outside the window) till then.
         if phase.kind != "capacity" or self._samples_until is None:
             return True
-        return self._samples_until() >= self._window_end
+        late = now - self._window_end > SAMPLES_WAIT_S  # a worker that stopped reporting holds no step up
+        return late or self._samples_until() >= self._window_end
 
     def _leave(self, phase: Phase, now: float) -> None:
         if self._skip:

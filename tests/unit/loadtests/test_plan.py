@@ -214,3 +214,43 @@ def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -
     reported["until"] = clock.now  # every worker reported after the window closed
     sequencer.tick()
     assert windows == [(opened, opened + 2.0)]
+
+
+def test_a_worker_that_stops_reporting_delays_a_step_by_at_most_the_wait_limit() -> None:
+    from loadtests.capacity import SearchSettings
+    from loadtests.plan import SAMPLES_WAIT_S
+
+    settings = PlanSettings(
+        users=(1,),
+        repetitions=1,
+        min_requests=10,
+        step_s=1.0,
+        max_step_s=2.0,
+        settle_s=0.0,
+        warmup_requests=0,
+        search=SearchSettings(start_rps=100.0, max_steps=1),
+        capacity_step_s=2.0,
+        capacity_max_step_s=2.0,
+        capacity_min_requests=10,
+    )
+    clock = Clock()
+    windows: list[tuple[float, float]] = []
+
+    def judge(phase: Any, rate: float, window: tuple[float, float]) -> dict[str, Any]:
+        windows.append(window)
+        return {"outcome": "pass"}
+
+    sequencer = Sequencer(
+        build_plan(select_targets("tfserving-rest"), [], settings),
+        start_counting=lambda *_: None,
+        counted=lambda: 200,
+        emit=lambda event: None,
+        clock=clock,
+        judge=judge,
+        samples_until=lambda: 0.0,  # never reports
+    )
+    began = clock.now
+    while sequencer.tick() is not None and clock.now < began + 100:
+        clock.now += 1
+    assert len(windows) == 1 and windows[0][1] - windows[0][0] == 2.0
+    assert windows[0][1] + SAMPLES_WAIT_S < clock.now < began + 100  # judged after the wait; the plan ended
