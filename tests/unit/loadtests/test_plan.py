@@ -167,9 +167,8 @@ def test_sequencer_runs_a_capacity_search_chosen_while_running() -> None:
     assert max(searching) == 16 and searching == sorted(searching)  # 4 x 400 req/s x 10 ms; never shrinks
 
 
-def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -> None:
-    """Remote workers ship samples with their reports: the step holds its rate until the oldest
-    report is newer than the window's end, and the judge gets the window as it closed."""
+def _one_capacity_step() -> Plan:
+    """One closed-loop step, then one 2 s capacity step at 100 req/s."""
     from loadtests.capacity import SearchSettings
 
     settings = PlanSettings(
@@ -185,7 +184,13 @@ def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -
         capacity_max_step_s=2.0,
         capacity_min_requests=10,
     )
-    plan = build_plan(select_targets("tfserving-rest"), [], settings)
+    return build_plan(select_targets("tfserving-rest"), [], settings)
+
+
+def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -> None:
+    """Remote workers ship samples with their reports: the step holds its rate until the oldest
+    report is newer than the window's end, and the judge gets the window as it closed."""
+    plan = _one_capacity_step()
     clock = Clock()
     reported = {"until": 0.0}
     windows: list[tuple[float, float]] = []
@@ -217,22 +222,8 @@ def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -
 
 
 def test_a_worker_that_stops_reporting_delays_a_step_by_at_most_the_wait_limit() -> None:
-    from loadtests.capacity import SearchSettings
     from loadtests.plan import SAMPLES_WAIT_S
 
-    settings = PlanSettings(
-        users=(1,),
-        repetitions=1,
-        min_requests=10,
-        step_s=1.0,
-        max_step_s=2.0,
-        settle_s=0.0,
-        warmup_requests=0,
-        search=SearchSettings(start_rps=100.0, max_steps=1),
-        capacity_step_s=2.0,
-        capacity_max_step_s=2.0,
-        capacity_min_requests=10,
-    )
     clock = Clock()
     windows: list[tuple[float, float]] = []
 
@@ -241,7 +232,7 @@ def test_a_worker_that_stops_reporting_delays_a_step_by_at_most_the_wait_limit()
         return {"outcome": "pass"}
 
     sequencer = Sequencer(
-        build_plan(select_targets("tfserving-rest"), [], settings),
+        _one_capacity_step(),
         start_counting=lambda *_: None,
         counted=lambda: 200,
         emit=lambda event: None,
