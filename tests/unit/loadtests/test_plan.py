@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.capacity import SearchSettings
 from loadtests.plan import Plan, PlanSettings, Sequencer, build_plan
 from loadtests.targets import CALIBRATION, select_targets
 
@@ -120,22 +121,7 @@ def test_sequencer_walks_warmup_steps_and_drain() -> None:
 
 def test_sequencer_runs_a_capacity_search_chosen_while_running() -> None:
     """A fake judge with a known capacity (300 req/s): the slots follow the search, the rest are skipped."""
-    from loadtests.capacity import SearchSettings
-
-    settings = PlanSettings(
-        users=(1,),
-        repetitions=1,
-        min_requests=10,
-        step_s=1.0,
-        max_step_s=2.0,
-        settle_s=0.0,
-        warmup_requests=0,
-        search=SearchSettings(precision=0.2, max_steps=8, pool_users=4),
-        capacity_step_s=1.0,
-        capacity_max_step_s=2.0,
-        capacity_min_requests=10,
-    )
-    plan = build_plan(select_targets("tfserving-rest"), [], settings)
+    plan = _capacity_plan(SearchSettings(precision=0.2, max_steps=8, pool_users=4), capacity_step_s=1.0)
     assert [p.kind for p in plan.phases] == ["closed"] + ["capacity"] * 8 + ["drain"]
     assert Plan.from_json(plan.to_json()) == plan
     clock = Clock()
@@ -167,10 +153,8 @@ def test_sequencer_runs_a_capacity_search_chosen_while_running() -> None:
     assert max(searching) == 16 and searching == sorted(searching)  # 4 x 400 req/s x 10 ms; never shrinks
 
 
-def _one_capacity_step() -> Plan:
-    """One closed-loop step, then one 2 s capacity step at 100 req/s."""
-    from loadtests.capacity import SearchSettings
-
+def _capacity_plan(search: SearchSettings, capacity_step_s: float) -> Plan:
+    """One closed-loop step of 1 user, then capacity steps of ``capacity_step_s`` to 2 s."""
     settings = PlanSettings(
         users=(1,),
         repetitions=1,
@@ -179,12 +163,17 @@ def _one_capacity_step() -> Plan:
         max_step_s=2.0,
         settle_s=0.0,
         warmup_requests=0,
-        search=SearchSettings(start_rps=100.0, max_steps=1),
-        capacity_step_s=2.0,
+        search=search,
+        capacity_step_s=capacity_step_s,
         capacity_max_step_s=2.0,
         capacity_min_requests=10,
     )
     return build_plan(select_targets("tfserving-rest"), [], settings)
+
+
+def _one_capacity_step() -> Plan:
+    """One closed-loop step, then one 2 s capacity step at 100 req/s."""
+    return _capacity_plan(SearchSettings(start_rps=100.0, max_steps=1), capacity_step_s=2.0)
 
 
 def test_a_capacity_step_is_judged_once_every_worker_has_reported_its_window() -> None:
