@@ -1,4 +1,4 @@
-"""CPU pinning (servers vs load generator) and CPU-time accounting of process groups, from /proc.
+"""CPU pinning (servers vs load generator) and CPU-time accounting of process groups (psutil).
 
 Pinning follows docs/benchmarking.md (step 1): the servers and the load generator get disjoint cores where
 the machine has at least two. Children inherit the affinity of the thread that forks them, so the
@@ -12,7 +12,8 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 __all__ = [
     "Pinning",
@@ -24,8 +25,6 @@ __all__ = [
     "process_cpu_seconds",
     "system_busy_seconds",
 ]
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
@@ -125,18 +124,18 @@ def pin_group(pgid: int, cpus: Iterable[int]) -> int:
 
 def _tasks(pid: int) -> list[int]:
     try:
-        return [int(entry.name) for entry in Path(f"/proc/{pid}/task").iterdir()]
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return [thread.id for thread in psutil.Process(pid).threads()]
+    except psutil.Error:
         return []
 
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (all its threads), 0.0 if it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return float(times.user + times.system)
 
 
 def cpu_seconds(pgid: int) -> float:
@@ -145,11 +144,7 @@ def cpu_seconds(pgid: int) -> float:
 
 
 def system_busy_seconds() -> float:
-    """Busy CPU seconds of the whole machine so far, all cores (``/proc/stat``; 0.0 where unavailable)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return 0.0
-    values = [int(v) for v in fields[:8]] + [0] * max(0, 8 - len(fields))
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-    return (user + nice + system + irq + softirq + steal) / _TICKS
+    """Busy CPU seconds of the whole machine so far, all cores (guest time is inside user time already)."""
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq", "steal")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
