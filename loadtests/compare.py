@@ -323,9 +323,13 @@ def _prewarm(
     servers = sorted({t.backend for t in available if t.backend and spec(t.backend).direct})
     if config.prewarm_seconds <= 0 or not servers:
         return
-    say(f"Pre-warming each server and protocol for {config.prewarm_seconds:g} s (not measured)...")
+    until = f"{config.prewarm_requests:,} requests or " if config.prewarm_requests > 0 else ""
+    say(f"Pre-warming each server and protocol for {until}{config.prewarm_seconds:g} s (not measured)...")
     token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
-    sent = prewarm(servers, endpoints, payloads, bearer_header(endpoints, token), config.prewarm_seconds)
+    headers = bearer_header(endpoints, token)
+    sent = prewarm(
+        servers, endpoints, payloads, headers, config.prewarm_seconds, requests=config.prewarm_requests
+    )
     say("  " + ", ".join(f"{name}: {count:,} requests" for name, count in sent.items()))
 
 

@@ -3,8 +3,10 @@
 TorchServe's Java frontend keeps getting faster for thousands of requests (JIT compilation): measured
 here at one connection, p50 about 9 ms for its first requests, 3 ms after 3,000, under 2 ms after
 6,000. The per-target warm-up inside the plan is short in the demo, so before the plan each server
-is sent real requests on each of its protocols for the same number of seconds from a few threads
-(plain ``http.client`` and grpcio; nothing is measured). TF Serving gets exactly the same treatment.
+is sent real requests on each of its protocols from a few threads (plain ``http.client`` and grpcio;
+nothing is measured): for the same number of seconds, or, where ``--prewarm-requests`` is set (the
+demo: 2,000), until each has had that many, whichever comes first. TF Serving gets exactly the same
+treatment.
 """
 
 from __future__ import annotations
@@ -56,14 +58,16 @@ def _grpc(
     return connect
 
 
-def _hammer(connect: Callable[[], Call], seconds: float, threads: int) -> int:
+def _hammer(connect: Callable[[], Call], seconds: float, threads: int, requests: int = 0) -> int:
+    """Send from ``threads`` connections for ``seconds``, or until ``requests`` were sent (0: no count)."""
     counts = [0] * threads
     stop_at = time.monotonic() + seconds
+    enough = requests if requests > 0 else float("inf")
 
     def loop(slot: int) -> None:
         call = connect()
         i = slot
-        while time.monotonic() < stop_at:
+        while time.monotonic() < stop_at and sum(counts) < enough:
             try:
                 call(i)
             except (OSError, grpc.RpcError, http.client.HTTPException):
@@ -86,10 +90,12 @@ def prewarm(
     torchserve_headers: dict[str, str],
     seconds: float,
     threads: int = 4,
+    requests: int = 0,
 ) -> dict[str, int]:
-    """Requests sent per server and protocol (``servers``: names such as ``torchserve-grpc``)."""
+    """Requests sent per server and protocol (``servers``: names such as ``torchserve-grpc``): each
+    for ``seconds``, or until it has had ``requests`` when that comes first (0: by time only)."""
     return {
-        name: _hammer(_job(name, endpoints, payloads, torchserve_headers), seconds, threads)
+        name: _hammer(_job(name, endpoints, payloads, torchserve_headers), seconds, threads, requests)
         for name in servers
     }
 
