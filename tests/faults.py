@@ -38,6 +38,7 @@ def _gzip_bomb() -> bytes:
 
 class FaultyTorchServe(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's backlog of 5 drops bursts of new connections
 
     def __init__(self, mode: str = "ok") -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

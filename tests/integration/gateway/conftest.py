@@ -132,6 +132,9 @@ class FakeTorchServe(ThreadingHTTPServer):
     """Speaks TorchServe's inference REST API: /ping and /predictions/<m>; answers digit 7 after ``delay``."""
 
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of new gateway connections (each worker thread
+    # opens its own) then waits for a SYN retransmit, past the gateway's 1 s attempt timeout (a 504).
+    request_queue_size = 128
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _FakeTorchServeHandler)
