@@ -123,17 +123,22 @@ class MicroBatcher:
             if self._observer is not None:
                 self._observer.batch(self.model, self.backend, len(images), 1)
                 self._observer.queue_delay(self.model, self.backend, started - enqueued)
-            if timeout <= 0:
-                raise DeadlineExceeded("deadline passed while waiting for a batch")
-            try:
-                return self._call(images, timeout)
-            except GatewayError:
-                raise
-            except Exception as exc:  # as in a batch: the request hears a gateway error
-                raise GatewayError("internal error") from exc
+            return self._checked_call(images, timeout)
         finally:
             with self._lock:
                 self._hand_over()
+
+    def _checked_call(self, images: np.ndarray, timeout: float) -> Prediction:
+        """The backend call, alone or for a batch: never sent once the deadline passed, and any failure
+        a :class:`GatewayError` (an unexpected one becomes "internal error")."""
+        if timeout <= 0:
+            raise DeadlineExceeded("deadline passed while waiting for a batch")
+        try:
+            return self._call(images, timeout)
+        except GatewayError:
+            raise
+        except Exception as exc:
+            raise GatewayError("internal error") from exc
 
     def _follow(self, item: _Waiting) -> None:
         """Wait until a leader answered ``item``, handed it the lead, or its deadline passed."""
@@ -217,11 +222,8 @@ class MicroBatcher:
         merged = batch[0].images if len(batch) == 1 else np.concatenate([w.images for w in batch])
         timeout = min(w.deadline for w in batch) - started
         try:
-            if timeout <= 0:
-                raise DeadlineExceeded("deadline passed while waiting for a batch")
-            prediction = self._call(merged, timeout)
-        except Exception as exc:  # every request of the batch must hear back, whatever happened
-            error = exc if isinstance(exc, GatewayError) else GatewayError("internal error")
+            prediction = self._checked_call(merged, timeout)
+        except GatewayError as error:  # every request of the batch must hear back, whatever happened
             for waiting in batch:
                 waiting.error = error
                 waiting.ready.set()

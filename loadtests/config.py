@@ -149,6 +149,7 @@ class CompareConfig:
 
     def plan_settings(self) -> PlanSettings:
         slo = SloSettings(slo_ms=self.slo_ms, saturation_cpu=self.saturation_cpu)
+        longest_step_s = 2 * self.capacity_seconds
         return PlanSettings(
             users=tuple(int(part) for part in self.users.split(",") if part.strip()),
             rates=tuple(float(part) for part in self.rates.split(",") if part.strip()),
@@ -165,13 +166,13 @@ class CompareConfig:
                 start_rps=self.capacity_start,
                 precision=self.capacity_precision,
                 max_steps=self.capacity_steps,
-                floor_rps=slo.lowest_rate(2 * self.capacity_seconds),
+                floor_rps=slo.lowest_rate(longest_step_s),
             )
             if self.capacity_steps > 0
             else None,
             slo=slo,
             capacity_step_s=self.capacity_seconds,
-            capacity_max_step_s=2 * self.capacity_seconds,
+            capacity_max_step_s=longest_step_s,
             capacity_min_requests=self.capacity_min_requests,
         )
 

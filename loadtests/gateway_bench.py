@@ -506,13 +506,10 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
 def _torchscript(store: ModelStore) -> str:
     """The latest version's TorchScript file, the one the embedded PyTorch backend loads ("" if none)."""
     version = store.latest_version()
-    if version is None:
+    try:
+        return str(store.torchscript_file(version)) if version is not None else ""
+    except KeyError:
         return ""
-    artifact = store.record(version).artifacts.get("torchscript")
-    if artifact is None:
-        return ""
-    path = store.version_dir(version) / artifact.path
-    return str(path / "model.pt" if path.is_dir() else path)
 
 
 def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:

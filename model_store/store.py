@@ -101,6 +101,11 @@ class ModelStore:
     def version_dir(self, version: int) -> Path:
         return self.model_dir / str(version)
 
+    def torchscript_file(self, version: int) -> Path:
+        """The version's TorchScript module (KeyError when the version has none)."""
+        path = self.version_dir(version) / self.record(version).artifacts["torchscript"].path
+        return path / "model.pt" if path.is_dir() else path
+
     def record(self, version: int) -> VersionRecord:
         path = self.version_dir(version) / VERSION_RECORD
         if not path.is_file():

@@ -112,7 +112,7 @@ class EmbeddedBackend(Backend):
 
     def _load(self, store: ModelStore, version: int) -> Runner:
         try:
-            record = store.record(version)
+            store.record(version)
         except StoreError as exc:
             raise NotFound(
                 f"{store.model_name} version {version} is not in the store", backend=self.name
@@ -120,10 +120,7 @@ class EmbeddedBackend(Backend):
         try:
             if self.framework == "tensorflow":
                 return _load_tensorflow(store.version_dir(version), self._threads)
-            path = store.version_dir(version) / record.artifacts["torchscript"].path
-            if path.is_dir():
-                path = path / "model.pt"
-            return _load_torch(path, self._threads)
+            return _load_torch(store.torchscript_file(version), self._threads)
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise Unavailable(f"cannot load {store.model_name} v{version}: {exc}", backend=self.name) from exc
 
