@@ -269,6 +269,15 @@ class Metrics:
     def queue_delay(self, model: str, backend: str, seconds: float) -> None:
         self._batch_children(model, backend)[2].observe(seconds)
 
+    def lone(self, model: str, backend: str, images: int) -> None:
+        """A batch of one request that did not wait: the three observations of :meth:`batch` and
+        :meth:`queue_delay` with one lookup (this runs for every request at low load)."""
+        children = self._batcher_children.get((model, backend)) or self._batch_children(model, backend)
+        size, merged, delay = children
+        size.observe(images)
+        merged.observe(1)
+        delay.observe(0.0)
+
     def _batch_children(self, model: str, backend: str) -> tuple[Any, Any, Any]:
         return _cached(
             self._batcher_children,

@@ -16,6 +16,7 @@ from gateway.app import create_app
 from gateway.backends import Prediction
 from gateway.batching import MicroBatcher
 from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
+from gateway.metrics import Metrics
 from gateway.routing import BatchingConfig, RoutingError, RoutingTable
 from gateway.settings import Settings
 from tests.unit.gateway.conftest import FakeBackend
@@ -61,6 +62,10 @@ class Recorder:
 
     def queue_delay(self, model: str, backend: str, seconds: float) -> None:
         self.delays.append(seconds)
+
+    def lone(self, model: str, backend: str, images: int) -> None:
+        self.batch(model, backend, images, 1)
+        self.queue_delay(model, backend, 0.0)
 
 
 def until(condition: Callable[[], bool], what: str) -> None:
@@ -129,6 +134,22 @@ def test_a_lone_request_goes_out_at_once_and_alone() -> None:
     assert answer.probabilities.shape == (1, 10) and answer.probabilities[0, 0] == pytest.approx(0.5)
     assert answer.version == "7"
     assert observer.batches == [(1, 1)]
+
+
+def test_the_metrics_count_a_lone_request_as_a_batch_of_one_that_did_not_wait() -> None:
+    backend = GatedBackend()
+    backend.release()
+    metrics = Metrics()
+    batcher = MicroBatcher("mnist", "fake", BatchingConfig(enabled=True), backend, metrics)
+    batcher.run(image(0.5, count=2), WAIT_S)
+    batcher.run(image(0.7), WAIT_S)
+    labels = {"model": "mnist", "backend": "fake"}
+    sample = metrics.registry.get_sample_value
+    assert sample("gateway_batch_size_count", labels) == 2
+    assert sample("gateway_batch_size_sum", labels) == 3  # images
+    assert sample("gateway_batch_requests_sum", labels) == 2  # one request each
+    assert sample("gateway_batch_queue_delay_seconds_count", labels) == 2
+    assert sample("gateway_batch_queue_delay_seconds_sum", labels) == 0.0
 
 
 def test_a_lone_request_that_fails_hands_the_lead_on_and_hears_a_gateway_error() -> None:

@@ -60,6 +60,10 @@ class Recorder:
     def queue_delay(self, *args: Any) -> None:
         self.events.append(("queue_delay", *args))
 
+    def lone(self, model: str, backend: str, images: int) -> None:
+        self.batch(model, backend, images, 1)
+        self.queue_delay(model, backend, 0.0)
+
 
 def make_router(fakes: dict[str, FakeBackend], route: ModelRoute, observer: Recorder | None = None) -> Router:
     table = RoutingTable({route.name: route})
