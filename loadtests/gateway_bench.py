@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -72,6 +73,9 @@ PROXIED = ("tfserving-rest", "tfserving-grpc", "torchserve-rest", "torchserve-gr
 EMBEDDED = ("embedded-pytorch", "embedded-tensorflow")
 BATCHED = "tfserving-rest"
 FLOOR = "floorproxy"
+FLOOR_PATH = "floor"
+DIRECT_PATHS = ("direct", "floor-direct")
+"""Step paths that call a model server directly (no gateway or floor process CPU to count)."""
 
 
 def say(message: str) -> None:
@@ -184,7 +188,7 @@ class Meter:
         latencies, errors, _, _ = closed_loop(connect, clients, self.seconds, self.settle_s)
         timer.join(5)
         (g0, s0, c0), (g1, s1, c1) = marks if len(marks) == 2 else [(0.0, 0.0, 0.0)] * 2
-        via_gateway = not target.startswith("direct/")
+        via_gateway = target.split("/", 1)[0] not in DIRECT_PATHS
         step = step_from_samples(
             target,
             clients,
@@ -487,11 +491,7 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
             floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
             connect = rest_connect(url, body, {})
             if url_of_backend:
-                one = floor_meter.measure(f"floor/{BATCHED}", connect, 1, "tfserving")
-                many = floor_meter.measure(f"floor/{BATCHED}", connect, bench.args.clients, "tfserving")
-                figures.update(
-                    p50_ms_1_client=one.p50_ms, cpu_ms_per_request=many.gateway_cpu_ms, rps=many.rps
-                )
+                figures.update(_floor_beside_direct(bench, floor_meter, connect))
             elif model:
                 alone = floor_meter.measure("floor/torchscript", connect, bench.args.clients, None)
                 figures["model_cpu_ms_per_request"] = alone.gateway_cpu_ms
@@ -501,6 +501,31 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
             meter.steps.extend(floor_meter.steps)
     figures["generator_rps"] = _measure_generator_ceiling(bench, meter)
     return figures
+
+
+def _floor_beside_direct(bench: Bench, meter: Meter, floor: Connect) -> dict[str, float | None]:
+    """The proxying floor in its own A B B A with fresh direct windows (direct, floor, floor, direct),
+    as the gateway is measured: its added p50 and throughput ratio then come from windows minutes apart
+    from the gateway's only as much as from their own direct ones (the machine drifts by a millisecond
+    between windows here, twice the added-p50 target)."""
+    clients = bench.args.clients
+    direct = bench.direct(BATCHED)
+    for path in ("floor-direct", FLOOR_PATH, FLOOR_PATH, "floor-direct"):
+        for n in (1, clients):
+            meter.measure(f"{path}/{BATCHED}", direct if path == "floor-direct" else floor, n, "tfserving")
+
+    def median_of(path: str, n: int, figure: str) -> float | None:
+        steps = [s for s in meter.steps if s.target == f"{path}/{BATCHED}" and s.clients == n]
+        known = [value for s in steps if (value := getattr(s, figure)) is not None]
+        return statistics.median(known) if known else None
+
+    return {
+        "p50_ms_1_client": median_of(FLOOR_PATH, 1, "p50_ms"),
+        "direct_p50_ms_1_client": median_of("floor-direct", 1, "p50_ms"),
+        "cpu_ms_per_request": median_of(FLOOR_PATH, clients, "gateway_cpu_ms"),
+        "rps": median_of(FLOOR_PATH, clients, "rps"),
+        "direct_rps": median_of("floor-direct", clients, "rps"),
+    }
 
 
 def _torchscript(store: ModelStore) -> str:
@@ -651,7 +676,10 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         say(
             "floor (plain WSGI proxy, same server and client): "
             f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {args.clients} clients, "
-            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client; answering by itself "
+            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client "
+            f"(direct {_num(floor.get('direct_p50_ms_1_client'), 0)} ms), "
+            f"{_num(floor.get('rps'), 0, 0)} req/s (direct {_num(floor.get('direct_rps'), 0, 0)}), "
+            "medians of direct, floor, floor, direct; answering by itself "
             f"CPU {_num(floor.get('answer_cpu_ms_per_request'), 0)} ms/req; the load generator reaches "
             f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "
             "against null endpoints"

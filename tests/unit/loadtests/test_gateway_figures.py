@@ -113,7 +113,12 @@ def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
     ]
     figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
     floor = Floor(
-        1.4, 1.07, 610.0, answer_cpu_ms_per_request=0.25, model_cpu_ms_per_request=0.41, generator_rps=1200.0
+        p50_ms_1_client=1.4,
+        cpu_ms_per_request=1.07,
+        rps=610.0,
+        answer_cpu_ms_per_request=0.25,
+        model_cpu_ms_per_request=0.41,
+        generator_rps=1200.0,
     )
     notes = {
         line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
@@ -131,6 +136,25 @@ def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
     )
     assert Floor.from_dict({"rps": 5.0, "unknown": 1}) == Floor(rps=5.0)
     assert all(line.floor_note == "" for line in evaluate_targets(figures, steps, "tfserving-rest", 32))
+
+
+def test_the_floor_is_compared_with_its_own_direct_windows_when_it_has_them() -> None:
+    """Measured as direct, floor, floor, direct, the floor's added p50 and ratio use those direct
+    windows, not the gateway's (minutes away, on a machine that drifts by a millisecond)."""
+    steps = [
+        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
+        step("gateway/tfserving-rest", 1, 3.0, 5.0, 300),
+        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
+        step("gateway/tfserving-rest", 8, 9.0, 15.0, 350, gw_cpu=2.0),
+    ]
+    figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
+    floor = Floor(p50_ms_1_client=1.4, direct_p50_ms_1_client=0.6, rps=610.0, direct_rps=800.0)
+    notes = {
+        line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
+    }
+    proxy = "plain WSGI proxy to tfserving-rest"
+    assert notes["added p50 at 1 client"] == f"{proxy}: 0.800 ms, misses too"  # 1.4 - 0.6, not 1.4 - 1.0
+    assert notes["throughput via gateway / direct, unbatched"] == f"{proxy}: 0.762"  # 610 / 800
 
 
 def test_profile_summary_counts_own_and_inclusive_samples() -> None:
