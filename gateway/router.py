@@ -429,6 +429,7 @@ class Router:
     ) -> Prediction:
         """One upstream call, counted and translated; the backend's health is updated."""
         backend = self._pool.get(name)
+        began = self._clock()  # the breakers' clock: failures of calls in flight together count once
         started = time.perf_counter()
         try:
             if self._tracing.enabled:
@@ -441,7 +442,7 @@ class Router:
             if exc.retryable:
                 self.health.mark(name, ready=False)
             # 429 is the backend shedding load on purpose; 4xx is the request's fault.
-            self.breakers[name].record(ok=not exc.retryable or isinstance(exc, OverCapacity))
+            self.breakers[name].record(ok=not exc.retryable or isinstance(exc, OverCapacity), started=began)
             if exc.backend is None:
                 exc.backend = name
             raise
@@ -449,7 +450,7 @@ class Router:
             log.exception("backend %s raised an untranslated error", name)
             self._observer.attempt(model, name, _label(version), time.perf_counter() - started, 502)
             self.health.mark(name, ready=False)
-            self.breakers[name].record(ok=False)
+            self.breakers[name].record(ok=False, started=began)
             raise Unavailable(f"backend {name} failed", backend=name) from exc
         self._observer.attempt(
             model, name, prediction.version or _label(version), time.perf_counter() - started, 200

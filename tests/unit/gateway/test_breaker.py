@@ -49,6 +49,34 @@ def test_opens_after_consecutive_failures_and_fails_fast() -> None:
     assert not cb.allow() and cb.retry_after_s() == pytest.approx(5.0)
 
 
+def test_failures_of_calls_in_flight_together_count_once_in_the_run() -> None:
+    """One stall of a busy backend times out every call in flight at once: one failure, not many. The
+    next failures count when their calls started after the last counted one was recorded."""
+    clock = Clock()
+    cb, changes = breaker(clock)
+    stall_began = clock.now
+    clock.now += 1.5
+    for _ in range(5):  # five calls (under CONFIG's min_calls) that time out together in one stall
+        cb.record(ok=False, started=stall_began)
+    assert cb.state is State.CLOSED and changes == []
+    for _ in range(2):  # later calls, each begun after the last counted failure: the run goes on
+        began = clock.now
+        clock.now += 1.5
+        cb.record(ok=False, started=began)
+    assert cb.state is State.OPEN  # 3 failures in a row, as CONFIG says
+
+
+def test_a_success_between_resets_the_run_of_overlapping_failures() -> None:
+    clock = Clock()
+    cb, _ = breaker(clock)
+    for _ in range(5):
+        began = clock.now
+        clock.now += 1.0
+        cb.record(ok=False, started=began)
+        cb.record(ok=True)
+    assert cb.state is State.CLOSED
+
+
 def test_opens_on_the_error_ratio_over_enough_calls() -> None:
     clock = Clock()
     cb, _ = breaker(clock)
