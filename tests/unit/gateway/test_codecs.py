@@ -143,3 +143,54 @@ def test_compressed_bodies_are_refused(encoding: str) -> None:
         codecs.check_content_encoding(encoding)
     codecs.check_content_encoding(None)
     codecs.check_content_encoding("identity")
+
+
+# -- forwarding a V1 body as it came ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"instances": [IMAGE]}).encode(),
+        json.dumps({"instances": [IMAGE, [[0] * 28] * 28]}, indent=2).encode(),  # integers, whitespace
+        json.dumps({"instances": [[[1, 0.0] * 14] * 28] * 4}).encode(),  # the limit of 4 instances
+    ],
+)
+def test_a_body_already_in_the_backends_form_is_forwarded_with_the_array_decode_v1_would_make(
+    raw: bytes,
+) -> None:
+    body = codecs.forwardable_v1(raw, LIMITS)
+    assert body is not None and body.raw is raw
+    expected = codecs.decode_v1(raw, LIMITS).images
+    assert len(body) == len(expected)
+    np.testing.assert_array_equal(body.array, expected)
+    assert body.array.dtype == np.float32 and codecs.pixels(body) is body.array
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"instances": [FLAT]}).encode(),  # valid, but the backend wants [28, 28]
+        json.dumps({"inputs": [IMAGE]}).encode(),
+        json.dumps({"instances": [{"image": IMAGE}]}).encode(),
+        json.dumps({"signature_name": "serving_default", "instances": [IMAGE]}).encode(),
+        b'{"\\u0069nstances": [[[0.5]]], "instances": ' + json.dumps([IMAGE]).encode() + b"}",
+        b'{"instances": [[[0.5]]], "instances": ' + json.dumps([IMAGE]).encode() + b"}",  # duplicate key
+        json.dumps({"instances": [[[0.5] * 28] * 27]}).encode(),
+        json.dumps({"instances": [[[0.5] * 27] * 28]}).encode(),
+        json.dumps({"instances": [[[1.5] + [0.5] * 27] * 28]}).encode(),
+        json.dumps({"instances": [[[-0.1] + [0.5] * 27] * 28]}).encode(),
+        json.dumps({"instances": [[["0.5"] * 28] * 28]}).encode(),
+        json.dumps({"instances": [[[0.5] * 27 + ["x"]] * 28]}).encode(),
+        json.dumps({"instances": [[[[0.5]] * 28] * 28]}).encode(),
+        json.dumps({"instances": [[[None] * 28] * 28]}).encode(),
+        json.dumps({"instances": [[[True] + [0.5] * 27] * 28]}).encode(),
+        json.dumps({"instances": [IMAGE] * 5}).encode(),  # over the limit of 4
+        json.dumps({"instances": []}).encode(),
+        b'{"instances": [NaN]}',
+        b"not json",
+        b"",
+    ],
+)
+def test_anything_else_goes_to_decode_v1(raw: bytes) -> None:
+    assert codecs.forwardable_v1(raw, LIMITS) is None
