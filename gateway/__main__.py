@@ -48,11 +48,12 @@ def _child_exit(server: Any, worker: Any) -> None:
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
+    from gateway.wsgi import close_worker
+
     served = getattr(worker, "wsgi", None)
     app = getattr(served, "app", served)  # the Flask app inside gateway.wsgi.CompleteBodies
-    gateway = getattr(app, "extensions", {}).get("gateway") if app is not None else None
-    if gateway is not None:
-        gateway.close()
+    if app is not None and "gateway" in getattr(app, "extensions", {}):
+        close_worker(app)
 
 
 class GatewayServer(BaseApplication):
@@ -100,8 +101,9 @@ class GatewayServer(BaseApplication):
         if self.factory is not None:
             return self.factory(self.settings)
         from gateway.app import create_app
-        from gateway.wsgi import serve, start_grpc
+        from gateway.wsgi import log_to_stderr, serve, start_grpc
 
+        log_to_stderr(self.settings.log_level)
         app = create_app(self.settings)
         start_grpc(app, self.settings)
         return serve(app, self.settings)

@@ -133,7 +133,7 @@ class Settings:
     metrics_dir: Path | None = None
     """prometheus_client multiprocess directory (``python -m gateway`` makes a fresh one if unset)."""
     log_level: str = "info"
-    """Gunicorn and gateway log level."""
+    """The server's and the gateway's own log level (debug, info, warning, error)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

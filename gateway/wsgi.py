@@ -8,6 +8,9 @@ Set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory first when running severa
 from __future__ import annotations
 
 import io
+import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from multiprocessing import util
@@ -28,7 +31,9 @@ from gateway.errors import (
 from gateway.jsonio import dumps
 from gateway.settings import Settings
 
-__all__ = ["CompleteBodies", "app_from_env", "serve", "start_grpc"]
+__all__ = ["CompleteBodies", "app_from_env", "close_worker", "log_to_stderr", "serve", "start_grpc"]
+
+log = logging.getLogger("gateway")
 
 
 _CHUNK = 64 * 1024
@@ -117,14 +122,36 @@ def serve(app: Flask, settings: Settings) -> CompleteBodies:
     return CompleteBodies(app, settings.max_body_bytes, settings.body_read_timeout_s)
 
 
+def log_to_stderr(level: str) -> None:
+    """The ``gateway.*`` loggers write to this worker's stderr at ``level``, in the servers' own
+    ``[LEVEL] ...`` style. Neither server sets up loggers other than its own, so without this only
+    warnings would show (through logging's last-resort handler, without level or source)."""
+    if any(getattr(handler, "gateway_worker", False) for handler in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(name)s: %(message)s"))
+    handler.gateway_worker = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
+def close_worker(app: Flask) -> None:
+    """Drain this worker's batch queues and close its backends; the line it logs at the end is how an
+    operator (and the SIGTERM test) tells a worker that stopped gracefully from one that was killed."""
+    app.extensions["gateway"].close()
+    log.info("worker %d stopped gracefully: batch queues drained, backends closed", os.getpid())
+
+
 def app_from_env() -> CompleteBodies:
     """The app configured from ``GATEWAY_*`` environment variables (called once in each worker)."""
     settings = Settings.from_env()
+    log_to_stderr(settings.log_level)
     app: Flask = create_app(settings)
     # granian's workers are multiprocessing children, which run these finalizers (not atexit) when
     # they stop after their graceful shutdown: stop the gRPC server (its calls finish first), then
     # drain batch queues and close connections.
-    util.Finalize(app, app.extensions["gateway"].close, exitpriority=10)
+    util.Finalize(app, close_worker, args=(app,), exitpriority=10)
     start_grpc(app, settings)
     return serve(app, settings)
 
