@@ -22,10 +22,9 @@ from typing import ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
-from gateway.backends import Backend, BackendPool, Prediction
+from gateway.backends import BackendPool, Prediction
 from gateway.batching import MicroBatcher
 from gateway.breaker import BreakerConfig, Breakers, State
-from gateway.codecs import V1Body, pixels
 from gateway.errors import (
     DeadlineExceeded,
     GatewayError,
@@ -51,8 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 K = TypeVar("K")
-Images = np.ndarray | V1Body
-"""A request's images: an array, or a client's V1 body that a TF Serving REST backend takes as it is."""
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -326,7 +323,7 @@ class Router:
 
     # -- calling ------------------------------------------------------------------------
 
-    def predict(self, selection: Selection, images: Images) -> Routed:
+    def predict(self, selection: Selection, images: np.ndarray) -> Routed:
         route = self.route_for(selection.model)
         version = self.choose_version(route, selection)
         ordered = self.choose_backends(route, selection)
@@ -345,7 +342,7 @@ class Router:
         version: int | None,
         candidates: list[str],
         budget: RetryBudget,
-        images: Images,
+        images: np.ndarray,
     ) -> Routed:
         """Call the candidates in order until one answers, a failure is the request's own fault,
         the deadline passes or the retry budget says no."""
@@ -397,12 +394,12 @@ class Router:
         raise Unavailable(f"no backend available for model {route.name!r}")  # pragma: no cover
 
     def _attempt(
-        self, route: ModelRoute, name: str, images: Images, version: int | None, timeout: float
+        self, route: ModelRoute, name: str, images: np.ndarray, version: int | None, timeout: float
     ) -> Prediction:
         """One try at one backend: alone, or through the micro-batcher when the route batches."""
         if not route.batching.enabled:
             return self._call(route.name, name, images, version, timeout)
-        return self._batcher(route, name, version).run(pixels(images), timeout)
+        return self._batcher(route, name, version).run(images, timeout)
 
     def batch_pending(self, model: str, backend: str, version: int | None = None) -> int:
         """Requests waiting in one batch queue now (0 when that queue does not exist)."""
@@ -427,7 +424,9 @@ class Router:
             batcher.configure(route.batching)  # the routing file changed
         return batcher
 
-    def _call(self, model: str, name: str, images: Images, version: int | None, timeout: float) -> Prediction:
+    def _call(
+        self, model: str, name: str, images: np.ndarray, version: int | None, timeout: float
+    ) -> Prediction:
         """One upstream call, counted and translated; the backend's health is updated."""
         backend = self._pool.get(name)
         began = self._clock()  # the breakers' clock: failures of calls in flight together count once
@@ -435,9 +434,9 @@ class Router:
         try:
             if self._tracing.enabled:
                 with self._tracing.attempt(name, model, _label(version), images=len(images)):
-                    prediction = _send(backend, model, images, version, timeout)
+                    prediction = backend.predict(model, images, version, timeout)
             else:
-                prediction = _send(backend, model, images, version, timeout)
+                prediction = backend.predict(model, images, version, timeout)
         except GatewayError as exc:
             self._observer.attempt(model, name, _label(version), time.perf_counter() - started, exc.status)
             if exc.retryable:
@@ -469,7 +468,7 @@ class Router:
         return next((name for name in route.backends if self._pool.framework(name) != framework), None)
 
     def _maybe_shadow(
-        self, route: ModelRoute, primary: str, images: Images, version: int | None, answer: Prediction
+        self, route: ModelRoute, primary: str, images: np.ndarray, version: int | None, answer: Prediction
     ) -> None:
         if route.shadow.percent <= 0 or self._rng.random() * 100 >= route.shadow.percent:
             return
@@ -498,14 +497,14 @@ class Router:
         model: str,
         primary: str,
         target: str,
-        images: Images,
+        images: np.ndarray,
         version: int | None,
         answer: Prediction,
     ) -> None:
         started = time.perf_counter()
         try:
             with self._tracing.attempt(target, model, _label(version), shadow=True):
-                shadow = self._pool.get(target).predict(model, pixels(images), version, self._attempt_timeout)
+                shadow = self._pool.get(target).predict(model, images, version, self._attempt_timeout)
             seconds = time.perf_counter() - started
             agreed = int((shadow.probabilities.argmax(axis=1) == answer.probabilities.argmax(axis=1)).sum())
             self._observer.shadow(model, primary, target, "ok", seconds, agreed, len(images))
@@ -522,12 +521,6 @@ class Router:
                 log.warning("batch queue of %s/%s did not drain in time", batcher.model, batcher.backend)
         if self._shadow_executor is not None:
             self._shadow_executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _send(backend: Backend, model: str, images: Images, version: int | None, timeout: float) -> Prediction:
-    if isinstance(images, V1Body):
-        return backend.predict_v1(model, images, version, timeout)
-    return backend.predict(model, images, version, timeout)
 
 
 def _with_trail(error: GatewayError, tried: list[str]) -> GatewayError:

@@ -11,13 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from gateway.backends import Backend, BackendPool
 from gateway.breaker import BreakerConfig
 from gateway.codecs import Limits
 from gateway.errors import NotFound, OverCapacity, Unauthorized
 from gateway.metrics import Metrics
 from gateway.registry import BACKENDS
-from gateway.router import HealthCache, Images, Routed, Router, Selection
+from gateway.router import HealthCache, Routed, Router, Selection
 from gateway.routing import RoutingSource, RoutingTable, default_table
 from gateway.settings import Settings
 from gateway.tracing import Tracing, exporter_from_env
@@ -109,7 +111,7 @@ class Gateway:
     def deadline(self) -> float:
         return time.monotonic() + self.settings.deadline_s
 
-    def predict(self, selection: Selection, images: Images) -> Routed:
+    def predict(self, selection: Selection, images: np.ndarray) -> Routed:
         if not self._slots.acquire(blocking=False):
             raise OverCapacity(f"more than {self.settings.max_inflight} requests in flight; retry shortly")
         in_flight = self.metrics.in_flight

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gateway.codecs import V1Body
-
 if TYPE_CHECKING:
     from gateway.registry import BackendSpec
     from gateway.settings import Settings
@@ -52,11 +50,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
         """Probabilities for float32 ``images [N, 28, 28]``; ``version=None`` is the server's default."""
-
-    def predict_v1(self, model: str, body: V1Body, version: int | None, timeout: float) -> Prediction:
-        """:meth:`predict` for a client's V1 body; a backend that speaks TF Serving's REST API sends
-        the bytes themselves (no decode and re-encode), every other one the array."""
-        return self.predict(model, body.array, version, timeout)
 
     @abc.abstractmethod
     def status(self, model: str, timeout: float) -> ModelStatus:

@@ -13,7 +13,6 @@ from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
-from gateway.codecs import V1Body
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
 from model_store import CONTRACT
@@ -76,12 +75,7 @@ class TFServingRestBackend(Backend):
         return latest
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
-        return self._post(model, dumps({"instances": images}), len(images), version, timeout)
-
-    def predict_v1(self, model: str, body: V1Body, version: int | None, timeout: float) -> Prediction:
-        return self._post(model, body.raw, len(body), version, timeout)
-
-    def _post(self, model: str, body: bytes, count: int, version: int | None, timeout: float) -> Prediction:
+        body = dumps({"instances": images})
         started = time.perf_counter()
         reply = self._transport.send(
             HttpRequest("POST", self._base + _model_path(model, version) + ":predict", body, _JSON, timeout)
@@ -92,7 +86,7 @@ class TFServingRestBackend(Backend):
         data = parse_json_body(reply.body, self.name)
         if not isinstance(data, dict) or "predictions" not in data:
             raise BadBackendResponse(f"{self.name} answered without 'predictions'", backend=self.name)
-        probabilities = parse_probabilities(data["predictions"], count, self.name)
+        probabilities = parse_probabilities(data["predictions"], len(images), self.name)
         served = str(version) if version is not None else self._latest_version(model, timeout)
         return Prediction(probabilities, served, elapsed)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 from flask import Blueprint
 
 from gateway import codecs
@@ -32,16 +31,11 @@ def predict(
         raise codecs.UnsupportedMediaType(
             f"content type {incoming.media or '(none)'!r}; send application/json"
         )
-    body = incoming.body()
-    images: codecs.V1Body | np.ndarray | None = codecs.forwardable_v1(body, call.gateway.limits)
-    columnar = False
-    if images is None:  # another form, or an error for decode_v1 to explain
-        decoded = codecs.decode_v1(body, call.gateway.limits)
-        images, columnar = decoded.images, decoded.columnar
+    decoded = codecs.decode_v1(incoming.body(), call.gateway.limits)
     chosen = selection_for(call, model, version, label, incoming.headers, incoming.query)
-    routed = call.gateway.predict(chosen, images)
+    routed = call.gateway.predict(chosen, decoded.images)
     call.routed(routed)
-    return dumps(codecs.encode_v1(routed.prediction.probabilities, columnar)), {
+    return dumps(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar)), {
         "Content-Type": "application/json"
     }
 

@@ -9,15 +9,12 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway import codecs
-from gateway.backends import Prediction
 from gateway.backends.http import FunctionTransport, HttpRequest, HttpResponse
 from gateway.backends.tfserving import TFServingRestBackend
 from gateway.backends.torchserve import TorchServeRestBackend
 from gateway.backends.translate import error_for_grpc, error_for_http
 from gateway.errors import GatewayError
 from serving.torchserve.tokens import TokenSource
-from tests.unit.gateway.conftest import FakeBackend
 
 IMAGES = np.zeros((2, 28, 28), dtype=np.float32)
 GOOD = json.dumps({"predictions": [[0.1] * 10, [0.1] * 10]}).encode()
@@ -36,24 +33,6 @@ def test_tfserving_rest_request_shape() -> None:
     assert sent.url == "http://127.0.0.1:8501/v1/models/mnist/versions/2:predict"
     assert np.asarray(json.loads(sent.body or b"")["instances"]).shape == (2, 28, 28)
     assert sent.timeout == 0.5 and prediction.version == "2" and prediction.probabilities.shape == (2, 10)
-
-
-def test_tfserving_rest_forwards_a_v1_body_as_it_came_and_other_backends_get_its_array() -> None:
-    raw = json.dumps({"instances": [[[0.5] * 28] * 28, [[0] * 28] * 28]}, indent=1).encode()
-    body = codecs.forwardable_v1(raw, codecs.Limits())
-    assert body is not None
-    transport = reply(200, GOOD)
-    prediction = TFServingRestBackend("tfs", "http://h", transport).predict_v1("mnist", body, None, 0.5)
-    assert transport.requests[0].body is raw and prediction.probabilities.shape == (2, 10)
-    seen: list[np.ndarray] = []
-
-    class ArrayOnly(FakeBackend):
-        def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
-            seen.append(images)
-            return super().predict(model, images, version, timeout)
-
-    ArrayOnly("ts", "pytorch").predict_v1("mnist", body, None, 0.5)
-    assert seen[0].dtype == np.float32 and seen[0].shape == (2, 28, 28) and seen[0][0, 0, 0] == 0.5
 
 
 def test_tfserving_status_reads_state() -> None:
