@@ -80,7 +80,10 @@ def _reject_constant(token: str) -> float:
 
 
 _BRACKETS = b"[]{}"
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(_BRACKETS)))
+_MARKS = _BRACKETS + b"lr"
+"""What :func:`parse_json` keeps of a body: the brackets, and the letters that tell whether a boolean
+may be in it ("false" holds an "l", "true" an "r"; numbers hold neither)."""
+_NOT_MARKS = bytes(sorted(set(range(256)) - set(_MARKS)))
 _DEPTH_STEP = np.zeros(256, dtype=np.int32)
 _DEPTH_STEP[list(b"[{")] = 1
 _DEPTH_STEP[list(b"]}")] = -1
@@ -91,18 +94,22 @@ _LOOP_UP_TO = 256
 
 def json_depth(body: bytes) -> int:
     """Deepest bracket nesting in raw JSON bytes, without parsing (brackets inside strings count too,
-    which only errs on the safe side). ``bytes.translate`` keeps just the brackets first, so the
-    arithmetic runs over a few dozen bytes for an image, not the whole body."""
-    brackets = body.translate(None, _NOT_BRACKETS)
-    if len(brackets) > _LOOP_UP_TO:
-        return int(np.cumsum(_DEPTH_STEP[np.frombuffer(brackets, dtype=np.uint8)]).max())
+    which only errs on the safe side)."""
+    return _depth(body.translate(None, _NOT_MARKS))
+
+
+def _depth(marks: bytes) -> int:
+    """Deepest nesting of the brackets in ``marks`` (other bytes are skipped). ``bytes.translate``
+    keeps just those first, so the arithmetic runs over a few dozen bytes for an image."""
+    if len(marks) > _LOOP_UP_TO:
+        return int(np.cumsum(_DEPTH_STEP[np.frombuffer(marks, dtype=np.uint8)]).max())
     depth = deepest = 0
-    for bracket in brackets:  # one image's few dozen brackets: a plain loop beats numpy's call overhead
-        if bracket == 91 or bracket == 123:  # "[" or "{"
+    for mark in marks:  # one image's few dozen brackets: a plain loop beats numpy's call overhead
+        if mark == 91 or mark == 123:  # "[" or "{"
             depth += 1
             if depth > deepest:
                 deepest = depth
-        else:
+        elif mark == 93 or mark == 125:  # "]" or "}"
             depth -= 1
     return deepest
 
@@ -113,14 +120,15 @@ def parse_json(body: bytes, limits: Limits, *, booleans: bool = False) -> Any:
     with :func:`reject_booleans` instead)."""
     if not body:
         raise InvalidInput("empty body: expected JSON")
-    if json_depth(body) > limits.max_json_depth:
+    marks = body.translate(None, _NOT_MARKS)  # one pass over the body serves both checks below
+    if _depth(marks) > limits.max_json_depth:
         raise InvalidInput(f"JSON nested deeper than {limits.max_json_depth} levels")
     try:
         document = orjson.loads(body)  # fast path; rejects NaN/Infinity tokens and bad UTF-8 itself
     except orjson.JSONDecodeError:
         _explain_rejection(body)
-    if not booleans and (b"true" in body or b"false" in body):  # rare: only then walk the document
-        reject_booleans(document)
+    if not booleans and (b"l" in marks or b"r" in marks) and (b"true" in body or b"false" in body):
+        reject_booleans(document)  # rare: only then walk the document
     return document
 
 
@@ -209,6 +217,8 @@ def decode_v1(body: bytes, limits: Limits) -> V1Request:
     payload = parse_json(body, limits)
     if not isinstance(payload, dict):
         raise InvalidInput('body must be a JSON object with "instances" or "inputs"')
+    if len(payload) == 1 and "instances" in payload:  # the usual body: nothing else to check
+        return V1Request(_instances(payload["instances"], limits), columnar=False)
     present = [key for key in ("instances", "inputs") if key in payload]
     if len(present) != 1:
         raise InvalidInput('body must have exactly one of "instances" or "inputs"')

@@ -135,3 +135,30 @@ def test_fast_path_hands_on_what_it_does_not_serve(make_app: Callable[..., Flask
     )
     assert chunked.status_code == 200 and len(chunked.get_json()["predictions"][0]) == 10
     assert len(handed_on) == 3
+
+
+def test_fast_path_headers_read_like_werkzeugs() -> None:
+    """The fast path's header view caches each name's environ key; it must read what Werkzeug's does,
+    in any case, for present and absent headers alike."""
+    from werkzeug.datastructures import EnvironHeaders
+
+    from gateway.fastpath import _Headers
+
+    environ = {
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "12",
+        "HTTP_X_REQUEST_ID": "req-1",
+        "HTTP_X_GATEWAY_BACKEND": "torchserve-rest",
+        "HTTP_AUTHORIZATION": "Bearer k",
+    }
+    ours, werkzeugs = _Headers(environ), EnvironHeaders(environ)
+    names = ["Content-Type", "content-length", "X-Request-ID", "x-request-id", "X-Gateway-Backend"]
+    names += ["Authorization", "X-API-Key", "Content-Encoding", "traceparent"]
+    for name in names * 2:  # the second round reads the cached keys
+        assert ours.get(name) == werkzeugs.get(name), name
+        assert ours.get(name, "absent") == werkzeugs.get(name, "absent"), name
+        assert (name in ours) == (name in werkzeugs), name
+    assert ours["x-gateway-backend"] == "torchserve-rest"
+    assert ours.get("Content-Length", type=int) == 12
+    with pytest.raises(KeyError):
+        ours["X-API-Key"]
