@@ -4,9 +4,11 @@ A plain WSGI function under the gateway's server (granian) and client (libcurl):
 JSON, encode it again, POST it to the backend over a keep-alive handle, decode the answer, encode it;
 no framework, validation, routing, metrics or headers. ``make bench-gateway`` runs it in the same run
 as the gateway, so the report shows how much of the gateway's cost is its own work and how much any
-proxy on this machine pays. Without ``FLOOR_BACKEND_URL`` it answers a fixed prediction after the
-decode (no model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs that model on the
-decoded image instead: the floor of a gateway that runs the model itself.
+proxy on this machine pays. With ``FLOOR_BACKEND_GRPC`` (host:port) it calls TF Serving's gRPC
+Predict instead, over one grpcio channel as the gateway does: the image as a float32 tensor, the
+answer's tensor back to JSON. Without either it answers a fixed prediction after the decode (no
+model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs that model on the decoded image
+instead: the floor of a gateway that runs the model itself.
 
     FLOOR_BACKEND_URL=http://127.0.0.1:8501/v1/models/mnist:predict \\
         granian --interface wsgi --factory loadtests.floorproxy:create_app
@@ -45,8 +47,31 @@ def _model_answer(script: str) -> Callable[[Any], bytes]:
     return answer
 
 
+def _grpc_forward(target: str) -> Callable[[Any], tuple[int, bytes]]:
+    """Decoded ``{"instances": [...]}`` -> TF Serving's gRPC Predict -> ``{"predictions": ...}``."""
+    import grpc
+    import numpy as np
+
+    from loadtests.grpc_wire import tfserving_codec, tfserving_outputs, tfserving_predict_request
+    from model_store import MODEL_NAME
+
+    codec = tfserving_codec(MODEL_NAME)
+    predict = grpc.insecure_channel(target).unary_unary(codec.method, _registered_method=False)
+
+    def forward(document: Any) -> tuple[int, bytes]:
+        images = np.asarray(document["instances"], dtype=np.float32)
+        answer = predict(tfserving_predict_request(codec, images), timeout=3.0)
+        probabilities = tfserving_outputs(codec, answer).reshape(len(images), -1)
+        return 200, orjson.dumps({"predictions": probabilities}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return forward
+
+
 def create_app() -> Wsgi:
     backend = os.environ.get("FLOOR_BACKEND_URL", "")
+    grpc_forward = (
+        _grpc_forward(os.environ["FLOOR_BACKEND_GRPC"]) if os.environ.get("FLOOR_BACKEND_GRPC") else None
+    )
     model = _model_answer(os.environ["FLOOR_MODEL"]) if os.environ.get("FLOOR_MODEL") else None
     local = threading.local()
 
@@ -71,7 +96,9 @@ def create_app() -> Wsgi:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         document = orjson.loads(environ["wsgi.input"].read(length))
-        if backend:
+        if grpc_forward is not None:
+            status, answer = grpc_forward(document)
+        elif backend:
             status, answer = forward(orjson.dumps(document))
         else:
             status, answer = 200, model(document) if model else orjson.dumps(FIXED_ANSWER)

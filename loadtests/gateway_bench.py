@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +46,7 @@ from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning,
 from loadtests.environment import describe_machine
 from loadtests.gateway_figures import (
     BATCHING_MODES,
+    GRPC_FLOOR_BACKEND,
     Floor,
     Step,
     backend_figures,
@@ -439,9 +440,10 @@ def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) ->
 
 
 @contextmanager
-def _floor_proxy(bench: Bench, backend: str, model: str = "") -> Iterator[str]:
-    """The floor proxy in front of ``backend`` ("": answering by itself, with the TorchScript file
-    ``model`` when given, else a fixed answer), until the block ends."""
+def _floor_proxy(bench: Bench, backend: str, model: str = "", grpc_target: str = "") -> Iterator[str]:
+    """The floor proxy in front of ``backend`` (a REST URL) or of TF Serving's gRPC ``grpc_target``
+    (neither: answering by itself, with the TorchScript file ``model`` when given, else a fixed
+    answer), until the block ends."""
     port = free_port()
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
     threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
@@ -454,7 +456,12 @@ def _floor_proxy(bench: Bench, backend: str, model: str = "") -> Iterator[str]:
             run_dir=bench.stack.run_dir,
             log_file=bench.stack.run_dir / FLOOR / f"{FLOOR}.log",
             cwd=REPO_ROOT,
-            env={**os.environ, "FLOOR_BACKEND_URL": backend, "FLOOR_MODEL": model},
+            env={
+                **os.environ,
+                "FLOOR_BACKEND_URL": backend,
+                "FLOOR_BACKEND_GRPC": grpc_target,
+                "FLOOR_MODEL": model,
+            },
             info={"implementation": "plain WSGI proxy under granian (loadtests.floorproxy)"},
         )
     try:
@@ -474,24 +481,28 @@ def _floor_proxy(bench: Bench, backend: str, model: str = "") -> Iterator[str]:
         stop_server(bench.stack.run_dir, FLOOR, grace_s=10)
 
 
-def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
+def _measure_floor(bench: Bench, meter: Meter) -> dict[str, object]:
     say(
-        "floor: a plain WSGI proxy (granian, libcurl) in front of tfserving-rest, then answering by itself "
-        "(a fixed answer, then the same TorchScript the embedded backend runs)"
+        "floor: a plain WSGI proxy (granian, libcurl) in front of tfserving-rest, then of tfserving-grpc "
+        "(grpcio), then answering by itself (a fixed answer, then the same TorchScript the embedded "
+        "backend runs)"
     )
     backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
     body = bench.payloads.digits[0].rest_body()
-    figures: dict[str, float | None] = {}
+    figures: dict[str, object] = {}
     script = _torchscript(ModelStore(bench.args.store or default_root(), MODEL_NAME))
-    runs = [(backend, ""), ("", ""), *([("", script)] if script else [])]
-    for url_of_backend, model in runs:
-        with _floor_proxy(bench, url_of_backend, model) as url:
+    grpc_target = bench.stack.endpoints.tfserving_grpc_target  # TF Serving runs in every bench
+    runs = [(backend, "", ""), ("", "", grpc_target), ("", "", ""), *([("", script, "")] if script else [])]
+    for url_of_backend, model, over_grpc in runs:
+        with _floor_proxy(bench, url_of_backend, model, over_grpc) as url:
             record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
             pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
             floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
             connect = rest_connect(url, body, {})
             if url_of_backend:
-                figures.update(_floor_beside_direct(bench, floor_meter, connect))
+                figures.update(_floor_beside_direct(bench, floor_meter, connect, BATCHED))
+            elif over_grpc:
+                figures["grpc"] = _floor_beside_direct(bench, floor_meter, connect, GRPC_FLOOR_BACKEND)
             elif model:
                 alone = floor_meter.measure("floor/torchscript", connect, bench.args.clients, None)
                 figures["model_cpu_ms_per_request"] = alone.gateway_cpu_ms
@@ -503,19 +514,19 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, float | None]:
     return figures
 
 
-def _floor_beside_direct(bench: Bench, meter: Meter, floor: Connect) -> dict[str, float | None]:
+def _floor_beside_direct(bench: Bench, meter: Meter, floor: Connect, backend: str) -> dict[str, float | None]:
     """The proxying floor in its own A B B A with fresh direct windows (direct, floor, floor, direct),
     as the gateway is measured: its added p50 and throughput ratio then come from windows minutes apart
     from the gateway's only as much as from their own direct ones (the machine drifts by a millisecond
     between windows here, twice the added-p50 target)."""
     clients = bench.args.clients
-    direct = bench.direct(BATCHED)
+    direct = bench.direct(backend)
     for path in ("floor-direct", FLOOR_PATH, FLOOR_PATH, "floor-direct"):
         for n in (1, clients):
-            meter.measure(f"{path}/{BATCHED}", direct if path == "floor-direct" else floor, n, "tfserving")
+            meter.measure(f"{path}/{backend}", direct if path == "floor-direct" else floor, n, "tfserving")
 
     def median_of(path: str, n: int, figure: str) -> float | None:
-        steps = [s for s in meter.steps if s.target == f"{path}/{BATCHED}" and s.clients == n]
+        steps = [s for s in meter.steps if s.target == f"{path}/{backend}" and s.clients == n]
         known = [value for s in steps if (value := getattr(s, figure)) is not None]
         return statistics.median(known) if known else None
 
@@ -643,6 +654,15 @@ def _wrk(bench: Bench, steps: list[Step]) -> dict[str, object]:
     }
 
 
+def _proxy_floor_figures(floor: Mapping[str, object], clients: int) -> str:
+    return (
+        f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {clients} clients, "
+        f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client "
+        f"(direct {_num(floor.get('direct_p50_ms_1_client'), 0)} ms), "
+        f"{_num(floor.get('rps'), 0, 0)} req/s (direct {_num(floor.get('direct_rps'), 0, 0)})"
+    )
+
+
 def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
     args = bench.args
     measured = dict.fromkeys(s.backend for s in steps if s.path in ("direct", "gateway"))  # not floor runs
@@ -673,12 +693,11 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
             f"{_num(f.throughput_ratio, 7, 2)}{_num(f.gateway_cpu_ms, 14)}{_num(f.server_cpu_ms, 11)}"
         )
     if isinstance(floor, dict):
+        grpc_floor = floor["grpc"] if isinstance(floor.get("grpc"), dict) else {}
         say(
             "floor (plain WSGI proxy, same server and client): "
-            f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {args.clients} clients, "
-            f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client "
-            f"(direct {_num(floor.get('direct_p50_ms_1_client'), 0)} ms), "
-            f"{_num(floor.get('rps'), 0, 0)} req/s (direct {_num(floor.get('direct_rps'), 0, 0)}), "
+            f"to {BATCHED} {_proxy_floor_figures(floor, args.clients)}; "
+            f"to {GRPC_FLOOR_BACKEND} {_proxy_floor_figures(grpc_floor, args.clients)}; "
             "medians of direct, floor, floor, direct; answering by itself "
             f"CPU {_num(floor.get('answer_cpu_ms_per_request'), 0)} ms/req; the load generator reaches "
             f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "

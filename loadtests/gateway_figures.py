@@ -180,7 +180,7 @@ class TargetLine:
 class Floor:
     """What the floor runs measured: a plain WSGI proxy (same server, same client) in front of
     tfserving-rest and answering by itself, and the load generator against null endpoints at the
-    batching point."""
+    batching point; ``grpc`` holds the same proxy figures in front of tfserving-grpc."""
 
     p50_ms_1_client: float | None = None
     direct_p50_ms_1_client: float | None = None
@@ -192,10 +192,14 @@ class Floor:
     model_cpu_ms_per_request: float | None = None
     """The plain WSGI app decoding the JSON, running the same TorchScript and encoding its answer."""
     generator_rps: float | None = None
+    grpc: Floor | None = None
+    """The proxy figures (p50, CPU, rates) of the same plain proxy calling TF Serving over gRPC."""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Floor:
-        return cls(**{name: raw.get(name) for name in cls.__dataclass_fields__})
+        grpc = raw.get("grpc")
+        fields = {name: raw.get(name) for name in cls.__dataclass_fields__ if name != "grpc"}
+        return cls(**fields, grpc=cls.from_dict(grpc) if isinstance(grpc, dict) else None)
 
 
 def _floor_note(what: str, value: float | None, op: str, bound: float, unit: str = "") -> str:
@@ -212,6 +216,24 @@ def _line(figure: str, where: str, measured: float | None, op: str, bound: float
     return TargetLine(figure, where, measured, f"{op} {bound:g}{unit}", passed)
 
 
+GRPC_FLOOR_BACKEND = "tfserving-grpc"
+"""The backend the gRPC proxy floor calls."""
+
+
+def _proxy_notes(floor: Floor, backend: str, proxied: Sequence[BackendFigures]) -> tuple[str, str, str]:
+    """The proxy floor's CPU, added p50 and throughput ratio, each as the note beside its target line."""
+    gateway_side = next((f for f in proxied if f.backend == backend), None)
+    proxy = f"plain WSGI proxy to {backend}"
+    cpu_note = _floor_note(proxy, floor.cpu_ms_per_request, "<=", 0.4, " ms")
+    added = floor.p50_ms_1_client
+    direct_p50 = floor.direct_p50_ms_1_client or (gateway_side.direct_p50_ms if gateway_side else None)
+    floor_added = added - direct_p50 if added is not None and direct_p50 is not None else None
+    added_note = _floor_note(proxy, floor_added, "<=", 0.5, " ms")
+    direct_rps = floor.direct_rps or (gateway_side.direct_rps if gateway_side else None)
+    floor_ratio = floor.rps / direct_rps if floor.rps is not None and direct_rps else None
+    return cpu_note, added_note, _floor_note(proxy, floor_ratio, ">=", 0.65)
+
+
 def evaluate_targets(
     figures: Sequence[BackendFigures],
     steps: Sequence[Step],
@@ -225,30 +247,26 @@ def evaluate_targets(
     floor = floor or Floor()
     lines: list[TargetLine] = []
     proxied = [f for f in figures if not f.backend.startswith("embedded")]
-    under_floor = next((f for f in proxied if f.backend == batched_backend), None)
-    proxy = f"plain WSGI proxy to {batched_backend}"
-    cpu_note = _floor_note(proxy, floor.cpu_ms_per_request, "<=", 0.4, " ms")
-    added = floor.p50_ms_1_client
-    direct_p50 = floor.direct_p50_ms_1_client or (under_floor.direct_p50_ms if under_floor else None)
-    floor_added = added - direct_p50 if added is not None and direct_p50 is not None else None
-    added_note = _floor_note(proxy, floor_added, "<=", 0.5, " ms")
-    direct_rps = under_floor.direct_rps if under_floor else None
-    floor_direct_rps = floor.direct_rps or direct_rps
-    floor_ratio = floor.rps / floor_direct_rps if floor.rps is not None and floor_direct_rps else None
-    ratio_note = _floor_note(proxy, floor_ratio, ">=", 0.65)
+    rest_notes = _proxy_notes(floor, batched_backend, proxied)
+    grpc_notes = _proxy_notes(floor.grpc, GRPC_FLOOR_BACKEND, proxied) if floor.grpc else None
+
+    def notes_for(backend: str) -> tuple[str, str, str]:
+        """A gRPC backend's lines get the gRPC proxy's floor where it was measured."""
+        return grpc_notes if grpc_notes and backend.endswith("-grpc") else rest_notes
+
     for f in proxied:
         line = _line(
             "gateway CPU per proxied request, unbatched", f.backend, f.gateway_cpu_ms, "<=", 0.4, " ms"
         )
-        lines.append(replace(line, floor_note=cpu_note))
+        lines.append(replace(line, floor_note=notes_for(f.backend)[0]))
     for f in proxied:
         line = _line("added p50 at 1 client", f.backend, f.added_p50_ms, "<=", 0.5, " ms")
-        lines.append(replace(line, floor_note=added_note))
+        lines.append(replace(line, floor_note=notes_for(f.backend)[1]))
     for f in proxied:
         line = _line(
             "throughput via gateway / direct, unbatched", f.backend, f.throughput_ratio, ">=", 0.65, ""
         )
-        lines.append(replace(line, floor_note=ratio_note))
+        lines.append(replace(line, floor_note=notes_for(f.backend)[2]))
     embedded = next((f for f in figures if f.backend == "embedded-pytorch"), None)
     line = _line(
         "embedded PyTorch, CPU per request end to end",

@@ -161,16 +161,29 @@ def torchserve_codec(model: str) -> GrpcCodec:
 
 
 def _tfserving_request(codec: GrpcCodec, digit: Digit) -> bytes:
-    messages = _tfserving_messages()
-    request = messages["PredictRequest"]()
+    return tfserving_predict_request(codec, digit.image[np.newaxis])
+
+
+def tfserving_predict_request(codec: GrpcCodec, images: np.ndarray) -> bytes:
+    """TF Serving's ``PredictRequest`` for a batch of images, serialised."""
+    request = _tfserving_messages()["PredictRequest"]()
     request.model_spec.name = codec.model
     request.model_spec.signature_name = codec.signature
     tensor = request.inputs[codec.input_name]
     tensor.dtype = DT_FLOAT
-    for size in (1, *digit.image.shape):
+    for size in images.shape:
         tensor.tensor_shape.dim.add().size = size
-    tensor.tensor_content = np.ascontiguousarray(digit.image, dtype="<f4").tobytes()
+    tensor.tensor_content = np.ascontiguousarray(images, dtype="<f4").tobytes()
     return bytes(request.SerializeToString())
+
+
+def tfserving_outputs(codec: GrpcCodec, answer: bytes) -> np.ndarray:
+    """The output tensor's values of a serialised ``PredictResponse``, flat, as float32."""
+    response = _tfserving_messages()["PredictResponse"].FromString(answer)
+    tensor = response.outputs[codec.output_name]
+    if tensor.tensor_content:
+        return np.frombuffer(tensor.tensor_content, dtype="<f4")
+    return np.asarray(tensor.float_val, dtype=np.float32)
 
 
 def _check_tfserving(codec: GrpcCodec, answer: bytes, label: int) -> str | None:

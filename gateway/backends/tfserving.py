@@ -132,7 +132,7 @@ class TFServingGrpcBackend(Backend):
         return cls(entry.name, getattr(settings, entry.address))
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
-        from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorflow.core.framework import types_pb2
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
@@ -140,14 +140,11 @@ class TFServingGrpcBackend(Backend):
         request.model_spec.signature_name = CONTRACT.signature_name
         if version is not None:
             request.model_spec.version.value = version
-        tensor = tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_FLOAT,
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in images.shape]
-            ),
-            tensor_content=np.ascontiguousarray(images, dtype="<f4").tobytes(),
-        )
-        request.inputs[CONTRACT.input.name].CopyFrom(tensor)
+        tensor = request.inputs[CONTRACT.input.name]  # filled in place: no TensorProto copied in
+        tensor.dtype = types_pb2.DT_FLOAT
+        for size in images.shape:
+            tensor.tensor_shape.dim.add(size=size)
+        tensor.tensor_content = np.ascontiguousarray(images, dtype="<f4").tobytes()
         started = time.perf_counter()
         try:
             response = self._predict.Predict(request, timeout=max(timeout, 0.001))

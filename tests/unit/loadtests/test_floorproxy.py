@@ -48,3 +48,50 @@ def test_with_a_torchscript_it_answers_what_the_model_computes(
         expected = model(torch.from_numpy(image[None])).numpy()
     assert status == "200 OK"
     np.testing.assert_allclose(np.asarray(answer["predictions"]), expected, rtol=1e-5)
+
+
+def test_over_grpc_it_sends_the_image_as_a_tensor_and_answers_the_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against a fake TF Serving gRPC Predict (a grpcio server on loopback, in this test only): the
+    request carries the image as a [1, 28, 28] float32 tensor, and the answer's tensor comes back."""
+    from concurrent import futures
+
+    import grpc
+
+    from loadtests.grpc_wire import TFSERVING_PREDICT, _tfserving_messages
+
+    messages = _tfserving_messages()
+    seen: list[Any] = []
+    output = np.arange(10, dtype="<f4") / 10
+
+    def predict(request: bytes, context: Any) -> bytes:
+        seen.append(messages["PredictRequest"].FromString(request))
+        response = messages["PredictResponse"]()
+        tensor = response.outputs["probabilities"]
+        tensor.dtype = 1
+        tensor.tensor_shape.dim.add().size = 1
+        tensor.tensor_shape.dim.add().size = 10
+        tensor.tensor_content = output.tobytes()
+        return bytes(response.SerializeToString())
+
+    service, method = TFSERVING_PREDICT.rsplit("/", 1)
+    handler = grpc.method_handlers_generic_handler(
+        service.lstrip("/"), {method: grpc.unary_unary_rpc_method_handler(predict)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.delenv("FLOOR_BACKEND_URL", raising=False)
+        monkeypatch.delenv("FLOOR_MODEL", raising=False)
+        monkeypatch.setenv("FLOOR_BACKEND_GRPC", f"127.0.0.1:{port}")
+        image = np.random.default_rng(2).random((28, 28)).astype(np.float32)
+        status, answer = _post(create_app(), {"instances": [image.tolist()]})
+    finally:
+        server.stop(grace=None)
+    assert status == "200 OK"
+    np.testing.assert_allclose(np.asarray(answer["predictions"]), output[None], rtol=1e-6)
+    tensor = seen[0].inputs["image"]
+    assert [dim.size for dim in tensor.tensor_shape.dim] == [1, 28, 28]
+    np.testing.assert_array_equal(np.frombuffer(tensor.tensor_content, dtype="<f4"), image.ravel())

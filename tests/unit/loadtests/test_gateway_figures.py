@@ -157,6 +157,42 @@ def test_the_floor_is_compared_with_its_own_direct_windows_when_it_has_them() ->
     assert notes["throughput via gateway / direct, unbatched"] == f"{proxy}: 0.762"  # 610 / 800
 
 
+def test_grpc_backends_are_read_against_the_grpc_proxy_floor() -> None:
+    """With a gRPC floor measured, gRPC backends' lines carry it; REST backends keep the REST floor;
+    results.json's nested form reads back."""
+    steps = [
+        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
+        step("gateway/tfserving-rest", 1, 1.4, 5.0, 300),
+        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
+        step("gateway/tfserving-rest", 8, 9.0, 15.0, 400, gw_cpu=0.42),
+        step("direct/tfserving-grpc", 1, 1.2, 2.0, 800),
+        step("gateway/tfserving-grpc", 1, 1.9, 5.0, 300),
+        step("direct/tfserving-grpc", 8, 5.0, 9.0, 1000),
+        step("gateway/tfserving-grpc", 8, 9.0, 15.0, 380, gw_cpu=0.51),
+        step("direct/torchserve-grpc", 1, 2.0, 4.0, 400),
+        step("gateway/torchserve-grpc", 1, 2.8, 6.0, 300),
+        step("direct/torchserve-grpc", 8, 9.0, 19.0, 500),
+        step("gateway/torchserve-grpc", 8, 12.0, 25.0, 300, gw_cpu=0.55),
+    ]
+    backends = ("tfserving-rest", "tfserving-grpc", "torchserve-grpc")
+    figures = [backend_figures(steps, b, 1, 8) for b in backends]
+    raw = {"cpu_ms_per_request": 0.22, "p50_ms_1_client": 1.25, "direct_p50_ms_1_client": 1.0}
+    raw["grpc"] = {"cpu_ms_per_request": 0.31, "p50_ms_1_client": 1.5, "direct_p50_ms_1_client": 1.2}
+    floor = Floor.from_dict(raw)
+    assert floor.grpc == Floor(cpu_ms_per_request=0.31, p50_ms_1_client=1.5, direct_p50_ms_1_client=1.2)
+    notes = {
+        (line.figure, line.where): line.floor_note
+        for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
+    }
+    cpu, added = "gateway CPU per proxied request, unbatched", "added p50 at 1 client"
+    rest, grpc = "plain WSGI proxy to tfserving-rest", "plain WSGI proxy to tfserving-grpc"
+    assert notes[(cpu, "tfserving-rest")] == f"{rest}: 0.220 ms"
+    assert notes[(cpu, "tfserving-grpc")] == f"{grpc}: 0.310 ms"
+    assert notes[(cpu, "torchserve-grpc")] == f"{grpc}: 0.310 ms"
+    assert notes[(added, "tfserving-grpc")] == f"{grpc}: 0.300 ms"  # 1.5 - 1.2
+    assert notes[(added, "tfserving-rest")] == f"{rest}: 0.250 ms"
+
+
 def test_profile_summary_counts_own_and_inclusive_samples() -> None:
     raw = "\n".join(
         [
