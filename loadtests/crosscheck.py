@@ -3,7 +3,8 @@
 One thread, one keep-alive ``http.client`` connection, the same request bytes and the same answer
 checks as the Locust users, timed with ``perf_counter``. Its p50 and throughput at one connection are
 set beside Locust's one-user step of the same target: if the two disagree by much, a harness (not a
-server) is being measured. ``wrk`` would be the usual choice; it is not installed on these machines.
+server) is being measured. ``wrk`` cannot check each answer's digit, and is a Debian package a
+machine may lack; ``make bench-gateway`` adds one ``wrk`` point where it is installed.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtests.report.document import Block, Heading, Paragraph, Table
-from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, target_label, tfserving_name
+from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, target_label
 
 __all__ = ["blocks", "headline_lines", "official", "title"]
 
@@ -414,8 +414,8 @@ def _method(results: Mapping[str, Any]) -> list[Block]:
         "ones use little CPU (the server CPU column shows the measured target's processes).",
         "- On a machine with few cores the gateway and its backend share the servers' cores, and the machine "
         "may be shared with other work (the 'other CPU' column and the load averages show it).",
-        "- The independent cross-check uses Python's `http.client` at one connection, not `wrk` (not "
-        "installed on these machines), and only for the REST servers.",
+        "- The independent cross-check uses Python's `http.client` at one connection (it checks every "
+        "answer's digit, which `wrk` cannot), and only for the REST servers.",
     ]
     if official(results) is False:
         departures.append(
@@ -459,7 +459,3 @@ def blocks(results: Mapping[str, Any], charts: Sequence[Block], opening: Sequenc
         out.append(_results_table(results, calibration=True))
     out += [Heading("Charts"), *charts, *_problems(results), *_method(results)]
     return out
-
-
-def tf_name(results: Mapping[str, Any]) -> str:
-    return tfserving_name(official(results))
