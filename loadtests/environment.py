@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 __all__ = ["describe_machine", "library_versions", "load_average"]
 
 LIBRARIES = (
@@ -42,12 +44,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _memory_gib() -> float | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 1)
-    return None
+def _memory_gib() -> float:
+    return round(psutil.virtual_memory().total / 1024**3, 1)
 
 
 def library_versions() -> dict[str, str | None]:

@@ -7,7 +7,7 @@ for each backend measures, A B B A (direct, gateway, gateway, direct):
 
 - at 1 client: p50 and p99, so the gateway's added latency is a difference within the run;
 - at ``--clients`` (8): throughput, and CPU per completed request of the gateway's processes and of
-  the server, read from their CPU counters over the measured window (``/proc``);
+  the server, read from their CPU counters over the measured window (psutil);
 - the embedded backends (model in the gateway's process) at both points;
 - gateway micro-batching off and on (the routing file is rewritten; the gateway reloads it) at 1,
   8 and ``--batch-clients`` (32), beside the server alone at 32;

@@ -1,9 +1,10 @@
 """Live progress (target, step, time left) and CPU accounting at each phase boundary.
 
 Fed with the shape's events as Locust prints them. At the start and the end of each phase it reads the
-CPU time of every server process group, of every local Locust process and of the whole machine from
-/proc, so each measured step records how busy the servers, the load generator and everything else were
-(a window can open and close within one shape tick, too short to measure, so the phase is the unit).
+CPU time of every server process group, of every local Locust process and of the whole machine
+(psutil, :mod:`loadtests.cpu`), so each measured step records how busy the servers, the load
+generator and everything else were (a window can open and close within one shape tick, too short to
+measure, so the phase is the unit).
 """
 
 from __future__ import annotations
