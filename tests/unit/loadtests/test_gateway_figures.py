@@ -20,6 +20,19 @@ def step(target: str, clients: int, p50: float, p99: float, rps: float, gw_cpu: 
     return Step(target, clients, 4.0, int(rps * 4), 0, p50, p99, rps, gw_cpu, 0.7, 20.0)
 
 
+def measured_pair(
+    backend: str, p50_ms: tuple[float, float], rps: tuple[float, float], gw_cpu: float
+) -> list[Step]:
+    """Direct and via the gateway at 1 client (``p50_ms``) and at 8 (``rps``), as bench-gateway records."""
+    (direct_p50, gateway_p50), (direct_rps, gateway_rps) = p50_ms, rps
+    return [
+        step(f"direct/{backend}", 1, direct_p50, 2 * direct_p50, 900),
+        step(f"gateway/{backend}", 1, gateway_p50, 2 * gateway_p50, 300),
+        step(f"direct/{backend}", 8, 5.0, 9.0, direct_rps),
+        step(f"gateway/{backend}", 8, 9.0, 15.0, gateway_rps, gw_cpu=gw_cpu),
+    ]
+
+
 def test_step_from_samples_percentiles_rate_and_cpu_per_request() -> None:
     latencies = [0.001 * (i + 1) for i in range(100)]  # 1 .. 100 ms
     s = step_from_samples("gateway/tfserving-rest", 8, latencies, 2, 4.0, 0.05, 0.2, 1.0)
@@ -161,22 +174,17 @@ def test_grpc_backends_are_read_against_the_grpc_proxy_floor() -> None:
     """With a gRPC floor measured, gRPC backends' lines carry it; REST backends keep the REST floor;
     results.json's nested form reads back."""
     steps = [
-        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
-        step("gateway/tfserving-rest", 1, 1.4, 5.0, 300),
-        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
-        step("gateway/tfserving-rest", 8, 9.0, 15.0, 400, gw_cpu=0.42),
-        step("direct/tfserving-grpc", 1, 1.2, 2.0, 800),
-        step("gateway/tfserving-grpc", 1, 1.9, 5.0, 300),
-        step("direct/tfserving-grpc", 8, 5.0, 9.0, 1000),
-        step("gateway/tfserving-grpc", 8, 9.0, 15.0, 380, gw_cpu=0.51),
-        step("direct/torchserve-grpc", 1, 2.0, 4.0, 400),
-        step("gateway/torchserve-grpc", 1, 2.8, 6.0, 300),
-        step("direct/torchserve-grpc", 8, 9.0, 19.0, 500),
-        step("gateway/torchserve-grpc", 8, 12.0, 25.0, 300, gw_cpu=0.55),
+        *measured_pair("tfserving-rest", (1.0, 1.4), (1000, 400), gw_cpu=0.42),
+        *measured_pair("tfserving-grpc", (1.2, 1.9), (1000, 380), gw_cpu=0.51),
+        *measured_pair("torchserve-grpc", (2.0, 2.8), (500, 300), gw_cpu=0.55),
     ]
     backends = ("tfserving-rest", "tfserving-grpc", "torchserve-grpc")
     figures = [backend_figures(steps, b, 1, 8) for b in backends]
-    raw = {"cpu_ms_per_request": 0.22, "p50_ms_1_client": 1.25, "direct_p50_ms_1_client": 1.0}
+    raw: dict[str, object] = {
+        "cpu_ms_per_request": 0.22,
+        "p50_ms_1_client": 1.25,
+        "direct_p50_ms_1_client": 1.0,
+    }
     raw["grpc"] = {"cpu_ms_per_request": 0.31, "p50_ms_1_client": 1.5, "direct_p50_ms_1_client": 1.2}
     floor = Floor.from_dict(raw)
     assert floor.grpc == Floor(cpu_ms_per_request=0.31, p50_ms_1_client=1.5, direct_p50_ms_1_client=1.2)
