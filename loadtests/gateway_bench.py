@@ -741,8 +741,23 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         say(f"Where the gateway worker's CPU goes (py-spy, {profile['samples']} samples holding the GIL):")
         for frame, share in profile["inclusive"][:10]:
             say(f"  {share:5.1f}%  {frame}")
+    if crosscheck := _crosscheck_line(extras.get("crosscheck")):
+        say(crosscheck)
     say(f"\nResults: {bench.out / 'results.json'}")
     return 0
+
+
+def _crosscheck_line(check: object) -> str:
+    """The ``wrk`` point beside this harness's own windows of the same target and client count."""
+    if not isinstance(check, dict):
+        return ""
+    if "skipped" in check:
+        return f"\nCross-check with wrk: skipped ({check['skipped']})"
+    ours = ", ".join(f"{value:.3f}" for value in check.get("ours_p50_ms") or [])
+    return (
+        f"\nCross-check with wrk, {check.get('target')} at 1 connection: "
+        f"p50 {_num(check.get('p50_ms'), 0)} ms (this harness at 1 client: {ours or '-'} ms)"
+    )
 
 
 def _num(value: object, width: int, digits: int = 3) -> str:
