@@ -212,6 +212,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
+    """The listen backlog. socketserver's default of 5 drops part of a burst of new connections while
+    the accepting thread waits for the interpreter (a proxy opening one connection per thread as its
+    load grows): each dropped connection waits for the client's SYN retry, a 1 s stall. Measured with
+    32 connections opened at once: 8-13 of them took 1.03-1.06 s with the default, none with this."""
 
 
 class _Server6(_Server):
