@@ -128,8 +128,24 @@ def verdict(results: Mapping[str, Any]) -> Verdict | None:
     )
 
 
+def _bounded(a: VerdictRow, b: VerdictRow) -> str | None:
+    """How ``a / b`` reads when a search ended before any rate failed (its figure is only a lower
+    bound): "at least" over an exact figure, "at most" under one; None when both are lower bounds."""
+    if a.at_least and b.at_least:
+        return None
+    return "at least " if a.at_least else "at most " if b.at_least else ""
+
+
 def _ratio(a: VerdictRow, b: VerdictRow) -> str:
-    return f"{a.value / b.value:.1f}x" if b.value > 0 else "-"
+    """``a`` as a multiple of ``b`` ("" when nothing follows from the two figures)."""
+    bound = _bounded(a, b)
+    return f"{bound}{a.value / b.value:.1f}x" if b.value > 0 and bound is not None else ""
+
+
+def _share(a: VerdictRow, b: VerdictRow) -> str:
+    """``a`` as a percentage of ``b`` ("" when nothing follows from the two figures)."""
+    bound = _bounded(a, b)
+    return f"{bound}{100 * a.value / b.value:.0f}%" if b.value > 0 and bound is not None else ""
 
 
 def _apart(a: VerdictRow, b: VerdictRow) -> bool:
@@ -186,7 +202,7 @@ def sentences(view: Verdict) -> list[str]:
     text = (
         template_environment()
         .get_template("sentences.txt")
-        .render(v=view, ratio=_ratio, apart=_apart, cpu=_cpu)
+        .render(v=view, ratio=_ratio, share=_share, apart=_apart, cpu=_cpu)
     )
     return [line.strip() for line in text.splitlines() if line.strip()]
 

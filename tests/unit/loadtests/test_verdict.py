@@ -94,6 +94,21 @@ def test_the_sentences_say_when_intervals_overlap_or_a_bound_is_only_lower(recor
     assert "The search for Triton, REST ended before any rate failed" in text
 
 
+def test_ratios_to_a_lower_bound_say_at_least_or_at_most(recorded: dict[str, Any]) -> None:
+    """A search that ended before any rate failed gives only a lower bound (≥): a ratio over it is
+    an upper bound, a ratio of it over an exact figure a lower one, and two lower bounds give none."""
+    changed = _passing(recorded)
+    changed["slo_capacity"]["targets"]["tfserving-rest"].update(at_least=True)
+    text = sentences(verdict(changed))  # type: ignore[arg-type]
+    assert "served ≥ 300 req/s within p99 ≤ 10 ms, at least 1.7x TorchServe, REST (180)" in text[0]
+    assert "120 req/s (at most 40% of the same server called directly)" in text[1]
+    changed["slo_capacity"]["targets"]["gateway/tfserving-rest"].update(at_least=True)
+    changed["slo_capacity"]["targets"]["torchserve-rest"].update(at_least=True)
+    text = sentences(verdict(changed))  # type: ignore[arg-type]
+    assert "≤ 10 ms, TorchServe, REST (≥ 180) and at least 2.0x Triton, REST (150)" in text[0]
+    assert "served the most, ≥ 120 req/s, with the gateway spending" in text[1]
+
+
 def test_the_chart_is_a_png_with_a_bar_per_target(recorded: dict[str, Any]) -> None:
     view = verdict(_passing(recorded))
     assert view is not None
