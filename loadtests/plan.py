@@ -224,6 +224,8 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
 
 SAMPLES_WAIT_S = 10.0
 """Longest a capacity step waits for the workers' samples of its window before it is judged anyway."""
+DRAIN_WAIT_S = 30.0
+"""Longest a drain waits, past its own length, for the last users to stop before the plan goes on."""
 Emit = Callable[[dict[str, Any]], None]
 Counter = Callable[[str, float], int]
 Judge = Callable[[Phase, float, tuple[float, float]], dict[str, Any]]
@@ -235,7 +237,11 @@ class Sequencer:
 
     ``start_counting(target, since)`` is called when a window opens; ``counted()`` then gives the
     number of requests of that target recorded since (the recorder's watch). ``rate`` is the arrival
-    rate the current capacity step offers (None in every other phase).
+    rate the current capacity step offers (None in every other phase). ``running()`` is how many
+    users Locust still runs: a drain lasts until it is 0, since Locust keeps running users of a class
+    the next tick no longer names. After a capacity search's pool of a thousand users, stopping them
+    took the generator's whole CPU for seconds, and the next target's warm-up and first step sent
+    nothing at all.
     """
 
     def __init__(
@@ -248,10 +254,12 @@ class Sequencer:
         clock: Callable[[], float] = time.time,
         judge: Judge | None = None,
         samples_until: Callable[[], float] | None = None,
+        running: Callable[[], int] | None = None,
     ) -> None:
         self.plan = plan
         self._judge = judge
         self._samples_until = samples_until
+        self._running = running
         self._window_end: float | None = None
         self._searches: dict[tuple[int, str], CapacitySearch] = {}
         self._closed_rps: dict[tuple[int, str], float] = {}
@@ -341,7 +349,11 @@ class Sequencer:
             return True
         self._maybe_open(phase, now)
         if phase.kind == "drain":
-            return now - self._started >= phase.min_s
+            elapsed = now - self._started
+            if elapsed < phase.min_s:
+                return False
+            stopped = self._running is None or self._running() == 0
+            return stopped or elapsed >= phase.min_s + DRAIN_WAIT_S  # a stuck user holds nothing up for long
         if not self._window_open:
             return False
         if self._window_end is None:
@@ -369,6 +381,8 @@ class Sequencer:
             "window": list(window) if phase.kind != "drain" else None,
             "requests": count,
         }
+        if phase.kind == "drain" and self._running is not None:
+            event["users_left"] = self._running()  # not 0 only when the drain stopped waiting for them
         key = (phase.rep, phase.target)
         if phase.kind == "closed" and window[1] > window[0]:
             self._closed_rps[key] = count / (window[1] - window[0])

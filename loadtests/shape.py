@@ -65,6 +65,7 @@ class ComparisonShape(LoadTestShape):
             emit=self._emit,
             judge=self._judge,
             samples_until=self._samples_until,
+            running=lambda: self.runner.user_count if self.runner is not None else 0,
         )
 
     def _samples_until(self) -> float:

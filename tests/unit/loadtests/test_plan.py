@@ -119,6 +119,53 @@ def test_sequencer_walks_warmup_steps_and_drain() -> None:
     assert events[-1]["event"] == "plan_end"
 
 
+def test_a_drain_lasts_until_locust_runs_no_user_or_its_wait_ends() -> None:
+    """Locust keeps running users of a class the next tick no longer names: a drain that ended on its
+    clock alone let a capacity pool's last users run on into the next target's warm-up."""
+    from loadtests.plan import DRAIN_WAIT_S
+
+    plan = build_plan(
+        select_targets("tfserving-rest,torchserve-rest"), [], dataclasses.replace(SETTINGS, users=(1,))
+    )
+    clock = Clock()
+    running = {"users": 0}
+    events: list[dict[str, Any]] = []
+    sequencer = Sequencer(
+        plan,
+        start_counting=lambda target, since: None,
+        counted=lambda: 10_000,  # every step has its requests at once
+        emit=events.append,
+        clock=clock,
+        running=lambda: running["users"],
+    )
+
+    def tick_until_drain() -> None:
+        for _ in range(100):
+            clock.now += 1.0
+            state = sequencer.tick()
+            assert state is not None
+            if sequencer.current is not None and sequencer.current.kind == "drain":
+                return
+        raise AssertionError("no drain")
+
+    tick_until_drain()
+    first_drain = sequencer.current
+    running["users"] = 300  # still stopping
+    clock.now += plan.phases[first_drain.index].min_s + 5.0
+    assert sequencer.tick() is not None and sequencer.current is first_drain  # waits past its length
+    running["users"] = 0
+    clock.now += 0.1
+    assert sequencer.tick() is not None and sequencer.current is not first_drain  # all stopped: go on
+    assert [e.get("users_left") for e in events if e.get("phase") == first_drain.index][-1] == 0
+    tick_until_drain()
+    second_drain = sequencer.current
+    running["users"] = 3  # never stop
+    clock.now += plan.phases[second_drain.index].min_s + DRAIN_WAIT_S + 0.5
+    sequencer.tick()
+    assert sequencer.current is not second_drain  # the wait is bounded
+    assert [e.get("users_left") for e in events if e.get("phase") == second_drain.index][-1] == 3
+
+
 def test_sequencer_runs_a_capacity_search_chosen_while_running() -> None:
     """A fake judge with a known capacity (300 req/s): the slots follow the search, the rest are skipped."""
     plan = _capacity_plan(SearchSettings(precision=0.2, max_steps=8, pool_users=4), capacity_step_s=1.0)
