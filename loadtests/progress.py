@@ -86,6 +86,11 @@ class RunMonitor:
         phase = self.plan.phases[index]
         mark = self._marks.pop(index, None)
         if phase.kind == "drain":
+            if users_left := int(event.get("users_left") or 0):
+                self.say(
+                    f"    warning: {users_left} users of {phase.target} were still running when the drain "
+                    "stopped waiting for them; the next target's first figures may be disturbed"
+                )
             return
         left = format_duration(self.plan.estimated_s(index + 1))
         elapsed = format_duration(self.clock() - self._began)
