@@ -150,3 +150,23 @@ def test_without_a_management_url_the_key_is_only_read(management: FakeManagemen
     source = TokenSource(management.key_file, renew_margin_s=300, now=clock)
     clock.advance(3600 - 10)
     assert source.token() == "key-0" and management.renewals == 0
+
+
+def test_the_key_file_is_checked_at_most_every_recheck_interval(tmp_path: Path, clock: Clock) -> None:
+    """The gateway asks for the key on every request: the file is looked at again only after
+    ``recheck_s``, or at once after ``invalidate()`` (TorchServe refused the key)."""
+    key_file = tmp_path / "key_file.json"
+    write_key_file(key_file, "key-0", START + dt.timedelta(hours=1))
+    source = TokenSource(key_file, recheck_s=1.0, now=clock)
+    assert source.token() == "key-0"
+    write_key_file(key_file, "key-1", START + dt.timedelta(hours=1))
+    clock.advance(0.5)
+    assert source.token() == "key-0"  # within the interval: the key read before
+    clock.advance(0.6)
+    assert source.token() == "key-1"  # past it: read again
+    write_key_file(key_file, "key-2", START + dt.timedelta(hours=1))
+    source.invalidate()
+    assert source.token() == "key-2"  # a refused key is re-read at once
+    key_file.unlink()
+    clock.advance(1.1)
+    assert source.token() == ""  # no file: authorization off
