@@ -11,7 +11,8 @@ for each backend measures, A B B A (direct, gateway, gateway, direct):
 - the embedded backends (model in the gateway's process) at both points;
 - gateway micro-batching off and on (the routing file is rewritten; the gateway reloads it) at 1,
   8 and ``--batch-clients`` (32), beside the server alone at 32;
-- a py-spy profile of the gateway worker under load (top frames in the report), and a ``wrk``
+- a py-spy profile of the gateway worker under load (top frames in the report), the CPU of each
+  stage of a request measured in process (:mod:`loadtests.gateway_stages`), and a ``wrk``
   cross-check of one point when ``wrk`` is installed.
 
 The load generator is closed-loop Python threads, each with its own connection: libcurl handles for
@@ -54,6 +55,7 @@ from loadtests.gateway_figures import (
     evaluate_targets,
     step_from_samples,
 )
+from loadtests.gateway_stages import stage_lines
 from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
@@ -75,6 +77,7 @@ EMBEDDED = ("embedded-pytorch", "embedded-tensorflow")
 BATCHED = "tfserving-rest"
 FLOOR = "floorproxy"
 FLOOR_PATH = "floor"
+STAGE_REQUESTS = 2000
 DIRECT_PATHS = ("direct", "floor-direct")
 """Step paths that call a model server directly (no gateway or floor process CPU to count)."""
 
@@ -624,6 +627,22 @@ def _frame(text: str) -> str:
     return f"{short}:{name.strip()}"
 
 
+def _stages(bench: Bench) -> dict[str, object]:
+    """:mod:`loadtests.gateway_stages` in a process of its own, on the load generator's CPUs."""
+    body = bench.out / "stages-body.json"
+    body.write_bytes(bench.payloads.digits[0].rest_body())
+    command = [sys.executable, "-m", "loadtests.gateway_stages", "--body", str(body)]
+    command += ["--url", bench.stack.endpoints.tfserving_rest_url, "--requests", str(STAGE_REQUESTS)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    except subprocess.TimeoutExpired:
+        return {"skipped": "the in-process measurement took more than 300 s"}
+    if done.returncode != 0 or not done.stdout.strip():
+        return {"skipped": f"the in-process measurement failed: {done.stderr.strip()[-300:]}"}
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _wrk(bench: Bench, steps: list[Step]) -> dict[str, object]:
     """One point with an independent generator: wrk, 1 connection, gateway -> tfserving-rest."""
     wrk = shutil.which("wrk")
@@ -741,6 +760,17 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         say(f"Where the gateway worker's CPU goes (py-spy, {profile['samples']} samples holding the GIL):")
         for frame, share in profile["inclusive"][:10]:
             say(f"  {share:5.1f}%  {frame}")
+    stages = extras.get("stages")
+    if isinstance(stages, dict) and "stages_us" in stages:
+        say("")
+        say(
+            f"Where a request's CPU goes in the gateway (in process, one thread, {stages['requests']} "
+            f"requests to {BATCHED}; thread CPU per request, less than a live worker's):"
+        )
+        for text in stage_lines(stages):
+            say(text)
+    elif isinstance(stages, dict):
+        say(f"\nThe gateway's stages in process: skipped ({stages.get('skipped')})")
     if crosscheck := _crosscheck_line(extras.get("crosscheck")):
         say(crosscheck)
     say(f"\nResults: {bench.out / 'results.json'}")
@@ -878,5 +908,7 @@ def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinnin
         extras["lone_request"] = _lone_request_cost(bench)
     say("profile of the gateway worker (py-spy) and an independent cross-check (wrk)")
     extras["profile"] = _profile(bench, meter)
+    say(f"the gateway's stages in process (one thread, {STAGE_REQUESTS} requests to {BATCHED})")
+    extras["stages"] = _stages(bench)
     extras["crosscheck"] = _wrk(bench, meter.steps)
     return _report(bench, meter.steps, extras)

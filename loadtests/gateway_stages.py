@@ -1,0 +1,224 @@
+"""Where one request's CPU goes inside the gateway, stage by stage (``make bench-gateway`` runs it).
+
+The py-spy profile of the live worker tells which frames hold the GIL under load, from a few hundred
+samples; this tells how many microseconds of CPU each stage of a request costs. In a process of its
+own (``python -m loadtests.gateway_stages``, on the load generator's CPUs), the gateway's WSGI app,
+built as a worker builds it (prometheus_client's multi-process values included), is called from one
+thread with a TF Serving REST predict request against the live server, after a warm-up; a wrapper
+around each stage adds up the CPU time the thread spends inside it (``time.thread_time_ns``). The
+floor proxy (:mod:`loadtests.floorproxy`) is called the same way, for its total.
+
+Read with care: in a live worker each stage costs more (the thread sleeps during every backend call
+and wakes to cold caches, and other threads compete for the GIL), so these add up to less than the
+bench's CPU per request; the shares are what to compare. A wrapper costs about a microsecond, counted
+in the stage around it. libcurl runs in the calling thread, so its CPU is in the backend-call stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from model_store import MODEL_NAME
+
+__all__ = ["STAGES", "exclusive_stages", "main", "measure", "stage_lines"]
+
+STAGES = (
+    ("send", "the backend call (libcurl: send, wait, receive)"),
+    ("adapter", "backend adapter: encode the images, read the answer"),
+    ("routing", "routing: in-flight slot and gauge, version, circuit breaker, retry budget"),
+    ("metrics", "metrics: the request's and the attempt's counters and histograms"),
+    ("decode", "decoding and validating the JSON body"),
+    ("rest", "the rest: WSGI, fast path, request id, encoding the answer, headers"),
+)
+"""(key, what it covers), in the order printed."""
+
+_WRAPPED = ("total", "decode", "gateway", "backend", "send", "request_metrics", "attempt_metrics")
+
+
+def exclusive_stages(spent: Mapping[str, float], requests: int) -> dict[str, float]:
+    """Nested wrapper totals (ns) -> µs per request of each stage in :data:`STAGES`, which add up to
+    the request's total: the backend call sits in the adapter, which sits in routing (with the
+    attempt's metrics), which sits in the request with decoding and the request's metrics."""
+    if requests <= 0:
+        raise ValueError("no requests measured")
+    per = {key: spent.get(key, 0.0) / requests / 1000.0 for key in _WRAPPED}
+    return {
+        "send": per["send"],
+        "adapter": per["backend"] - per["send"],
+        "routing": per["gateway"] - per["backend"] - per["attempt_metrics"],
+        "metrics": per["request_metrics"] + per["attempt_metrics"],
+        "decode": per["decode"],
+        "rest": per["total"] - per["decode"] - per["gateway"] - per["request_metrics"],
+    }
+
+
+def stage_lines(result: Mapping[str, Any]) -> list[str]:
+    """The breakdown as printed: µs and share of each stage, then the totals beside the floor's."""
+    stages = result["stages_us"]
+    total = result["gateway_us"]
+    lines = [f"  {stages[key]:7.1f} µs {100.0 * stages[key] / total:4.0f}%  {what}" for key, what in STAGES]
+    lines.append(
+        f"  {total:7.1f} µs        the gateway's total; the floor proxy, called the same way: "
+        f"{result['floor_us']:.1f} µs ({total / result['floor_us']:.1f}x)"
+    )
+    return lines
+
+
+def _environ(body: bytes) -> dict[str, Any]:
+    """A predict request as granian hands it to the app (its base environ is the process's)."""
+    return {
+        **os.environ,
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": f"/v1/models/{MODEL_NAME}:predict",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_X_GATEWAY_BACKEND": "tfserving-rest",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+
+
+def _call(app: Callable[..., Any], body: bytes) -> None:
+    statuses: list[str] = []
+    answer = app(_environ(body), lambda status, headers, exc_info=None: statuses.append(status))
+    b"".join(answer)
+    if not statuses or not statuses[0].startswith("200"):
+        raise RuntimeError(f"the predict request was answered {statuses[:1]}, not 200")
+
+
+@contextmanager
+def _instrumented(spent: Counter[str]) -> Iterator[None]:
+    """Wrap each stage's function so that the thread CPU spent inside it is added to ``spent``."""
+    from gateway.backends.http import CurlTransport
+    from gateway.backends.tfserving import TFServingRestBackend
+    from gateway.metrics import Metrics
+    from gateway.protocols import tfserving_rest
+    from gateway.service import Gateway
+
+    targets = (
+        (tfserving_rest.codecs, "decode_v1", "decode"),
+        (Gateway, "predict", "gateway"),
+        (TFServingRestBackend, "predict", "backend"),
+        (CurlTransport, "send", "send"),
+        (Metrics, "request", "request_metrics"),
+        (Metrics, "attempt", "attempt_metrics"),
+    )
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+    clock = time.thread_time_ns
+
+    def timed(function: Callable[..., Any], key: str) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[key] += clock() - started
+
+        return wrapper
+
+    try:
+        for (owner, name, key), (_, _, original) in zip(targets, originals, strict=True):
+            setattr(owner, name, timed(original, key))
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def _gateway_app(url: str, work: Path) -> Callable[..., Any]:
+    routing = work / "routing.json"
+    routing.write_text(json.dumps({"models": {MODEL_NAME: {"backends": {"tfserving-rest": 1}}}}))
+    os.environ.update(
+        GATEWAY_TFSERVING_REST_URL=url,
+        GATEWAY_ROUTING_FILE=str(routing),
+        GATEWAY_GRPC_BIND="",
+        GATEWAY_LOG_LEVEL="warning",
+    )
+    from gateway.wsgi import app_from_env
+
+    app: Callable[..., Any] = app_from_env()
+    return app
+
+
+def measure(url: str, body: bytes, requests: int, rounds: int = 10, warm_up: int = 300) -> dict[str, Any]:
+    """The gateway's stages and total, and the floor's total, in µs of thread CPU per request.
+
+    Gateway and floor take turns, ``requests / rounds`` requests at a time, so that the machine's
+    drift over the run (large on a shared machine) falls on both alike."""
+    with tempfile.TemporaryDirectory(prefix="gateway-stages-") as scratch:
+        work = Path(scratch)
+        metrics_dir = work / "metrics"
+        metrics_dir.mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # before prometheus_client loads
+        gateway = _gateway_app(url, work)
+        from prometheus_client import values
+
+        if not values.ValueClass._multiprocess:  # a worker's metric values, not the cheaper in-memory ones
+            raise RuntimeError("prometheus_client was loaded before PROMETHEUS_MULTIPROC_DIR was set")
+        os.environ["FLOOR_BACKEND_URL"] = f"{url.rstrip('/')}/v1/models/{MODEL_NAME}:predict"
+        from loadtests.floorproxy import create_app
+
+        floor = create_app()
+        for _ in range(warm_up):
+            _call(gateway, body)
+            _call(floor, body)
+        spent: Counter[str] = Counter()
+        per_round = max(requests // rounds, 1)
+        for _ in range(rounds):
+            with _instrumented(spent):
+                spent["total"] += _thread_ns(gateway, body, per_round)
+            spent["floor"] += _thread_ns(floor, body, per_round)
+    measured = per_round * rounds
+    return {
+        "requests": measured,
+        "gateway_us": spent["total"] / measured / 1000.0,
+        "stages_us": exclusive_stages(spent, measured),
+        "floor_us": spent["floor"] / measured / 1000.0,
+    }
+
+
+def _thread_ns(app: Callable[..., Any], body: bytes, requests: int) -> int:
+    started = time.thread_time_ns()
+    for _ in range(requests):
+        _call(app, body)
+    return time.thread_time_ns() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.gateway_stages", description=__doc__)
+    parser.add_argument("--url", required=True, help="TF Serving REST base URL (a server on loopback)")
+    parser.add_argument("--body", type=Path, required=True, help="a V1 predict body (JSON file)")
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests (default 2000)")
+    parser.add_argument("--warm-up", type=int, default=300, help="unmeasured requests first (default 300)")
+    args = parser.parse_args(argv)
+    host = urlsplit(args.url).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error(f"--url must name a server on loopback (127.0.0.1), not {host!r}")
+    if args.requests < 1 or args.warm_up < 0:
+        parser.error("--requests must be at least 1 and --warm-up at least 0")
+    result = measure(args.url, args.body.read_bytes(), args.requests, warm_up=args.warm_up)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
