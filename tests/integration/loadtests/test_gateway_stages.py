@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -21,14 +22,14 @@ STATUS = json.dumps({"model_version_status": [{"version": "1", "state": "AVAILAB
 
 class _FakeTFServing(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the gateway's and the floor's libcurl expect
-    predicts: list[bytes] = []
+    predicts: ClassVar[list[bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).predicts.append(body)
         self._answer(ANSWER if self.path == "/v1/models/mnist:predict" else b"{}")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._answer(STATUS)
 
     def _answer(self, body: bytes) -> None:
