@@ -6,12 +6,12 @@ own (``python -m loadtests.gateway_stages``, on the load generator's CPUs), the 
 built as a worker builds it (prometheus_client's multi-process values included), is called from one
 thread with a TF Serving REST predict request against the live server, after a warm-up; a wrapper
 around each stage adds up the CPU time the thread spends inside it (``time.thread_time_ns``). The
-floor proxy (:mod:`loadtests.floorproxy`) is called the same way, for its total.
+floor proxy (:mod:`loadtests.floorproxy`) is called the same way, taking turns with the gateway.
 
-Read with care: in a live worker each stage costs more (the thread sleeps during every backend call
-and wakes to cold caches, and other threads compete for the GIL), so these add up to less than the
-bench's CPU per request; the shares are what to compare. A wrapper costs about a microsecond, counted
-in the stage around it. libcurl runs in the calling thread, so its CPU is in the backend-call stage.
+These add up to less than the bench's CPU per request: a live worker also runs granian's I/O thread
+and its hand-off to the Python threads, and those threads compete for the GIL. Compare the shares,
+and the gateway's total with the floor's. A wrapper costs about a microsecond, counted in the stage
+around it. libcurl runs in the calling thread, so its CPU is in the backend-call stage.
 """
 
 from __future__ import annotations
