@@ -165,7 +165,9 @@ def measure(url: str, body: bytes, requests: int, rounds: int = 10, warm_up: int
     """The gateway's stages and total, and the floor's total, in µs of thread CPU per request.
 
     Gateway and floor take turns, ``requests / rounds`` requests at a time, so that the machine's
-    drift over the run (large on a shared machine) falls on both alike."""
+    drift over the run (large on a shared machine) falls on both alike. It sets this process's
+    ``GATEWAY_*``, ``FLOOR_*`` and Prometheus variables: run it in a process of its own, as the
+    command does."""
     with tempfile.TemporaryDirectory(prefix="gateway-stages-") as scratch:
         work = Path(scratch)
         metrics_dir = work / "metrics"
