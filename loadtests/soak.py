@@ -43,43 +43,20 @@ import psutil
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
+from loadtests.stats import percentile
 from model_store import MODEL_NAME, ModelStore, default_root
 from model_store.manifest import VersionRecord
 from serving.process import process_group_alive
 from serving.torchserve import launcher as torchserve
 from serving.torchserve.tokens import TokenSource
 
-__all__ = ["main", "percentile", "phase_table", "targets"]
+__all__ = ["main", "phase_table", "routing", "targets"]
 
 Say = Callable[[str], None]
 PREDICT = f"/v1/models/{MODEL_NAME}:predict"
 VALID = json.dumps({"instances": [[0.0] * 784]}).encode()
-ROUTING = {
-    "models": {
-        MODEL_NAME: {
-            "backends": {
-                "torchserve-rest": 2,
-                "tfserving-rest": 2,
-                "torchserve-grpc": 1,
-                "tfserving-grpc": 1,
-            },
-            "failover": True,
-        }
-    }
-}
-EDITED = {
-    "models": {
-        MODEL_NAME: {
-            "backends": {
-                "torchserve-rest": 1,
-                "tfserving-rest": 3,
-                "torchserve-grpc": 1,
-                "tfserving-grpc": 1,
-            },
-            "failover": True,
-        }
-    }
-}
+WEIGHTS = {"torchserve-rest": 2, "tfserving-rest": 2, "torchserve-grpc": 1, "tfserving-grpc": 1}
+EDITED_WEIGHTS = {"torchserve-rest": 1, "tfserving-rest": 3, "torchserve-grpc": 1, "tfserving-grpc": 1}
 BAD_REQUESTS: list[tuple[str, bytes, str]] = [
     ("application/json", b"{", "malformed JSON"),
     ("application/json", b'{"instances": [[NaN]]}', "NaN"),
@@ -93,6 +70,17 @@ BAD_REQUESTS: list[tuple[str, bytes, str]] = [
     ("application/json", b'{"instances": [["a"] * 784]}', "strings"),
     ("image/png", b"not a png", "not an image"),
 ]
+
+
+def routing(weights: dict[str, int], clients: int) -> dict[str, Any]:
+    """``mnist`` across the four served backends with failover, and ``clients`` retries always allowed.
+
+    The retry budget's floor is the client count because the soak promises that no valid request
+    fails: when every client's request is on the backend that is killed or frozen at that moment, all
+    of them need a retry at once, and the default floor (3) would answer the fourth 503 or 504 -- the
+    budget doing its job, not a fault the soak looks for."""
+    budget = {"ratio": 0.2, "min_concurrent": max(clients, 3)}
+    return {"models": {MODEL_NAME: {"backends": weights, "failover": True, "retry_budget": budget}}}
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -129,15 +117,6 @@ class Timeline:
             if phase.start <= moment < phase.end:
                 return phase.name
         return "before"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of ``values`` (``q`` in [0, 100]); NaN for none."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(round(q / 100 * len(ordered) + 0.5) - 1, 0)
-    return ordered[min(rank, len(ordered) - 1)]
 
 
 def phase_table(outcomes: list[Outcome], timeline: Timeline) -> list[dict[str, Any]]:
@@ -343,6 +322,7 @@ class Soak:
     store: ModelStore
     routing_file: Path
     timeline: Timeline
+    clients: int
     say: Say
     notes: list[str] = field(default_factory=list)
     restarting: threading.Thread | None = None
@@ -442,11 +422,11 @@ def _run_action(soak: Soak, action: str) -> None:
     elif action == "rotate torchserve key":
         _guarded(soak, soak.rotate_key)()
     elif action == "edit routing":
-        soak.write_routing(EDITED)
+        soak.write_routing(routing(EDITED_WEIGHTS, soak.clients))
     elif action == "break routing":
         soak.write_routing("models: {mnist: {backends: {no-such-backend: [}\n")
     elif action == "fix routing":
-        soak.write_routing(ROUTING)
+        soak.write_routing(routing(WEIGHTS, soak.clients))
     elif action == "publish version":
         version = soak.publish_version()
         soak.notes.append(f"published version {version}")
@@ -535,8 +515,8 @@ def _soak(args: argparse.Namespace, stack: LocalStack, store: ModelStore, out: P
         say(f"error: {', '.join(sorted(missing))} did not start: {stack.failures}")
         return 1
     routing_file = stack.run_dir / "routing.yaml"
-    soak_state = Soak(stack, store, routing_file, Timeline(), say)
-    soak_state.write_routing(ROUTING)
+    soak_state = Soak(stack, store, routing_file, Timeline(), args.clients, say)
+    soak_state.write_routing(routing(WEIGHTS, args.clients))
     time.sleep(3)  # every worker polls the routing file every 2 s
     gateway_pid = stack.records["gateway"].pid
     total = float(args.seconds)
