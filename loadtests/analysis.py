@@ -378,21 +378,6 @@ def _comparisons(
     return out
 
 
-def _capacity(summary: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per target: the highest throughput among unsaturated closed-loop steps (None if all saturated)."""
-    out: dict[str, Any] = {}
-    for target in dict.fromkeys(r["target"] for r in summary):
-        rows = [r for r in summary if r["target"] == target and r["kind"] == "closed" and r["rps"]["value"]]
-        usable = [r for r in rows if not r["saturated"]]
-        best = max(usable, key=lambda r: r["rps"]["value"]) if usable else None
-        out[target] = {
-            "step": best["step"] if best else None,
-            "rps": best["rps"] if best else None,
-            "all_steps_saturated": bool(rows) and not usable,
-        }
-    return out
-
-
 def _cdf_step(summary: list[dict[str, Any]], wanted: str) -> str | None:
     steps = [r for r in summary if r["kind"] == "closed" and not r["target"].startswith("null-")]
     labels = list(dict.fromkeys(r["step"] for r in sorted(steps, key=lambda r: r["users"])))
@@ -444,7 +429,6 @@ def analyse(
     return {
         "steps": steps,
         "summary": summary,
-        "capacity": _capacity(summary),
         "gateway_added": _gateway_added(steps, settings.bootstrap, rng),
         "comparisons": _comparisons(summary, steps, settings.bootstrap, rng),
         "calibration": calibration,

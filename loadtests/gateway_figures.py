@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from loadtests.stats import percentile
+
 __all__ = [
     "BATCHING_MODES",
     "BackendFigures",
@@ -76,16 +78,8 @@ def step_from_samples(
     generator_cpu_s: float,
 ) -> Step:
     """Percentiles from raw latencies; CPU seconds over the window spread over the completed requests."""
-    ordered = sorted(latencies_s)
-    count = len(ordered)
-
-    def quantile(q: float) -> float:
-        if not ordered:
-            return float("nan")
-        position = q * (count - 1)
-        low = int(position)
-        high = min(low + 1, count - 1)
-        return 1000.0 * (ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+    count = len(latencies_s)
+    latencies_ms = [1000.0 * value for value in latencies_s]
 
     def per_request(cpu_s: float | None) -> float | None:
         return None if cpu_s is None or count == 0 else 1000.0 * cpu_s / count
@@ -96,8 +90,8 @@ def step_from_samples(
         seconds=seconds,
         requests=count,
         errors=errors,
-        p50_ms=quantile(0.50),
-        p99_ms=quantile(0.99),
+        p50_ms=percentile(latencies_ms, 50),
+        p99_ms=percentile(latencies_ms, 99),
         rps=count / seconds if seconds > 0 else 0.0,
         gateway_cpu_ms=per_request(gateway_cpu_s),
         server_cpu_ms=per_request(server_cpu_s),

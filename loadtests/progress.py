@@ -43,7 +43,6 @@ class RunMonitor:
         self.clock = clock
         self.generator_pids: list[int] = []
         self.cpu_by_phase: dict[int, dict[str, Any]] = {}
-        self.events: list[dict[str, Any]] = []
         self._marks: dict[int, tuple[float, dict[str, float], dict[str, float], float]] = {}
         self._began = clock()
 
@@ -61,7 +60,6 @@ class RunMonitor:
         return self.clock(), servers, generator, system_busy_seconds()
 
     def on_event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
         kind = event.get("event")
         if kind == "phase_start":
             self._marks[int(event["phase"])] = self._snapshot()
