@@ -1,4 +1,4 @@
-"""The comparison report: ``results.json``, ``report.md`` and a self-contained ``report.html``.
+"""The comparison report: ``results.json``, ``report.md`` and the same as a self-contained ``report.html``.
 
 Everything is drawn from the results dict alone, so ``write_report(json.load(...), folder)`` re-renders a
 recorded run. Importing this package does not import matplotlib until charts are drawn.
@@ -53,7 +53,8 @@ def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
 def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """Write results.json, charts/*.png, report.md and report.html into ``folder``; returns their paths."""
     from loadtests.report.content import blocks, title
-    from loadtests.report.document import Image, Raw, to_html, to_markdown
+    from loadtests.report.document import Image, Raw, to_markdown
+    from loadtests.report.page import html_page
     from loadtests.report.verdict import capacity_chart, render_verdict, verdict
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,19 +67,21 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(cleaned, indent=1, allow_nan=False))
     chart_dir = folder / "charts"
     chart_dir.mkdir(exist_ok=True)
+    pngs: dict[str, bytes] = {}
     images = []
     for name, chart_title, png in render_charts(cleaned):
-        (chart_dir / name).write_bytes(png)
-        images.append(Image(chart_title, png, f"charts/{name}"))
+        pngs[f"charts/{name}"] = png
+        images.append(Image(chart_title, f"charts/{name}"))
     opening = []
     view = verdict(cleaned)
     if view is not None:  # the capacity search's chart and sentences open the report
-        png = capacity_chart(view)
-        (chart_dir / "capacity.png").write_bytes(png)
-        rendered = render_verdict(cleaned, png, "charts/capacity.png")
+        pngs["charts/capacity.png"] = capacity_chart(view)
+        rendered = render_verdict(cleaned, "charts/capacity.png")
         if rendered is not None:
-            opening.append(Raw(*rendered))
-    document = blocks(cleaned, images, opening)
-    paths["markdown"].write_text(to_markdown(document))
-    paths["html"].write_text(to_html(document, title(cleaned)))
+            opening.append(Raw(rendered))
+    for file, png in pngs.items():
+        (folder / file).write_bytes(png)
+    markdown = to_markdown(blocks(cleaned, images, opening))
+    paths["markdown"].write_text(markdown)
+    paths["html"].write_text(html_page(markdown, title(cleaned), pngs))
     return paths

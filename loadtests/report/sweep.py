@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from gateway.registry import spec
 from loadtests.report.labels import fmt_rps
+from loadtests.report.page import html_page
 from loadtests.report.verdict import Verdict, VerdictRow, capacity_chart, template_environment
 
 __all__ = ["sweep_view", "write_sweep_report"]
@@ -83,11 +83,12 @@ def write_sweep_report(results: Mapping[str, Any], folder: Path) -> dict[str, An
         "runs": list(zip(view.direct, results.get("rows", []), strict=True)),
         "fmt_rps": fmt_rps,
         "cpu": lambda value: "-" if not math.isfinite(value) else f"{value:.2f}",
-        "chart_data": base64.b64encode(png).decode(),
     }
     text = template_environment().get_template("sweep_sentences.txt").render(values)
     values["sentences"] = [line.strip() for line in text.splitlines() if line.strip()]
+    markdown = template_environment().get_template("sweep.md").render(values)
     paths = {"html": folder / "sweep.html", "markdown": folder / "sweep.md"}
-    paths["html"].write_text(template_environment().get_template("sweep.html").render(values))
-    paths["markdown"].write_text(template_environment().get_template("sweep.md").render(values))
+    paths["markdown"].write_text(markdown)
+    title = markdown.splitlines()[0].lstrip("# ")
+    paths["html"].write_text(html_page(markdown, title, {"charts/sweep.png": png}))
     return {**paths, "sentences": values["sentences"]}

@@ -187,10 +187,10 @@ def capacity_chart(view: Verdict) -> bytes:
 
 @functools.cache
 def template_environment() -> jinja2.Environment:
-    """The report templates: ``.html`` ones escape what they insert, ``.md`` and ``.txt`` ones do not."""
-    return jinja2.Environment(
+    """The report templates (Markdown and plain text: HTML is rendered from the Markdown, escaped there)."""
+    return jinja2.Environment(  # nosec B701  # no template renders HTML: page.py escapes the Markdown
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
@@ -211,10 +211,8 @@ def _cpu(value: float) -> str:
     return "-" if not math.isfinite(value) else f"{value:.2f}"
 
 
-def render_verdict(results: Mapping[str, Any], png: bytes, chart_file: str) -> tuple[str, str] | None:
-    """(HTML, Markdown) of the opening section, or None without a capacity search."""
-    import base64
-
+def render_verdict(results: Mapping[str, Any], chart_file: str) -> str | None:
+    """The opening section (Markdown), or None without a capacity search."""
     view = verdict(results)
     if view is None:
         return None
@@ -235,7 +233,5 @@ def render_verdict(results: Mapping[str, Any], png: bytes, chart_file: str) -> t
         "cpu_pct": lambda value: f"{value:.0f}%" if isinstance(value, int | float) else "-",
         "cpu": _cpu,
         "chart_file": chart_file,
-        "chart_data": base64.b64encode(png).decode(),
     }
-    page = template_environment().get_template("verdict.html").render(values)
-    return page, template_environment().get_template("verdict.md").render(values)
+    return template_environment().get_template("verdict.md").render(values)

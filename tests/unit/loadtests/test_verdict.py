@@ -129,19 +129,28 @@ class _Text(HTMLParser):
         self.text.append(data)
 
 
-def test_html_and_markdown_come_from_the_templates(recorded: dict[str, Any]) -> None:
-    rendered = render_verdict(_passing(recorded), b"\x89PNG fake", "charts/capacity.png")
-    assert rendered is not None
-    html, markdown = rendered
-    parser = _Text()
-    parser.feed(html)
-    assert parser.tags[:2] == ["section", "h2"] and parser.tags.count("img") == 1
-    steps = len(recorded["slo_capacity"]["steps"])
-    assert parser.tags.count("tr") == 1 + 7 + 1 + steps  # heads, targets + calibration, every step
-    assert "gateway -&gt; TorchServe REST" in html and "-> TorchServe REST" not in html  # escaped
+def test_the_opening_section_comes_from_the_template(recorded: dict[str, Any]) -> None:
+    markdown = render_verdict(_passing(recorded), "charts/capacity.png")
+    assert markdown is not None and markdown.startswith("## Capacity under p99 ≤ 10 ms\n")
     assert "![Capacity under the latency SLO per target](charts/capacity.png)" in markdown
-    assert markdown.count("\n| ") == 2 + 7 + 2 + steps
+    steps = len(recorded["slo_capacity"]["steps"])
+    assert markdown.count("\n| ") == 2 + 7 + 2 + steps  # heads, targets + calibration, every step
     assert "gateway -> TorchServe REST" in markdown
+
+
+def test_the_page_is_the_markdown_rendered_with_its_chart_embedded(
+    recorded: dict[str, Any], tmp_path: Path
+) -> None:
+    paths = write_report(_passing(recorded), tmp_path)
+    page = paths["html"].read_text()
+    parser = _Text()
+    parser.feed(page)
+    steps = len(recorded["slo_capacity"]["steps"])
+    tables = parser.tags.count("table")
+    assert tables >= 2 and parser.tags.count("tr") >= 1 + 7 + 1 + steps
+    assert "gateway -&gt; TorchServe REST" in page and "-> TorchServe REST" not in page  # escaped
+    assert 'src="charts/' not in page and page.count('src="data:image/png;base64,') >= 2
+    assert "<script" not in page
 
 
 def test_the_report_opens_with_the_capacity_verdict(recorded: dict[str, Any], tmp_path: Path) -> None:
