@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from gateway.registry import BACKEND_NAMES, spec
-from loadtests.report.labels import target_label
+from loadtests.report.labels import official, target_label
 
 __all__ = ["breakdown_chart", "cdf_chart", "knee_chart", "throughput_chart"]
 
@@ -88,11 +88,6 @@ def _closed_rows(results: Mapping[str, Any], target: str) -> list[Mapping[str, A
     return sorted(rows, key=lambda r: r["users"])
 
 
-def _official(results: Mapping[str, Any]) -> bool | None:
-    value = results.get("tfserving", {}).get("official")
-    return None if value is None else bool(value)
-
-
 def _scatter(
     axes: Axes, x: float, y: float, colour: str, marker: str, saturated: bool, alpha: float = 1.0
 ) -> None:
@@ -114,7 +109,7 @@ def knee_chart(results: Mapping[str, Any]) -> bytes:
     columns = min(4, max(1, len(targets)))
     rows = max(1, math.ceil(len(targets) / columns))
     figure = Figure(figsize=(4.0 * columns, 3.2 * rows))
-    official = _official(results)
+    official_tf = official(results)
     all_latencies = [
         _value(r[key]) for t in targets for r in _closed_rows(results, t) for key in PERCENTILE_STYLE
     ]
@@ -159,7 +154,7 @@ def knee_chart(results: Mapping[str, Any]) -> bytes:
         axes.set_yscale("log")
         axes.set_ylim(*limits)
         _plain_log(axes.yaxis)
-        axes.set_title(target_label(target, official), fontsize=9)
+        axes.set_title(target_label(target, official_tf), fontsize=9)
         axes.set_xlabel("throughput (req/s)", fontsize=8)
         axes.set_ylabel("latency (ms, log)", fontsize=8)
         axes.tick_params(labelsize=7)
@@ -179,7 +174,7 @@ def knee_chart(results: Mapping[str, Any]) -> bytes:
 def throughput_chart(results: Mapping[str, Any]) -> bytes:
     """Throughput against users: direct targets (left), through the gateway (right), generator ceilings."""
     figure = Figure(figsize=(12, 4.4))
-    official = _official(results)
+    official_tf = official(results)
     panels = (
         ("direct (client -> server)", False),
         ("through the gateway (client -> gateway -> backend)", True),
@@ -203,7 +198,7 @@ def throughput_chart(results: Mapping[str, Any]) -> bytes:
                 marker="o",
                 markersize=5,
                 capsize=2,
-                label=target_label(target, official),
+                label=target_label(target, official_tf),
             )
             for r, x, y in zip(rows, xs, ys, strict=True):
                 if r["saturated"]:
@@ -253,7 +248,7 @@ def throughput_chart(results: Mapping[str, Any]) -> bytes:
 def cdf_chart(results: Mapping[str, Any], step: str) -> bytes:
     """Latency CDF per target at ``step`` (all repetitions pooled), log-scale milliseconds."""
     figure = Figure(figsize=(12, 4.4))
-    official = _official(results)
+    official_tf = official(results)
     for index, (title, via) in enumerate((("direct", False), ("through the gateway", True))):
         axes = figure.add_subplot(1, 2, index + 1)
         for target in _serving_targets(results):
@@ -278,7 +273,7 @@ def cdf_chart(results: Mapping[str, Any], step: str) -> bytes:
                 color=color(target),
                 linestyle=linestyle(target),
                 linewidth=1.4,
-                label=f"{target_label(target, official)} (n={samples.size:,})",
+                label=f"{target_label(target, official_tf)} (n={samples.size:,})",
             )
         for level in (0.5, 0.95, 0.99):
             axes.axhline(level, color="#bbb", linewidth=0.8, linestyle=":")
@@ -304,10 +299,10 @@ def breakdown_chart(results: Mapping[str, Any], step: str) -> bytes | None:
     ]
     if not rows:
         return None
-    official = _official(results)
+    official_tf = official(results)
     figure = Figure(figsize=(10, 0.55 * len(rows) + 1.4))
     axes = figure.add_subplot(1, 1, 1)
-    labels = [target_label(r["target"], official) for r in rows]
+    labels = [target_label(r["target"], official_tf) for r in rows]
     backend = np.array([r["server_timing_ms"]["backend_p50"] for r in rows])
     gateway = np.array([r["server_timing_ms"]["gateway_p50"] for r in rows])
     client = np.array([r["server_timing_ms"]["client_p50"] for r in rows])

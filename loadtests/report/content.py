@@ -6,18 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtests.report.document import Block, Heading, Paragraph, Table
-from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, target_label
+from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
 
-__all__ = ["blocks", "headline_lines", "official", "title"]
+__all__ = ["blocks", "headline_lines", "title"]
 
 BUSY_OTHER_CPU = 25.0
 """CPU (% of one core) used by processes outside the comparison from which a step is marked noisy."""
 METRIC_NAMES = {"rps": "throughput (req/s)", "p50_ms": "p50 (ms)", "p95_ms": "p95 (ms)", "p99_ms": "p99 (ms)"}
-
-
-def official(results: Mapping[str, Any]) -> bool | None:
-    value = results.get("tfserving", {}).get("official")
-    return None if value is None else bool(value)
 
 
 def title(results: Mapping[str, Any]) -> str:

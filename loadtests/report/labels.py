@@ -8,7 +8,13 @@ from typing import Any
 
 from gateway.registry import BACKEND_NAMES, BackendSpec, spec
 
-__all__ = ["fmt_estimate", "fmt_ms", "fmt_rps", "target_label", "tfserving_name"]
+__all__ = ["fmt_estimate", "fmt_ms", "fmt_rps", "number", "official", "target_label", "tfserving_name"]
+
+
+def official(results: Mapping[str, Any]) -> bool | None:
+    """Whether the run's TF Serving was the official binary (False: the stand-in; None: unverified)."""
+    value = results.get("tfserving", {}).get("official")
+    return None if value is None else bool(value)
 
 
 def tfserving_name(official: bool | None) -> str:
@@ -39,29 +45,30 @@ def target_label(name: str, official: bool | None) -> str:
     return name
 
 
-def _num(value: Any) -> float:
+def number(value: Any) -> float:
+    """``value`` as a float; NaN for None or anything that is not a number."""
     return float(value) if isinstance(value, int | float) else math.nan
 
 
 def fmt_ms(value: Any) -> str:
-    number = _num(value)
-    if math.isnan(number):
+    ms = number(value)
+    if math.isnan(ms):
         return "-"
-    return f"{number:.3f}" if abs(number) < 10 else f"{number:.1f}"
+    return f"{ms:.3f}" if abs(ms) < 10 else f"{ms:.1f}"
 
 
 def fmt_rps(value: Any) -> str:
-    number = _num(value)
-    return "-" if math.isnan(number) else f"{number:,.0f}" if number >= 100 else f"{number:.1f}"
+    rps = number(value)
+    return "-" if math.isnan(rps) else f"{rps:,.0f}" if rps >= 100 else f"{rps:.1f}"
 
 
 def fmt_estimate(estimate: Mapping[str, Any] | None, kind: str = "ms", *, signed: bool = False) -> str:
     """``1.234 [1.200, 1.270]``; ``-`` when missing."""
     if not estimate or estimate.get("value") is None:
         return "-"
-    fmt = fmt_ms if kind == "ms" else fmt_rps if kind == "rps" else (lambda v: f"{_num(v):.2f}")
+    fmt = fmt_ms if kind == "ms" else fmt_rps if kind == "rps" else (lambda v: f"{number(v):.2f}")
     value = fmt(estimate["value"])
-    if signed and _num(estimate["value"]) >= 0:
+    if signed and number(estimate["value"]) >= 0:
         value = "+" + value
     if estimate.get("low") is None or estimate.get("high") is None:
         return value

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from loadtests.report.content import official
-from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, target_label
+from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
 from loadtests.report.verdict import sentences, verdict
 
 __all__ = ["summary_text", "text_table", "winners_table"]

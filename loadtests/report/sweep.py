@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.registry import spec
-from loadtests.report.labels import fmt_rps
+from loadtests.report.labels import fmt_rps, number
 from loadtests.report.page import html_page
 from loadtests.report.verdict import Verdict, VerdictRow, capacity_chart, template_environment
 
@@ -17,25 +17,19 @@ __all__ = ["sweep_view", "write_sweep_report"]
 
 def _row(row: Mapping[str, Any]) -> VerdictRow:
     found = row.get("capacity") or {}
-    nan = float("nan")
-
-    def num(key: str) -> float:
-        value = found.get(key)
-        return float(value) if isinstance(value, int | float) else nan
-
     cpu = (found.get("cpu_s_per_1000") or {}).get(row["stack"])
     return VerdictRow(
         target=row["target"],
         label=row["label"],
-        value=num("value"),
-        low=num("low"),
-        high=num("high"),
+        value=number(found.get("value")),
+        low=number(found.get("low")),
+        high=number(found.get("high")),
         interval=str(found.get("interval", "not measured")),
         at_least=bool(found.get("at_least")),
         via_gateway=False,
         color=spec(row["target"]).color,
-        server_cpu=float(cpu) if isinstance(cpu, int | float) else nan,
-        gateway_cpu=nan,
+        server_cpu=number(cpu),
+        gateway_cpu=math.nan,
         statuses=tuple(dict.fromkeys(str(run.get("status")) for run in found.get("runs", []))),
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from gateway.registry import BACKEND_NAMES, spec
-from loadtests.report.labels import fmt_ms, fmt_rps, target_label
+from loadtests.report.labels import fmt_ms, fmt_rps, number, official, target_label
 
 __all__ = [
     "Verdict",
@@ -82,29 +82,25 @@ def _server_group(target: str) -> str:
     return spec(backend).server if backend in BACKEND_NAMES else "nullserver"
 
 
-def _row(name: str, data: Mapping[str, Any], official: bool | None) -> VerdictRow:
+def _row(name: str, data: Mapping[str, Any], tf_official: bool | None) -> VerdictRow:
     backend = name.removeprefix("gateway/")
     cpu = data.get("cpu_s_per_1000") or {}
     server = _server_group(name)
     nan = float("nan")
     return VerdictRow(
         target=name,
-        label=target_label(name, official),
-        value=_num(data.get("value")),
-        low=_num(data.get("low")),
-        high=_num(data.get("high")),
+        label=target_label(name, tf_official),
+        value=number(data.get("value")),
+        low=number(data.get("low")),
+        high=number(data.get("high")),
         interval=str(data.get("interval", "")),
         at_least=bool(data.get("at_least")),
         via_gateway=name.startswith("gateway/"),
         color=spec(backend).color if backend in BACKEND_NAMES else GREY,
-        server_cpu=_num(cpu.get(server)) if server else nan,
-        gateway_cpu=_num(cpu.get("gateway")) if name.startswith("gateway/") else nan,
+        server_cpu=number(cpu.get(server)) if server else nan,
+        gateway_cpu=number(cpu.get("gateway")) if name.startswith("gateway/") else nan,
         statuses=tuple(dict.fromkeys(str(run.get("status")) for run in data.get("runs", []))),
     )
-
-
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else float("nan")
 
 
 def verdict(results: Mapping[str, Any]) -> Verdict | None:
@@ -112,8 +108,7 @@ def verdict(results: Mapping[str, Any]) -> Verdict | None:
     capacity = results.get("slo_capacity") or {}
     if not capacity.get("targets"):
         return None
-    official = results.get("tfserving", {}).get("official")
-    rows = [_row(name, data, official) for name, data in capacity["targets"].items()]
+    rows = [_row(name, data, official(results)) for name, data in capacity["targets"].items()]
     rows.sort(key=lambda r: -r.value if math.isfinite(r.value) else math.inf)
     env = results.get("environment", {})
     slo = capacity.get("slo", {})
@@ -217,12 +212,12 @@ def render_verdict(results: Mapping[str, Any], chart_file: str) -> str | None:
     if view is None:
         return None
     capacity = results["slo_capacity"]
-    official = results.get("tfserving", {}).get("official")
+    tf_official = official(results)
     values = {
         "v": view,
         "sentences": sentences(view),
         "steps": [
-            {**step, "label": target_label(step["target"], official)} for step in capacity.get("steps", [])
+            {**step, "label": target_label(step["target"], tf_official)} for step in capacity.get("steps", [])
         ],
         "arrivals": capacity.get("arrivals", ""),
         "saturation": capacity.get("slo", {}).get("saturation_cpu", 80.0),
