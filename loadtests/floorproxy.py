@@ -6,9 +6,10 @@ no framework, validation, routing, metrics or headers. ``make bench-gateway`` ru
 as the gateway, so the report shows how much of the gateway's cost is its own work and how much any
 proxy on this machine pays. With ``FLOOR_BACKEND_GRPC`` (host:port) it calls TF Serving's gRPC
 Predict instead, over one grpcio channel as the gateway does: the image as a float32 tensor, the
-answer's tensor back to JSON. Without either it answers a fixed prediction after the decode (no
-model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs that model on the decoded image
-instead: the floor of a gateway that runs the model itself.
+answer's tensor back to JSON. ``FLOOR_BACKEND_AUTHORIZATION`` is sent as the REST backend's
+``Authorization`` header (TorchServe's inference key). Without a backend it answers a fixed
+prediction after the decode (no model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs
+that model on the decoded image instead: the floor of a gateway that runs the model itself.
 
     FLOOR_BACKEND_URL=http://127.0.0.1:8501/v1/models/mnist:predict \\
         granian --interface wsgi --factory loadtests.floorproxy:create_app
@@ -69,6 +70,9 @@ def _grpc_forward(target: str) -> Callable[[Any], tuple[int, bytes]]:
 
 def create_app() -> Wsgi:
     backend = os.environ.get("FLOOR_BACKEND_URL", "")
+    headers = ["Content-Type: application/json", "Expect:"]
+    if authorization := os.environ.get("FLOOR_BACKEND_AUTHORIZATION", ""):
+        headers.append(f"Authorization: {authorization}")
     grpc_forward = (
         _grpc_forward(os.environ["FLOOR_BACKEND_GRPC"]) if os.environ.get("FLOOR_BACKEND_GRPC") else None
     )
@@ -81,7 +85,7 @@ def create_app() -> Wsgi:
             curl = local.curl = pycurl.Curl()
             curl.setopt(pycurl.URL, backend)
             curl.setopt(pycurl.NOSIGNAL, 1)
-            curl.setopt(pycurl.HTTPHEADER, ["Content-Type: application/json", "Expect:"])
+            curl.setopt(pycurl.HTTPHEADER, headers)
             curl.setopt(pycurl.TIMEOUT_MS, 3000)
         return curl
 

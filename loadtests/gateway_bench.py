@@ -43,11 +43,13 @@ from pathlib import Path
 import grpc
 import pycurl
 
+from gateway.registry import spec
 from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
 from loadtests.environment import describe_machine
 from loadtests.gateway_figures import (
     BATCHING_MODES,
     GRPC_FLOOR_BACKEND,
+    TORCHSERVE_FLOOR_BACKEND,
     Floor,
     Step,
     backend_figures,
@@ -443,10 +445,12 @@ def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) ->
 
 
 @contextmanager
-def _floor_proxy(bench: Bench, backend: str, model: str = "", grpc_target: str = "") -> Iterator[str]:
-    """The floor proxy in front of ``backend`` (a REST URL) or of TF Serving's gRPC ``grpc_target``
-    (neither: answering by itself, with the TorchScript file ``model`` when given, else a fixed
-    answer), until the block ends."""
+def _floor_proxy(
+    bench: Bench, backend: str, model: str = "", grpc_target: str = "", authorization: str = ""
+) -> Iterator[str]:
+    """The floor proxy in front of ``backend`` (a REST URL, sent ``authorization`` when given) or of
+    TF Serving's gRPC ``grpc_target`` (neither: answering by itself, with the TorchScript file
+    ``model`` when given, else a fixed answer), until the block ends."""
     port = free_port()
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
     threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
@@ -464,6 +468,7 @@ def _floor_proxy(bench: Bench, backend: str, model: str = "", grpc_target: str =
                 "FLOOR_BACKEND_URL": backend,
                 "FLOOR_BACKEND_GRPC": grpc_target,
                 "FLOOR_MODEL": model,
+                "FLOOR_BACKEND_AUTHORIZATION": authorization,
             },
             info={"implementation": "plain WSGI proxy under granian (loadtests.floorproxy)"},
         )
@@ -485,24 +490,34 @@ def _floor_proxy(bench: Bench, backend: str, model: str = "", grpc_target: str =
 
 
 def _measure_floor(bench: Bench, meter: Meter) -> dict[str, object]:
+    endpoints = bench.stack.endpoints
+    to_torchserve = "torchserve" in bench.stack.records and bool(bench.token)
     say(
         "floor: a plain WSGI proxy (granian, libcurl) in front of tfserving-rest, then of tfserving-grpc "
-        "(grpcio), then answering by itself (a fixed answer, then the same TorchScript the embedded "
-        "backend runs)"
+        f"(grpcio){', then of torchserve-rest' if to_torchserve else ''}, then answering by itself "
+        "(a fixed answer, then the same TorchScript the embedded backend runs)"
     )
-    backend = f"{bench.stack.endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
+    backend = f"{endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
     body = bench.payloads.digits[0].rest_body()
     figures: dict[str, object] = {}
     script = _torchscript(ModelStore(bench.args.store or default_root(), MODEL_NAME))
-    grpc_target = bench.stack.endpoints.tfserving_grpc_target  # TF Serving runs in every bench
-    runs = [(backend, "", ""), ("", "", grpc_target), ("", "", ""), *([("", script, "")] if script else [])]
-    for url_of_backend, model, over_grpc in runs:
-        with _floor_proxy(bench, url_of_backend, model, over_grpc) as url:
+    grpc_target = endpoints.tfserving_grpc_target  # TF Serving runs in every bench
+    runs = [(backend, "", "", ""), ("", "", grpc_target, "")]
+    if to_torchserve:
+        torchserve_url = f"{endpoints.torchserve_url}/predictions/{MODEL_NAME}"
+        runs.append((torchserve_url, "", "", f"Bearer {bench.token}"))
+    runs += [("", "", "", ""), *([("", script, "", "")] if script else [])]
+    for url_of_backend, model, over_grpc, authorization in runs:
+        with _floor_proxy(bench, url_of_backend, model, over_grpc, authorization) as url:
             record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
             pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
             floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
             connect = rest_connect(url, body, {})
-            if url_of_backend:
+            if authorization:
+                figures["torchserve"] = _floor_beside_direct(
+                    bench, floor_meter, connect, TORCHSERVE_FLOOR_BACKEND
+                )
+            elif url_of_backend:
                 figures.update(_floor_beside_direct(bench, floor_meter, connect, BATCHED))
             elif over_grpc:
                 figures["grpc"] = _floor_beside_direct(bench, floor_meter, connect, GRPC_FLOOR_BACKEND)
@@ -524,9 +539,10 @@ def _floor_beside_direct(bench: Bench, meter: Meter, floor: Connect, backend: st
     between windows here, twice the added-p50 target)."""
     clients = bench.args.clients
     direct = bench.direct(backend)
+    server = spec(backend).server
     for path in ("floor-direct", FLOOR_PATH, FLOOR_PATH, "floor-direct"):
         for n in (1, clients):
-            meter.measure(f"{path}/{backend}", direct if path == "floor-direct" else floor, n, "tfserving")
+            meter.measure(f"{path}/{backend}", direct if path == "floor-direct" else floor, n, server)
 
     def median_of(path: str, n: int, figure: str) -> float | None:
         steps = [s for s in meter.steps if s.target == f"{path}/{backend}" and s.clients == n]
@@ -713,11 +729,17 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         )
     if isinstance(floor, dict):
         grpc_floor = floor["grpc"] if isinstance(floor.get("grpc"), dict) else {}
+        torchserve_floor = floor.get("torchserve")
         say(
             "floor (plain WSGI proxy, same server and client): "
             f"to {BATCHED} {_proxy_floor_figures(floor, args.clients)}; "
             f"to {GRPC_FLOOR_BACKEND} {_proxy_floor_figures(grpc_floor, args.clients)}; "
-            "medians of direct, floor, floor, direct; answering by itself "
+            + (
+                f"to {TORCHSERVE_FLOOR_BACKEND} {_proxy_floor_figures(torchserve_floor, args.clients)}; "
+                if isinstance(torchserve_floor, dict)
+                else ""
+            )
+            + "medians of direct, floor, floor, direct; answering by itself "
             f"CPU {_num(floor.get('answer_cpu_ms_per_request'), 0)} ms/req; the load generator reaches "
             f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "
             "against null endpoints"

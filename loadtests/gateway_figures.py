@@ -15,6 +15,8 @@ from loadtests.stats import percentile
 
 __all__ = [
     "BATCHING_MODES",
+    "GRPC_FLOOR_BACKEND",
+    "TORCHSERVE_FLOOR_BACKEND",
     "BackendFigures",
     "BatchingRow",
     "Step",
@@ -174,7 +176,8 @@ class TargetLine:
 class Floor:
     """What the floor runs measured: a plain WSGI proxy (same server, same client) in front of
     tfserving-rest and answering by itself, and the load generator against null endpoints at the
-    batching point; ``grpc`` holds the same proxy figures in front of tfserving-grpc."""
+    batching point; ``grpc`` and ``torchserve`` hold the same proxy's figures in front of
+    tfserving-grpc and of torchserve-rest."""
 
     p50_ms_1_client: float | None = None
     direct_p50_ms_1_client: float | None = None
@@ -188,12 +191,17 @@ class Floor:
     generator_rps: float | None = None
     grpc: Floor | None = None
     """The proxy figures (p50, CPU, rates) of the same plain proxy calling TF Serving over gRPC."""
+    torchserve: Floor | None = None
+    """The proxy figures of the same plain proxy calling TorchServe over REST (with its key)."""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Floor:
-        grpc = raw.get("grpc")
-        fields = {name: raw.get(name) for name in cls.__dataclass_fields__ if name != "grpc"}
-        return cls(**fields, grpc=cls.from_dict(grpc) if isinstance(grpc, dict) else None)
+        nested = ("grpc", "torchserve")
+        grpc, torchserve = (
+            cls.from_dict(value) if isinstance(value := raw.get(name), dict) else None for name in nested
+        )
+        flat = {name: raw.get(name) for name in cls.__dataclass_fields__ if name not in nested}
+        return cls(**flat, grpc=grpc, torchserve=torchserve)
 
 
 def _floor_note(what: str, value: float | None, op: str, bound: float, unit: str = "") -> str:
@@ -212,6 +220,8 @@ def _line(figure: str, where: str, measured: float | None, op: str, bound: float
 
 GRPC_FLOOR_BACKEND = "tfserving-grpc"
 """The backend the gRPC proxy floor calls."""
+TORCHSERVE_FLOOR_BACKEND = "torchserve-rest"
+"""The backend the TorchServe proxy floor calls."""
 
 
 def _proxy_notes(floor: Floor, backend: str, proxied: Sequence[BackendFigures]) -> tuple[str, str, str]:
@@ -243,10 +253,18 @@ def evaluate_targets(
     proxied = [f for f in figures if not f.backend.startswith("embedded")]
     rest_notes = _proxy_notes(floor, batched_backend, proxied)
     grpc_notes = _proxy_notes(floor.grpc, GRPC_FLOOR_BACKEND, proxied) if floor.grpc else None
+    torchserve_notes = (
+        _proxy_notes(floor.torchserve, TORCHSERVE_FLOOR_BACKEND, proxied) if floor.torchserve else None
+    )
 
     def notes_for(backend: str) -> tuple[str, str, str]:
-        """A gRPC backend's lines get the gRPC proxy's floor where it was measured."""
-        return grpc_notes if grpc_notes and backend.endswith("-grpc") else rest_notes
+        """A gRPC backend's lines get the gRPC proxy's floor, TorchServe REST's the proxy in front of
+        TorchServe, where they were measured; the rest the proxy in front of TF Serving REST."""
+        if grpc_notes and backend.endswith("-grpc"):
+            return grpc_notes
+        if torchserve_notes and backend == TORCHSERVE_FLOOR_BACKEND:
+            return torchserve_notes
+        return rest_notes
 
     for f in proxied:
         line = _line(

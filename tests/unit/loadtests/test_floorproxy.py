@@ -95,3 +95,44 @@ def test_over_grpc_it_sends_the_image_as_a_tensor_and_answers_the_output(
     tensor = seen[0].inputs["image"]
     assert [dim.size for dim in tensor.tensor_shape.dim] == [1, 28, 28]
     np.testing.assert_array_equal(np.frombuffer(tensor.tensor_content, dtype="<f4"), image.ravel())
+
+
+def test_over_rest_it_forwards_the_body_with_the_backends_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a fake REST backend (http.server on loopback, in this test only): the JSON body and the
+    Authorization header arrive, and the backend's answer comes back."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str | None, Any]] = []
+
+    class Backend(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+            answer = json.dumps({"predictions": [[0.5] * 10]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.delenv("FLOOR_BACKEND_GRPC", raising=False)
+        monkeypatch.delenv("FLOOR_MODEL", raising=False)
+        monkeypatch.setenv("FLOOR_BACKEND_URL", f"http://127.0.0.1:{server.server_port}/predictions/mnist")
+        monkeypatch.setenv("FLOOR_BACKEND_AUTHORIZATION", "Bearer abc123")
+        document = {"instances": [[0.25] * 784]}
+        assert _post(create_app(), document) == ("200 OK", {"predictions": [[0.5] * 10]})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert seen == [("/predictions/mnist", "Bearer abc123", document)]

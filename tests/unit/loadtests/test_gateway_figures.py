@@ -201,6 +201,39 @@ def test_grpc_backends_are_read_against_the_grpc_proxy_floor() -> None:
     assert notes[(added, "tfserving-rest")] == f"{rest}: 0.250 ms"
 
 
+def test_torchserve_rest_is_read_against_the_proxy_in_front_of_torchserve() -> None:
+    """With the proxy measured in front of TorchServe too, TorchServe REST's lines carry that floor
+    (a slower server adds its own cost to any proxy); TF Serving REST keeps its own."""
+    steps = [
+        *measured_pair("tfserving-rest", (1.0, 1.4), (1000, 400), gw_cpu=0.42),
+        *measured_pair("torchserve-rest", (3.0, 4.1), (300, 200), gw_cpu=0.50),
+    ]
+    figures = [backend_figures(steps, b, 1, 8) for b in ("tfserving-rest", "torchserve-rest")]
+    raw: dict[str, object] = {
+        "cpu_ms_per_request": 0.22,
+        "p50_ms_1_client": 1.25,
+        "direct_p50_ms_1_client": 1.0,
+    }
+    raw["torchserve"] = {
+        "cpu_ms_per_request": 0.28,
+        "p50_ms_1_client": 3.7,
+        "direct_p50_ms_1_client": 3.1,
+        "rps": 180.0,
+        "direct_rps": 300.0,
+    }
+    floor = Floor.from_dict(raw)
+    assert floor.torchserve is not None and floor.grpc is None
+    notes = {
+        (line.figure, line.where): line.floor_note
+        for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
+    }
+    added, ratio = "added p50 at 1 client", "throughput via gateway / direct, unbatched"
+    torchserve, rest = "plain WSGI proxy to torchserve-rest", "plain WSGI proxy to tfserving-rest"
+    assert notes[(added, "torchserve-rest")] == f"{torchserve}: 0.600 ms, misses too"  # 3.7 - 3.1
+    assert notes[(ratio, "torchserve-rest")] == f"{torchserve}: 0.600, misses too"  # 180 / 300
+    assert notes[(added, "tfserving-rest")] == f"{rest}: 0.250 ms"
+
+
 def test_profile_summary_counts_own_and_inclusive_samples() -> None:
     raw = "\n".join(
         [
