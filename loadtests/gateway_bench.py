@@ -47,6 +47,7 @@ from gateway.registry import spec
 from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
 from loadtests.environment import describe_machine
 from loadtests.gateway_figures import (
+    ALONE,
     BATCHING_MODES,
     GRPC_FLOOR_BACKEND,
     TORCHSERVE_FLOOR_BACKEND,
@@ -80,7 +81,7 @@ BATCHED = "tfserving-rest"
 FLOOR = "floorproxy"
 FLOOR_PATH = "floor"
 STAGE_REQUESTS = 2000
-DIRECT_PATHS = ("direct", "floor-direct")
+DIRECT_PATHS = ("direct", "floor-direct", ALONE)
 """Step paths that call a model server directly (no gateway or floor process CPU to count)."""
 
 
@@ -342,7 +343,7 @@ def _measure_batching(bench: Bench, meter: Meter) -> None:
             meter.measure(f"batched/{BATCHED}", connect, n, server)
     finally:
         _set_batching(bench, False)
-    meter.measure(f"direct/{BATCHED}", bench.direct(BATCHED), wide, server)
+    meter.measure(f"{ALONE}/{BATCHED}", bench.direct(BATCHED), wide, server)
 
 
 def _lone_request_cost(bench: Bench, pairs: int = 2000) -> dict[str, float]:
@@ -410,7 +411,7 @@ def _compare_batching_on_torchserve(bench: Bench, meter: Meter) -> None:
     )
     say(f"batching on TorchServe: none, in the gateway, in TorchServe (batchSize {bench.args.max_batch})")
     for n in points:
-        meter.measure(f"direct/{backend}", bench.direct(backend), n, server)
+        meter.measure(f"{ALONE}/{backend}", bench.direct(backend), n, server)
     _set_batching(bench, True)
     try:
         for n in points:

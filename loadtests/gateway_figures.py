@@ -14,6 +14,7 @@ from typing import Any
 from loadtests.stats import percentile
 
 __all__ = [
+    "ALONE",
     "BATCHING_MODES",
     "GRPC_FLOOR_BACKEND",
     "TORCHSERVE_FLOOR_BACKEND",
@@ -27,8 +28,11 @@ __all__ = [
     "step_from_samples",
 ]
 
+ALONE = "alone"
+"""The batching blocks' path for the server called directly: not ``direct``, so those windows, taken
+minutes after a backend's A B B A, never enter its medians."""
 BATCHING_MODES = {
-    "direct": "server alone, unbatched",
+    ALONE: "server alone, unbatched",
     "unbatched": "through the gateway, unbatched",
     "batched": "gateway batching",
     "server-batched": "server batching (TorchServe batchSize)",
@@ -296,7 +300,7 @@ def evaluate_targets(
     )
     lines.append(replace(line, floor_note="; ".join(note for note in (answer_note, model_note) if note)))
     batched = _pick(steps, f"batched/{batched_backend}", batch_clients)
-    direct = _pick(steps, f"direct/{batched_backend}", batch_clients)
+    direct = _pick(steps, f"{ALONE}/{batched_backend}", batch_clients)
     rps, direct_rps = _median(s.rps for s in batched), _median(s.rps for s in direct)
     p99, direct_p99 = _median(s.p99_ms for s in batched), _median(s.p99_ms for s in direct)
     where, wide = batched_backend, f"gateway batching, {batch_clients} clients"

@@ -79,7 +79,7 @@ def test_targets_pass_and_miss_at_their_bounds_and_say_when_unmeasured() -> None
         step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
         step("gateway/tfserving-rest", 8, 7.0, 12.0, 640, gw_cpu=0.41),  # ratio 0.64, CPU 0.41: misses
         step("gateway/embedded-pytorch", 8, 2.0, 4.0, 2000, gw_cpu=0.3),
-        step("direct/tfserving-rest", 32, 20.0, 40.0, 1000),
+        step("alone/tfserving-rest", 32, 20.0, 40.0, 1000),
         step("batched/tfserving-rest", 32, 15.0, 39.0, 1600),
         step("batched/tfserving-rest", 1, 1.56, 3.0, 590),
         step("unbatched/tfserving-rest", 1, 1.48, 3.0, 600),
@@ -121,7 +121,7 @@ def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
         step("gateway/tfserving-rest", 1, 3.0, 5.0, 300),
         step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
         step("gateway/tfserving-rest", 8, 9.0, 15.0, 350, gw_cpu=2.0),
-        step("direct/tfserving-rest", 32, 20.0, 40.0, 1000),
+        step("alone/tfserving-rest", 32, 20.0, 40.0, 1000),
         step("batched/tfserving-rest", 32, 25.0, 45.0, 900),
     ]
     figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
@@ -250,19 +250,33 @@ def test_profile_summary_counts_own_and_inclusive_samples() -> None:
     assert inclusive["granian/server.py:run"] == 100.0
 
 
+def test_the_batching_blocks_server_windows_stay_out_of_the_a_b_b_a_medians() -> None:
+    """The TorchServe batching comparison calls the server alone at 1 and 8 clients too, minutes after
+    the A B B A; those windows must not move the backend's direct median (they once turned a ratio
+    of 0.78 into 0.60)."""
+    steps = [
+        *measured_pair("torchserve-rest", (2.0, 2.4), (600, 450), gw_cpu=0.5),
+        step("alone/torchserve-rest", 1, 1.0, 2.0, 950),
+        step("alone/torchserve-rest", 8, 4.0, 8.0, 900),
+    ]
+    figures = backend_figures(steps, "torchserve-rest", 1, 8)
+    assert figures.direct_rps == 600 and figures.throughput_ratio == pytest.approx(0.75)
+    assert figures.added_p50_ms == pytest.approx(0.4)
+
+
 def test_batching_rows_list_each_mode_and_point_in_order_with_medians() -> None:
     steps = [
         step("server-batched/torchserve-rest", 32, 30.0, 60.0, 400),
-        step("direct/torchserve-rest", 32, 50.0, 90.0, 200),
+        step("alone/torchserve-rest", 32, 50.0, 90.0, 200),
         step("batched/torchserve-rest", 32, 40.0, 70.0, 300),
         step("batched/torchserve-rest", 32, 44.0, 74.0, 320),
-        step("direct/torchserve-rest", 1, 5.0, 9.0, 190),
+        step("alone/torchserve-rest", 1, 5.0, 9.0, 190),
         step("direct/tfserving-rest", 1, 1.0, 2.0, 900),  # another backend: not in this table
     ]
     rows = batching_rows(steps, "torchserve-rest", (1, 8, 32))
     assert [(r.mode, r.clients) for r in rows] == [
-        ("direct", 1),
-        ("direct", 32),
+        ("alone", 1),
+        ("alone", 32),
         ("batched", 32),
         ("server-batched", 32),
     ]
