@@ -22,6 +22,7 @@ padding:0 1rem;color:#1b1f23;line-height:1.45}
 h1{font-size:1.6rem}h2{font-size:1.3rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 h3{font-size:1.1rem}
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.86rem}
+table{display:block;max-width:100%;overflow-x:auto}
 th,td{border:1px solid #d0d7de;padding:.25rem .5rem;vertical-align:top}
 th{background:#f3f5f7;text-align:left}
 td[style*=right]{font-variant-numeric:tabular-nums;white-space:nowrap}
