@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from serving.torchserve.tokens import TokenError, TokenSource
+from tests.support import served_in_thread
 
 START = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -92,14 +92,8 @@ def clock() -> Clock:
 
 
 def _serve(fake: FakeManagement) -> Iterator[FakeManagement]:
-    thread = threading.Thread(target=fake.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served_in_thread(fake):
         yield fake
-    finally:
-        fake.shutdown()
-        fake.server_close()
-        thread.join(5)
 
 
 @pytest.fixture

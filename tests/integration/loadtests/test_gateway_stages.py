@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import ClassVar
 import pytest
 
 from serving.settings import REPO_ROOT
+from tests.support import answer_json, served_in_thread
 
 ANSWER = json.dumps({"predictions": [[0.1] * 10]}).encode()
 STATUS = json.dumps({"model_version_status": [{"version": "1", "state": "AVAILABLE"}]}).encode()
@@ -27,17 +27,10 @@ class _FakeTFServing(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).predicts.append(body)
-        self._answer(ANSWER if self.path == "/v1/models/mnist:predict" else b"{}")
+        answer_json(self, ANSWER if self.path == "/v1/models/mnist:predict" else b"{}")
 
     def do_GET(self) -> None:
-        self._answer(STATUS)
-
-    def _answer(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_json(self, STATUS)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -45,16 +38,9 @@ class _FakeTFServing(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_tfserving() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeTFServing)
     _FakeTFServing.predicts = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served_in_thread(ThreadingHTTPServer(("127.0.0.1", 0), _FakeTFServing)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _run(tmp_path: Path, url: str, requests: int = 40) -> subprocess.CompletedProcess[str]:

@@ -101,7 +101,8 @@ def test_over_rest_it_forwards_the_body_with_the_backends_key(monkeypatch: pytes
     """Against a fake REST backend (http.server on loopback, in this test only): the JSON body and the
     Authorization header arrive, and the backend's answer comes back."""
     import http.server
-    import threading
+
+    from tests.support import answer_json, served_in_thread
 
     seen: list[tuple[str, str | None, Any]] = []
 
@@ -111,28 +112,16 @@ def test_over_rest_it_forwards_the_body_with_the_backends_key(monkeypatch: pytes
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             seen.append((self.path, self.headers.get("Authorization"), json.loads(body)))
-            answer = json.dumps({"predictions": [[0.5] * 10]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            answer_json(self, json.dumps({"predictions": [[0.5] * 10]}).encode())
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served_in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)) as server:
         monkeypatch.delenv("FLOOR_BACKEND_GRPC", raising=False)
         monkeypatch.delenv("FLOOR_MODEL", raising=False)
         monkeypatch.setenv("FLOOR_BACKEND_URL", f"http://127.0.0.1:{server.server_port}/predictions/mnist")
         monkeypatch.setenv("FLOOR_BACKEND_AUTHORIZATION", "Bearer abc123")
         document = {"instances": [[0.25] * 784]}
         assert _post(create_app(), document) == ("200 OK", {"predictions": [[0.5] * 10]})
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
     assert seen == [("/predictions/mnist", "Bearer abc123", document)]
