@@ -450,7 +450,7 @@ def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) ->
 
 @contextmanager
 def _floor_proxy(
-    bench: Bench, backend: str, model: str = "", grpc_target: str = "", authorization: str = ""
+    bench: Bench, backend: str = "", model: str = "", grpc_target: str = "", authorization: str = ""
 ) -> Iterator[str]:
     """The floor proxy in front of ``backend`` (a REST URL, sent ``authorization`` when given) or of
     TF Serving's gRPC ``grpc_target`` (neither: answering by itself, with the TorchScript file
@@ -501,36 +501,35 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, object]:
         f"(grpcio){', then of torchserve-rest' if to_torchserve else ''}, then answering by itself "
         "(a fixed answer, then the same TorchScript the embedded backend runs)"
     )
-    backend = f"{endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"
     body = bench.payloads.digits[0].rest_body()
     figures: dict[str, object] = {}
     script = _torchscript(ModelStore(bench.args.store or default_root(), MODEL_NAME))
-    grpc_target = endpoints.tfserving_grpc_target  # TF Serving runs in every bench
-    runs = [(backend, "", "", ""), ("", "", grpc_target, "")]
+    runs: list[tuple[str, dict[str, str]]] = [  # what the floor stands for, how it is started
+        (BATCHED, {"backend": f"{endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"}),
+        (GRPC_FLOOR_BACKEND, {"grpc_target": endpoints.tfserving_grpc_target}),  # TF runs in every bench
+    ]
     if to_torchserve:
-        torchserve_url = f"{endpoints.torchserve_url}/predictions/{MODEL_NAME}"
-        runs.append((torchserve_url, "", "", f"Bearer {bench.token}"))
-    runs += [("", "", "", ""), *([("", script, "", "")] if script else [])]
-    for url_of_backend, model, over_grpc, authorization in runs:
-        with _floor_proxy(bench, url_of_backend, model, over_grpc, authorization) as url:
+        ts_url = f"{endpoints.torchserve_url}/predictions/{MODEL_NAME}"
+        runs.append((TORCHSERVE_FLOOR_BACKEND, {"backend": ts_url, "authorization": f"Bearer {bench.token}"}))
+    runs.append(("fixed-answer", {}))
+    if script:
+        runs.append(("torchscript", {"model": script}))
+    for role, options in runs:
+        with _floor_proxy(bench, **options) as url:
             record = bench.stack.run_dir / "pids" / f"{FLOOR}.json"
             pgid = int(json.loads(record.read_text())["pid"]) if record.exists() else None
             floor_meter = Meter(Groups(pgid, meter.groups.servers), meter.seconds, meter.settle_s)
             connect = rest_connect(url, body, {})
-            if authorization:
-                figures["torchserve"] = _floor_beside_direct(
-                    bench, floor_meter, connect, TORCHSERVE_FLOOR_BACKEND
-                )
-            elif url_of_backend:
+            if role == BATCHED:
                 figures.update(_floor_beside_direct(bench, floor_meter, connect, BATCHED))
-            elif over_grpc:
+            elif role == GRPC_FLOOR_BACKEND:
                 figures["grpc"] = _floor_beside_direct(bench, floor_meter, connect, GRPC_FLOOR_BACKEND)
-            elif model:
-                alone = floor_meter.measure("floor/torchscript", connect, bench.args.clients, None)
-                figures["model_cpu_ms_per_request"] = alone.gateway_cpu_ms
+            elif role == TORCHSERVE_FLOOR_BACKEND:
+                figures["torchserve"] = _floor_beside_direct(bench, floor_meter, connect, role)
             else:
-                alone = floor_meter.measure("floor/fixed-answer", connect, bench.args.clients, None)
-                figures["answer_cpu_ms_per_request"] = alone.gateway_cpu_ms
+                alone = floor_meter.measure(f"floor/{role}", connect, bench.args.clients, None)
+                key = "model_cpu_ms_per_request" if role == "torchscript" else "answer_cpu_ms_per_request"
+                figures[key] = alone.gateway_cpu_ms
             meter.steps.extend(floor_meter.steps)
     figures["generator_rps"] = _measure_generator_ceiling(bench, meter)
     return figures
@@ -732,17 +731,12 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
             f"{_num(f.throughput_ratio, 7, 2)}{_num(f.gateway_cpu_ms, 14)}{_num(f.server_cpu_ms, 11)}"
         )
     if isinstance(floor, dict):
-        grpc_floor = floor["grpc"] if isinstance(floor.get("grpc"), dict) else {}
-        torchserve_floor = floor.get("torchserve")
+        proxies = [(BATCHED, floor), (GRPC_FLOOR_BACKEND, floor.get("grpc") or {})]
+        if isinstance(torchserve_floor := floor.get("torchserve"), dict):
+            proxies.append((TORCHSERVE_FLOOR_BACKEND, torchserve_floor))
         say(
             "floor (plain WSGI proxy, same server and client): "
-            f"to {BATCHED} {_proxy_floor_figures(floor, args.clients)}; "
-            f"to {GRPC_FLOOR_BACKEND} {_proxy_floor_figures(grpc_floor, args.clients)}; "
-            + (
-                f"to {TORCHSERVE_FLOOR_BACKEND} {_proxy_floor_figures(torchserve_floor, args.clients)}; "
-                if isinstance(torchserve_floor, dict)
-                else ""
-            )
+            + "".join(f"to {name} {_proxy_floor_figures(proxy, args.clients)}; " for name, proxy in proxies)
             + "medians of direct, floor, floor, direct; answering by itself "
             f"CPU {_num(floor.get('answer_cpu_ms_per_request'), 0)} ms/req; the load generator reaches "
             f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "
