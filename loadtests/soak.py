@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from gateway.routing import RetryBudgetConfig
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
@@ -79,7 +80,7 @@ def routing(weights: dict[str, int], clients: int) -> dict[str, Any]:
     fails: when every client's request is on the backend that is killed or frozen at that moment, all
     of them need a retry at once, and the default floor (3) would answer the fourth 503 or 504 -- the
     budget doing its job, not a fault the soak looks for."""
-    budget = {"ratio": 0.2, "min_concurrent": max(clients, 3)}
+    budget = {"min_concurrent": max(clients, RetryBudgetConfig().min_concurrent)}  # ratio: the default
     return {"models": {MODEL_NAME: {"backends": weights, "failover": True, "retry_budget": budget}}}
 
 
