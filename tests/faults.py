@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support import served_in_thread
+
 __all__ = ["SECRET_LINE", "FaultyTorchServe", "running"]
 
 SECRET_LINE = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -139,11 +141,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def running(mode: str = "ok") -> Iterator[FaultyTorchServe]:
     """A faulty TorchServe on a free loopback port, shut down afterwards even if the test fails."""
-    server = FaultyTorchServe(mode)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served_in_thread(FaultyTorchServe(mode)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
