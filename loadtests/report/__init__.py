@@ -52,8 +52,7 @@ def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
 
 def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """Write results.json, charts/*.png, report.md and report.html into ``folder``; returns their paths."""
-    from loadtests.report.content import blocks, title
-    from loadtests.report.document import Image, Raw, to_markdown
+    from loadtests.report.content import render, title
     from loadtests.report.page import html_page
     from loadtests.report.verdict import capacity_chart, render_verdict, verdict
 
@@ -68,20 +67,18 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     chart_dir = folder / "charts"
     chart_dir.mkdir(exist_ok=True)
     pngs: dict[str, bytes] = {}
-    images = []
+    charts = []
     for name, chart_title, png in render_charts(cleaned):
         pngs[f"charts/{name}"] = png
-        images.append(Image(chart_title, f"charts/{name}"))
-    opening = []
+        charts.append((chart_title, f"charts/{name}"))
+    opening = None
     view = verdict(cleaned)
     if view is not None:  # the capacity search's chart and sentences open the report
         pngs["charts/capacity.png"] = capacity_chart(view)
-        rendered = render_verdict(cleaned, "charts/capacity.png")
-        if rendered is not None:
-            opening.append(Raw(rendered))
+        opening = render_verdict(cleaned, "charts/capacity.png")
     for file, png in pngs.items():
         (folder / file).write_bytes(png)
-    markdown = to_markdown(blocks(cleaned, images, opening))
+    markdown = render(cleaned, charts, opening)
     paths["markdown"].write_text(markdown)
     paths["html"].write_text(html_page(markdown, title(cleaned), pngs))
     return paths

@@ -1,14 +1,16 @@
-"""The report's content, built from results.json alone (so a recorded run can be re-rendered)."""
+"""The report's Markdown: ``templates/report.md`` filled from results.json alone (so a recorded run can
+be re-rendered). Here: the cells of its tables, formatted; the template holds the prose and the layout."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from loadtests.report.document import Block, Heading, Paragraph, Table
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
+from loadtests.report.verdict import template_environment
 
-__all__ = ["blocks", "headline_lines", "title"]
+__all__ = ["headline_lines", "render", "title"]
 
 BUSY_OTHER_CPU = 25.0
 """CPU (% of one core) used by processes outside the comparison from which a step is marked noisy."""
@@ -38,58 +40,6 @@ def _tfserving_text(results: Mapping[str, Any]) -> str:
     if tf.get("official") is True:
         return f"TF Serving: the official binary (`{tf.get('implementation')}`)."
     return f"TF Serving: {tf.get('implementation')} — {tf.get('how', 'unverified')}."
-
-
-def _run_paragraph(results: Mapping[str, Any]) -> Paragraph:
-    env = results.get("environment", {})
-    libs = env.get("libraries", {})
-    pin = env.get("pinning", {})
-    device = env.get("device", {})
-    config = results.get("config", {})
-    settings = results.get("plan", {}).get("settings", {})
-    started = results.get("servers", {}).get("started", {})
-    torchserve = started.get("torchserve", {}).get("implementation", "TorchServe (not started by this run)")
-    pinning = (
-        f"servers on CPUs {pin.get('server_cpus')}, Locust on CPUs {pin.get('generator_cpus')}"
-        if pin.get("mode") != "off"
-        else f"not pinned ({pin.get('note') or 'off'})"
-    )
-    payloads = results.get("payloads", {})
-    generator = results.get("generator", {})
-    token = results.get("endpoints", {}).get("torchserve_key_file")
-    gpus = ", ".join(device.get("gpu_names", []))
-    rates = settings.get("rates")
-    lines = [
-        f"- Machine: {env.get('cores')} x {env.get('cpu_model')} (usable CPUs {env.get('usable_cpus')}), "
-        f"{env.get('memory_gib')} GiB, {env.get('os')}, device: {device.get('kind', 'cpu')} {gpus}".rstrip()
-        + ".",
-        f"- Load average at start {env.get('load_average_at_start')}, "
-        f"at end {env.get('load_average_at_end')} (other work on a shared machine shows up here).",
-        f"- {_tfserving_text(results)}",
-        f"- TorchServe: {torchserve}; token auth "
-        + (
-            "on (bearer key on every request, direct and via the gateway)."
-            if token
-            else "off or static token."
-        ),
-        f"- Pinning: {pinning}. Load generator: {generator.get('tool')}, {generator.get('mode')}; "
-        f"Locust {libs.get('locust')}, grpcio {libs.get('grpcio')}.",
-        f"- Libraries: TensorFlow {libs.get('tensorflow')}, torch {libs.get('torch')}, "
-        f"torchserve {libs.get('torchserve')}, Flask {libs.get('flask')}, granian {libs.get('granian')}; "
-        f"Python {env.get('python')}, Java {env.get('java')}.",
-        f"- Load: preset `{config.get('preset')}`, {settings.get('repetitions')} repetition(s) interleaved, "
-        f"closed-loop steps {settings.get('users')} users"
-        + (f", fixed rates {rates} req/s" if rates else "")
-        + f"; each step >= {settings.get('min_requests')} measured requests and "
-        f">= {settings.get('step_s')} s "
-        f"(at most {settings.get('max_step_s')} s) after {settings.get('settle_s')} s of settling; "
-        f"warm-up {settings.get('warmup_requests')} requests or {settings.get('warmup_s')} s per target, "
-        "discarded.",
-        f"- Payload: {payloads.get('digits')} real MNIST test digits that both models of version "
-        f"{payloads.get('reference_version')} classify correctly, one per request; every answer checked "
-        "(status, shape, digit; through the gateway also the serving backend).",
-    ]
-    return Paragraph("\n".join(lines))
 
 
 def headline_lines(results: Mapping[str, Any]) -> list[str]:
@@ -129,46 +79,6 @@ def _ratio(value: Any) -> str:
     return fmt_estimate(value, "ratio") if isinstance(value, dict) else "-"
 
 
-def _verdict(results: Mapping[str, Any]) -> list[Block]:
-    rows = [
-        [
-            c["pair"],
-            c["step"],
-            METRIC_NAMES[c["metric"]],
-            fmt_estimate(c["a_value"], "rps" if c["metric"] == "rps" else "ms"),
-            fmt_estimate(c["b_value"], "rps" if c["metric"] == "rps" else "ms"),
-            _ratio(c.get("ratio_b_over_a")),
-            _label(results, c["winner"])
-            if c["winner"]
-            else ("- (saturated)" if c["saturated"] else "- (overlap)"),
-        ]
-        for c in results.get("comparisons", [])
-    ]
-    text = "\n".join(f"- {line}" for line in headline_lines(results)) or "No pair of targets was measured."
-    return [
-        Heading("Verdict: TensorFlow side vs PyTorch side"),
-        Paragraph(
-            "A winner is named only where the two 95% intervals do not overlap; throughput is not compared "
-            "at steps where the load generator was saturated. REST vs REST, direct, is the headline; gRPC is "
-            "reported separately."
-        ),
-        Paragraph(text),
-        Table(
-            [
-                "pair",
-                "step",
-                "metric",
-                "TensorFlow side [95% CI]",
-                "PyTorch side [95% CI]",
-                "PyTorch / TF",
-                "winner",
-            ],
-            rows,
-            numeric=(False, False, False, True, True, True, False),
-        ),
-    ]
-
-
 def _flags(row: Mapping[str, Any]) -> str:
     flags = []
     if row.get("saturated"):
@@ -189,268 +99,158 @@ def _server_cpu(row: Mapping[str, Any]) -> str:
     return f"{share} ({cost:.2f})" if isinstance(cost, int | float) and cost == cost else share
 
 
-def _results_table(results: Mapping[str, Any], calibration: bool) -> Table:
-    rows = []
-    for row in results.get("summary", []):
-        if row["target"].startswith("null-") != calibration:
-            continue
-        rows.append(
-            [
-                _label(results, row["target"]),
-                row["step"],
-                fmt_estimate(row["rps"], "rps"),
-                fmt_estimate(row["p50_ms"]),
-                fmt_estimate(row["p95_ms"]),
-                fmt_estimate(row["p99_ms"]),
-                f"{row['requests']:,}",
-                str(row["errors"]),
-                _server_cpu(row),
-                _pct(row.get("generator_cpu_peak")),
-                _pct(row.get("other_cpu_percent")),
-                _flags(row),
-            ]
-        )
-    return Table(
-        [
-            "target",
-            "step",
-            "req/s [95% CI]",
-            "p50 ms [95% CI]",
-            "p95 ms [95% CI]",
-            "p99 ms [95% CI]",
-            "requests",
-            "errors",
-            "server CPU (ms/req)",
-            "Locust CPU",
-            "other CPU",
-            "flags",
-        ],
-        rows,
-        caption="medians over repetitions; intervals: two-level bootstrap (repetitions, then requests or "
-        "time bins); CPU in % of one core: server = the target's server processes (gateway + backend via "
-        "the gateway), with their CPU milliseconds per correct answer; Locust = busiest load generator "
-        "process; other = everything else on the machine",
-        numeric=(False, False, True, True, True, True, True, True, True, True, True, False),
-    )
+RESULTS_HEADER = (
+    "target",
+    "step",
+    "req/s [95% CI]",
+    "p50 ms [95% CI]",
+    "p95 ms [95% CI]",
+    "p99 ms [95% CI]",
+    "requests",
+    "errors",
+    "server CPU (ms/req)",
+    "Locust CPU",
+    "other CPU",
+    "flags",
+)
 
 
-def _gateway_blocks(results: Mapping[str, Any]) -> list[Block]:
-    rows = [
-        [
-            _label(results, row["backend"]),
-            row["step"],
-            fmt_estimate(row["added_p50_ms"], signed=True),
-            fmt_estimate(row["added_p99_ms"], signed=True),
-            fmt_estimate(row["throughput_ratio"], "ratio"),
-            "generator saturated" if row["saturated"] else "",
-        ]
-        for row in results.get("gateway_added", [])
-    ]
-    timing = [
-        [
-            _label(results, row["target"]),
-            row["step"],
-            fmt_ms(row["server_timing_ms"]["client_p50"]),
-            fmt_ms(row["server_timing_ms"]["backend_p50"]),
-            fmt_ms(row["server_timing_ms"]["gateway_p50"]),
-        ]
-        for row in results.get("summary", [])
-        if "server_timing_ms" in row
-    ]
-    blocks: list[Block] = [
-        Heading("Gateway-added latency per backend"),
-        Paragraph(
-            "Gateway minus direct, computed within each repetition (same run, same step) and then "
-            "summarised; throughput ratio = gateway / direct. The client always speaks REST to the gateway, "
-            "so for the gRPC backends the difference also contains REST-vs-gRPC client costs."
-        ),
-        Table(
-            [
-                "backend",
-                "step",
-                "added p50 ms [95% CI]",
-                "added p99 ms [95% CI]",
-                "throughput gateway/direct",
-                "note",
-            ],
-            rows,
-            numeric=(False, False, True, True, True, False),
-        ),
-    ]
-    if timing:
-        blocks += [
-            Heading("Where a gateway request spends its time (Server-Timing medians)", 3),
-            Table(
-                ["via gateway", "step", "client p50 ms", "backend call p50 ms", "gateway's own p50 ms"],
-                timing,
-                numeric=(False, False, True, True, True),
-            ),
-        ]
-    return blocks
-
-
-def _calibration_blocks(results: Mapping[str, Any]) -> list[Block]:
-    calibration = results.get("calibration", {})
-    rows = [
-        [
-            protocol.upper(),
-            fmt_rps(c["ceiling_rps"]),
-            c["at_step"],
-            fmt_ms(c.get("p50_ms_at_1_user")),
-            _pct(c.get("generator_cpu_peak")),
-        ]
-        for protocol, c in calibration.items()
-    ]
-    text = (
-        "Locust against endpoints that do no work (`python -m loadtests.nullserver`), measured first, with "
-        "the same payloads and checks. Its best throughput is the harness's ceiling on this machine: a step "
-        "at "
-        f">= {results.get('settings', {}).get('ceiling_fraction', 0.8):.0%} of it, or with Locust at >= "
-        f"{results.get('settings', {}).get('saturation_cpu_percent', 80):.0f}% CPU, is flagged as saturated."
-    )
-    if not rows:
-        text = "No calibration in this run (--no-calibration, or the null endpoints did not start)."
-    blocks: list[Block] = [
-        Heading("Load generator calibration (null endpoints)"),
-        Paragraph(text),
-        Table(
-            ["client protocol", "ceiling req/s", "at step", "p50 ms at 1 user", "Locust CPU"],
-            rows,
-            numeric=(False, True, False, True, True),
-        ),
-    ]
-    checks = results.get("crosscheck", [])
-    if checks:
-        blocks += [
-            Heading("Cross-check with an independent client", 3),
-            Paragraph(
-                "The same request bytes and checks from one `http.client` keep-alive connection in one "
-                "thread (no Locust, no gevent), right after the Locust run, beside Locust's 1-user step of "
-                "the same target. Close figures mean the harness is not what is being measured."
-            ),
-            Table(
-                [
-                    "target",
-                    "independent p50 ms",
-                    "Locust p50 ms (1 user)",
-                    "independent req/s",
-                    "Locust req/s",
-                ],
-                [
-                    [
-                        _label(results, c["target"]),
-                        fmt_ms(c.get("p50_ms")),
-                        fmt_ms(c.get("locust_p50_ms")),
-                        fmt_rps(c.get("rps")),
-                        fmt_rps(c.get("locust_rps")),
-                    ]
-                    for c in checks
-                ],
-                numeric=(False, True, True, True, True),
-            ),
-        ]
-    return blocks
-
-
-def _problems(results: Mapping[str, Any]) -> list[Block]:
-    skipped = [
-        [_label(results, name), info.get("skipped_reason") or ""]
-        for name, info in results.get("targets", {}).items()
-        if not info.get("available")
-    ]
-    errors = [
-        [_label(results, row["target"]), row["step"], reason, str(count)]
-        for row in results.get("summary", [])
-        for reason, count in row.get("error_reasons", {}).items()
-    ]
-    outside = results.get("failures_outside_windows", {})
-    blocks: list[Block] = [Heading("Skipped targets and failures")]
-    blocks.append(
-        Table(["skipped target", "reason"], skipped)
-        if skipped
-        else Paragraph("Every selected target answered the preflight request correctly; none was skipped.")
-    )
-    blocks.append(
-        Table(["target", "step", "failure", "count"], errors, numeric=(False, False, False, True))
-        if errors
-        else Paragraph("No failed request inside any measurement window.")
-    )
-    if outside:
-        blocks.append(
-            Paragraph(
-                "Failures outside measurement windows (warm-up, settling, drains): "
-                + ", ".join(f"{_label(results, k)}: {v}" for k, v in outside.items())
-            )
-        )
-    return blocks
-
-
-def _method(results: Mapping[str, Any]) -> list[Block]:
-    settings = results.get("plan", {}).get("settings", {})
-    reps = settings.get("repetitions", 1)
-    lines = [
-        "- Timings are raw `time.perf_counter` durations per request in float milliseconds, recorded from "
-        "Locust's request events (FastHttpUser measures around the request and the body download; gRPC users "
-        "time the call). Locust's own statistics round below 100 ms to whole milliseconds and are not used.",
-        "- A step's window opens after the ramp and settling and closes when the step ends; only requests "
-        "that started and finished inside it count. Throughput = correct answers / window length.",
-        f"- {reps} repetition(s); the target order reverses every repetition (A B C, C B A, ...). Figures "
-        "are medians over repetitions with 95% intervals from a two-level bootstrap; gateway-added figures "
-        "are differences within the same repetition.",
-        "- Closed loop: each user sends its next request when the previous answer arrives, so latency and "
-        "throughput are coupled; fixed-rate steps (if any) are paced users and turn closed-loop past "
-        "saturation (coordinated omission: their tail latencies are then optimistic).",
-        "- Capacity under the SLO (the first section): open loop, Poisson arrivals handed to a pool of "
-        "users, latency counted from each arrival; a bounded search over offered rates per target and "
-        "repetition, each step judged on its p99, errors and sent rate (docs/benchmarking.md).",
-    ]
-    departures = [
-        "- All servers run for the whole comparison (started once) instead of one stack at a time; the idle "
-        "ones use little CPU (the server CPU column shows the measured target's processes).",
-        "- On a machine with few cores the gateway and its backend share the servers' cores, and the machine "
-        "may be shared with other work (the 'other CPU' column and the load averages show it).",
-        "- The independent cross-check uses Python's `http.client` at one connection (it checks every "
-        "answer's digit, which `wrk` cannot), and only for the REST servers.",
-    ]
-    if official(results) is False:
-        departures.append(
-            "- TF Serving is the project's stand-in (Python around the SavedModel), not TensorFlow Serving's "
-            "C++ server: the TF-side numbers are the stand-in's."
-        )
-    if settings.get("min_requests", 1000) < 1000 or reps < 3:
-        departures.append(
-            f"- This run used {settings.get('min_requests')} requests per step and {reps} repetition(s), "
-            "below "
-            "the protocol's 1,000 and 3 (short demo/smoke run): intervals are wide and a p99 from fewer than "
-            "662 samples is unreliable."
-        )
+def _summary_row(results: Mapping[str, Any], row: Mapping[str, Any]) -> list[str]:
     return [
-        Heading("Method"),
-        Paragraph("\n".join(lines)),
-        Heading("Departures from the protocol", 3),
-        Paragraph("\n".join(departures)),
-        Paragraph(
-            "Files: `results.json` (every figure, every raw latency per step, environment), "
-            "`raw/samples.json` (every request incl. warm-up), `raw/events.jsonl` (phase windows), "
-            "`raw/locust.log`, `plan.json`, "
-            "`servers/` (server logs when started by this run), `charts/*.png`."
-        ),
+        _label(results, row["target"]),
+        row["step"],
+        fmt_estimate(row["rps"], "rps"),
+        fmt_estimate(row["p50_ms"]),
+        fmt_estimate(row["p95_ms"]),
+        fmt_estimate(row["p99_ms"]),
+        f"{row['requests']:,}",
+        str(row["errors"]),
+        _server_cpu(row),
+        _pct(row.get("generator_cpu_peak")),
+        _pct(row.get("other_cpu_percent")),
+        _flags(row),
     ]
 
 
-def blocks(results: Mapping[str, Any], charts: Sequence[Block], opening: Sequence[Block] = ()) -> list[Block]:
-    out: list[Block] = [
-        Heading(title(results), 1),
-        *opening,
-        Heading("This run"),
-        _run_paragraph(results),
-        *_verdict(results),
-        Heading("Results per target"),
-        _results_table(results, calibration=False),
-        *_gateway_blocks(results),
-        *_calibration_blocks(results),
+def _comparison_row(results: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    kind = "rps" if c["metric"] == "rps" else "ms"
+    unnamed = "- (saturated)" if c["saturated"] else "- (overlap)"
+    winner = _label(results, c["winner"]) if c["winner"] else unnamed
+    return [
+        c["pair"],
+        c["step"],
+        METRIC_NAMES[c["metric"]],
+        fmt_estimate(c["a_value"], kind),
+        fmt_estimate(c["b_value"], kind),
+        _ratio(c.get("ratio_b_over_a")),
+        winner,
     ]
-    if any(row["target"].startswith("null-") for row in results.get("summary", [])):
-        out.append(_results_table(results, calibration=True))
-    out += [Heading("Charts"), *charts, *_problems(results), *_method(results)]
-    return out
+
+
+def _pinning(pin: Mapping[str, Any]) -> str:
+    if pin.get("mode") == "off":
+        return f"not pinned ({pin.get('note') or 'off'})"
+    return f"servers on CPUs {pin.get('server_cpus')}, Locust on CPUs {pin.get('generator_cpus')}"
+
+
+def _tables(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Every table's rows, each a list of formatted cells."""
+    label = lambda name: _label(results, name)  # noqa: E731 - a short alias for the rows below
+    summary = results.get("summary", [])
+    return {
+        "comparisons": [_comparison_row(results, c) for c in results.get("comparisons", [])],
+        "serving_rows": [_summary_row(results, r) for r in summary if not r["target"].startswith("null-")],
+        "null_rows": [_summary_row(results, r) for r in summary if r["target"].startswith("null-")],
+        "gateway_rows": [
+            [
+                label(r["backend"]),
+                r["step"],
+                fmt_estimate(r["added_p50_ms"], signed=True),
+                fmt_estimate(r["added_p99_ms"], signed=True),
+                fmt_estimate(r["throughput_ratio"], "ratio"),
+                "generator saturated" if r["saturated"] else "",
+            ]
+            for r in results.get("gateway_added", [])
+        ],
+        "timing_rows": [
+            [label(r["target"]), r["step"], *(fmt_ms(r["server_timing_ms"][k]) for k in _TIMING)]
+            for r in summary
+            if "server_timing_ms" in r
+        ],
+        "calibration_rows": [
+            [
+                protocol.upper(),
+                fmt_rps(c["ceiling_rps"]),
+                c["at_step"],
+                fmt_ms(c.get("p50_ms_at_1_user")),
+                _pct(c.get("generator_cpu_peak")),
+            ]
+            for protocol, c in results.get("calibration", {}).items()
+        ],
+        "crosscheck_rows": [
+            [
+                label(c["target"]),
+                fmt_ms(c.get("p50_ms")),
+                fmt_ms(c.get("locust_p50_ms")),
+                fmt_rps(c.get("rps")),
+                fmt_rps(c.get("locust_rps")),
+            ]
+            for c in results.get("crosscheck", [])
+        ],
+        "skipped_rows": [
+            [label(name), info.get("skipped_reason") or ""]
+            for name, info in results.get("targets", {}).items()
+            if not info.get("available")
+        ],
+        "error_rows": [
+            [label(r["target"]), r["step"], reason, str(count)]
+            for r in summary
+            for reason, count in r.get("error_reasons", {}).items()
+        ],
+        "outside": [f"{label(k)}: {v}" for k, v in results.get("failures_outside_windows", {}).items()],
+    }
+
+
+_TIMING = ("client_p50", "backend_p50", "gateway_p50")
+_TORCHSERVE_NOT_STARTED = "TorchServe (not started by this run)"
+
+
+def _lenient(section: Mapping[str, Any]) -> defaultdict[str, Any]:
+    """A results section whose missing fields read as None in the template (written "None", as
+    ``.get`` would), so that an older or partial results.json still renders."""
+    return defaultdict(lambda: None, section)
+
+
+def render(results: Mapping[str, Any], charts: Sequence[tuple[str, str]], opening: str | None = None) -> str:
+    """The whole report as Markdown; ``charts`` are (title, file) pairs, ``opening`` the verdict's
+    section (already Markdown) when the run searched for capacity."""
+    env = _lenient(results.get("environment", {}))
+    plan = _lenient(results.get("plan", {}).get("settings", {}))
+    settings = results.get("settings", {})
+    started = results.get("servers", {}).get("started", {})
+    values = {
+        "title": title(results),
+        "opening": opening.rstrip() if opening else "",
+        "env": env,
+        "libs": _lenient(env.get("libraries", {})),
+        "device": _lenient(env.get("device", {})),
+        "gpus": ", ".join(env.get("device", {}).get("gpu_names", [])),
+        "pinning": _pinning(env.get("pinning", {})),
+        "tfserving_text": _tfserving_text(results),
+        "torchserve": started.get("torchserve", {}).get("implementation", _TORCHSERVE_NOT_STARTED),
+        "token": results.get("endpoints", {}).get("torchserve_key_file"),
+        "generator": _lenient(results.get("generator", {})),
+        "config": _lenient(results.get("config", {})),
+        "plan": plan,
+        "payloads": _lenient(results.get("payloads", {})),
+        "headlines": headline_lines(results),
+        "results_header": RESULTS_HEADER,
+        "results_numeric": (0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),
+        "ceiling_fraction": settings.get("ceiling_fraction", 0.8),
+        "saturation_cpu": settings.get("saturation_cpu_percent", 80),
+        "charts": charts,
+        "stand_in": official(results) is False,
+        "short_run": plan.get("min_requests", 1000) < 1000 or plan.get("repetitions", 1) < 3,
+        **_tables(results),
+    }
+    return template_environment().get_template("report.md").render(values) + "\n"

@@ -183,13 +183,16 @@ def capacity_chart(view: Verdict) -> bytes:
 @functools.cache
 def template_environment() -> jinja2.Environment:
     """The report templates (Markdown and plain text: HTML is rendered from the Markdown, escaped there)."""
-    return jinja2.Environment(  # nosec B701  # no template renders HTML: page.py escapes the Markdown
+    environment = jinja2.Environment(  # nosec B701  # no template renders HTML: page.py escapes the Markdown
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    # A Markdown table cell: a "|" inside would split it, a line break would end the row.
+    environment.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    return environment
 
 
 def sentences(view: Verdict) -> list[str]:

@@ -213,3 +213,25 @@ def test_a_run_with_only_direct_targets_renders(results: dict[str, Any], tmp_pat
     paths = write_report(changed, tmp_path)  # warnings are errors here: no empty legends
     assert "no target measured" not in paths["markdown"].read_text()
     assert len(list((tmp_path / "charts").glob("*.png"))) == 3  # no gateway split without gateway targets
+
+
+def test_a_failure_text_with_a_bar_stays_in_its_cell(results: dict[str, Any], tmp_path: Path) -> None:
+    changed = json.loads(json.dumps(results))
+    changed["summary"][0]["error_reasons"] = {"HTTP 503 | upstream\nreset": 2}
+    markdown = write_report(changed, tmp_path)["markdown"].read_text()
+    rows = _markdown_table(markdown, "| target | step | failure | count")
+    assert rows == [
+        {
+            "target": target_label(changed["summary"][0]["target"], False),
+            "step": changed["summary"][0]["step"],
+            "failure": "HTTP 503 | upstream reset",
+            "count": "2",
+        }
+    ]
+
+
+def test_results_without_the_run_details_still_render(results: dict[str, Any], tmp_path: Path) -> None:
+    changed = {key: value for key, value in results.items() if key not in ("environment", "plan", "config")}
+    markdown = write_report(changed, tmp_path)["markdown"].read_text()
+    assert "- Machine: None x None" in markdown  # what is missing reads as missing, nothing is invented
+    assert "| target | step | req/s [95% CI]" in markdown
