@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pycurl
@@ -62,6 +63,7 @@ from loadtests.gateway_stages import stage_lines
 from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
+from loadtests.report.templating import template_environment
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
 from model_store import MODEL_NAME, ModelStore, default_root
@@ -692,16 +694,8 @@ def _wrk(bench: Bench, steps: list[Step]) -> dict[str, object]:
     }
 
 
-def _proxy_floor_figures(floor: Mapping[str, object], clients: int) -> str:
-    return (
-        f"CPU {_num(floor.get('cpu_ms_per_request'), 0)} ms/req at {clients} clients, "
-        f"p50 {_num(floor.get('p50_ms_1_client'), 0)} ms at 1 client "
-        f"(direct {_num(floor.get('direct_p50_ms_1_client'), 0)} ms), "
-        f"{_num(floor.get('rps'), 0, 0)} req/s (direct {_num(floor.get('direct_rps'), 0, 0)})"
-    )
-
-
 def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
+    """Work out the figures and target lines, write results.json, print the summary and save it."""
     args = bench.args
     measured = dict.fromkeys(s.backend for s in steps if s.path in ("direct", "gateway"))  # not floor runs
     figures = [backend_figures(steps, b, 1, args.clients) for b in measured]
@@ -715,56 +709,13 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         Floor.from_dict(floor) if isinstance(floor, dict) else None,
         lone if isinstance(lone := extras.get("lone_request"), dict) else None,
     )
-    say("")
-    say(
-        f"Gateway cost per backend ({args.seconds:g} s windows, {args.clients} clients for throughput; "
-        "medians of A B B A)"
-    )
-    say(
-        f"{'backend':20}{'direct p50':>11}{'gw p50':>9}{'added p50':>10}{'added p99':>10}"
-        f"{'direct/s':>9}{'gw/s':>7}{'ratio':>7}{'gw CPU ms/req':>14}{'server CPU':>11}"
-    )
-    for f in figures:
-        say(
-            f"{f.backend:20}{_num(f.direct_p50_ms, 11)}{_num(f.gateway_p50_ms, 9)}{_num(f.added_p50_ms, 10)}"
-            f"{_num(f.added_p99_ms, 10)}{_num(f.direct_rps, 9, 0)}{_num(f.gateway_rps, 7, 0)}"
-            f"{_num(f.throughput_ratio, 7, 2)}{_num(f.gateway_cpu_ms, 14)}{_num(f.server_cpu_ms, 11)}"
-        )
-    if isinstance(floor, dict):
-        proxies = [(BATCHED, floor), (GRPC_FLOOR_BACKEND, floor.get("grpc") or {})]
-        if isinstance(torchserve_floor := floor.get("torchserve"), dict):
-            proxies.append((TORCHSERVE_FLOOR_BACKEND, torchserve_floor))
-        say(
-            "floor (plain WSGI proxy, same server and client): "
-            + "".join(f"to {name} {_proxy_floor_figures(proxy, args.clients)}; " for name, proxy in proxies)
-            + "medians of direct, floor, floor, direct; answering by itself "
-            f"CPU {_num(floor.get('answer_cpu_ms_per_request'), 0)} ms/req; the load generator reaches "
-            f"{_num(floor.get('generator_rps'), 0, 0)} req/s at {args.batch_clients} clients "
-            "against null endpoints"
-        )
     points = (1, args.clients, args.batch_clients)
     batching = [row for b in (BATCHED, "torchserve-rest") for row in batching_rows(steps, b, points)]
-    if batching:
-        say("")
-        say("Batching: none, in the gateway, in the server (req/s, p50, p99 per number of clients)")
-        for row in batching:
-            say(
-                f"  {row.backend:16} {BATCHING_MODES[row.mode]:40} {row.clients:>3} clients"
-                f"{_num(row.rps, 8, 0)} req/s  p50{_num(row.p50_ms, 9)} ms  p99{_num(row.p99_ms, 9)} ms"
-            )
-    say("")
-    say("Targets")
-    for line in lines:
-        verdict = {True: "PASS", False: "MISS", None: "not measured"}[line.passed]
-        floor_note = f"; {line.floor_note}" if line.floor_note else ""
-        say(
-            f"  {verdict:12} {line.figure} [{line.where}]: {_num(line.measured, 0)} "
-            f"(target {line.target}{floor_note})"
-        )
     results = {
         "format": "gateway-bench/1",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
+        "settings": {"seconds": args.seconds, "clients": args.clients, "batch_clients": args.batch_clients},
         "environment": {**describe_machine(REPO_ROOT), "pinning": bench.pinning.to_dict()},
         "servers": bench.stack.describe(),
         "steps": [s.to_dict() for s in steps],
@@ -774,46 +725,37 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         **extras,
     }
     (bench.out / "results.json").write_text(json.dumps(results, indent=1))
-    profile = extras.get("profile")
-    if isinstance(profile, dict) and profile.get("self"):
-        say("")
-        say(f"Where the gateway worker's CPU goes (py-spy, {profile['samples']} samples holding the GIL):")
-        for frame, share in profile["inclusive"][:10]:
-            say(f"  {share:5.1f}%  {frame}")
-    stages = extras.get("stages")
-    if isinstance(stages, dict) and "stages_us" in stages:
-        say("")
-        say(
-            f"Where a request's CPU goes in the gateway (in process, one thread, {stages['requests']} "
-            f"requests to {BATCHED}; thread CPU per request, less than a live worker's):"
-        )
-        for text in stage_lines(stages):
-            say(text)
-    elif isinstance(stages, dict):
-        say(f"\nThe gateway's stages in process: skipped ({stages.get('skipped')})")
-    if crosscheck := _crosscheck_line(extras.get("crosscheck")):
-        say(crosscheck)
-    say(f"\nResults: {bench.out / 'results.json'}")
+    summary = summary_text(results)
+    (bench.out / "summary.txt").write_text(summary)
+    say("\n" + summary)
+    say(f"Results: {bench.out / 'results.json'}; this summary: {bench.out / 'summary.txt'}")
     return 0
 
 
-def _crosscheck_line(check: object) -> str:
-    """The ``wrk`` point beside this harness's own windows of the same target and client count."""
-    if not isinstance(check, dict):
-        return ""
-    if "skipped" in check:
-        return f"\nCross-check with wrk: skipped ({check['skipped']})"
-    ours = ", ".join(f"{value:.3f}" for value in check.get("ours_p50_ms") or [])
-    return (
-        f"\nCross-check with wrk, {check.get('target')} at 1 connection: "
-        f"p50 {_num(check.get('p50_ms'), 0)} ms (this harness at 1 client: {ours or '-'} ms)"
-    )
-
-
-def _num(value: object, width: int, digits: int = 3) -> str:
-    if not isinstance(value, int | float):
-        return f"{'-':>{width}}"
-    return f"{value:>{width}.{digits}f}"
+def summary_text(results: Mapping[str, Any]) -> str:
+    """The printed summary (``templates/gateway_bench.txt``), from a results.json alone."""
+    floor = results.get("floor")
+    proxies: list[tuple[str, object]] = []
+    if isinstance(floor, dict):
+        proxies = [(BATCHED, floor), (GRPC_FLOOR_BACKEND, floor.get("grpc") or {})]
+        if isinstance(torchserve_floor := floor.get("torchserve"), dict):
+            proxies.append((TORCHSERVE_FLOOR_BACKEND, torchserve_floor))
+    stages = results.get("stages")
+    values = {
+        "run": results["settings"],
+        "figures": results["figures"],
+        "floor": floor if isinstance(floor, dict) else None,
+        "proxies": proxies,
+        "batching": results["batching"],
+        "modes": BATCHING_MODES,
+        "targets": results["targets"],
+        "profile": results.get("profile"),
+        "stages": stages,
+        "stage_lines": stage_lines(stages) if isinstance(stages, dict) and "stages_us" in stages else [],
+        "crosscheck": results.get("crosscheck"),
+        "batched": BATCHED,
+    }
+    return template_environment().get_template("gateway_bench.txt").render(values)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
-from loadtests.report.verdict import template_environment
+from loadtests.report.templating import template_environment
 
 __all__ = ["headline_lines", "render", "title"]
 

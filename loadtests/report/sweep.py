@@ -10,7 +10,8 @@ from typing import Any
 from gateway.registry import spec
 from loadtests.report.labels import fmt_rps, number
 from loadtests.report.page import html_page
-from loadtests.report.verdict import Verdict, VerdictRow, capacity_chart, template_environment
+from loadtests.report.templating import template_environment
+from loadtests.report.verdict import Verdict, VerdictRow, capacity_chart
 
 __all__ = ["sweep_view", "write_sweep_report"]
 

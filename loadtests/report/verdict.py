@@ -6,18 +6,15 @@ templates next to this module, once as HTML and once as Markdown.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from gateway.registry import BACKEND_NAMES, spec
 from loadtests.report.labels import fmt_ms, fmt_rps, number, official, target_label
+from loadtests.report.templating import template_environment
 
 __all__ = [
     "Verdict",
@@ -25,11 +22,9 @@ __all__ = [
     "capacity_chart",
     "render_verdict",
     "sentences",
-    "template_environment",
     "verdict",
 ]
 
-TEMPLATES = Path(__file__).parent / "templates"
 GREY = "#7f7f7f"
 
 
@@ -178,21 +173,6 @@ def capacity_chart(view: Verdict) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
-
-
-@functools.cache
-def template_environment() -> jinja2.Environment:
-    """The report templates (Markdown and plain text: HTML is rendered from the Markdown, escaped there)."""
-    environment = jinja2.Environment(  # nosec B701  # no template renders HTML: page.py escapes the Markdown
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    # A Markdown table cell: a "|" inside would split it, a line break would end the row.
-    environment.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
-    return environment
 
 
 def sentences(view: Verdict) -> list[str]:
