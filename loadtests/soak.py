@@ -42,6 +42,7 @@ import psutil
 
 from gateway.routing import RetryBudgetConfig
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
+from loadtests.report.templating import template_environment
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.stats import percentile
@@ -568,33 +569,8 @@ def _soak(args: argparse.Namespace, stack: LocalStack, store: ModelStore, out: P
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [
-        f"# Fault soak: {report['seconds']:g} s, {report['clients']} clients",
-        "",
-        "| phase | requests | failed | causes | p50 ms | p99 ms |",
-        "|---|---:|---:|---|---:|---:|",
-    ]
-    for row in report["phases"]:
-        causes = ", ".join(f"{k}: {v}" for k, v in row["causes"].items()) or "-"
-        lines.append(
-            f"| {row['phase']} | {row['requests']} | {row['failed']} | {causes} "
-            f"| {row['p50_ms']} | {row['p99_ms']} |"
-        )
-    warm, end = report["footprint"]["warm"], report["footprint"]["end"]
-    lines += [
-        "",
-        f"Gateway (all processes): RSS {warm['rss_mib']:.1f} MiB after warm-up, {end['rss_mib']:.1f} MiB "
-        f"at the end; open descriptors {warm['fds']} -> {end['fds']}.",
-        "",
-        "| target | met | measured |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {t['target']} | {'PASS' if t['met'] else 'MISS'} | {t['measured']} |" for t in report["targets"]
-    ]
-    if report["notes"]:
-        lines += ["", "Notes: " + "; ".join(report["notes"])]
-    return "\n".join(lines) + "\n"
+    """soak.md (``templates/soak.md``) from the soak's report alone."""
+    return template_environment().get_template("soak.md").render(report=report)
 
 
 def main(argv: list[str] | None = None, say: Say = print) -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.router import RetryBudget
 from gateway.routing import RoutingTable
-from loadtests.soak import EDITED_WEIGHTS, WEIGHTS, Outcome, Timeline, phase_table, routing
+from loadtests.soak import EDITED_WEIGHTS, WEIGHTS, Outcome, Timeline, phase_table, render, routing
 from model_store import MODEL_NAME
 
 
@@ -34,3 +34,34 @@ def test_a_request_belongs_to_the_phase_in_which_it_started() -> None:
     rows = {row["phase"]: row for row in phase_table(outcomes, timeline)}
     assert rows["baseline"]["failed"] == 1 and rows["baseline"]["causes"] == {"503 unavailable": 1}
     assert rows["kill torchserve"]["requests"] == 1 and rows["kill torchserve"]["failed"] == 0
+
+
+def test_the_report_has_a_row_per_phase_and_a_verdict_per_target() -> None:
+    report = {
+        "seconds": 60.0,
+        "clients": 4,
+        "phases": [
+            {"phase": "baseline", "requests": 120, "failed": 0, "causes": {}, "p50_ms": 2.1, "p99_ms": 9.8},
+            {
+                "phase": "kill torchserve",
+                "requests": 80,
+                "failed": 2,
+                "causes": {"timeout": 1, "HTTP 503 | upstream": 1},
+                "p50_ms": 3.0,
+                "p99_ms": 40.2,
+            },
+        ],
+        "footprint": {"warm": {"rss_mib": 301.25, "fds": 40}, "end": {"rss_mib": 305.0, "fds": 41}},
+        "targets": [
+            {"target": "no failed valid request", "met": False, "measured": "2 of 200"},
+            {"target": "descriptors", "met": True, "measured": "+1"},
+        ],
+        "notes": ["TorchServe restarted in 14 s"],
+    }
+    lines = render(report).splitlines()
+    assert lines[0] == "# Fault soak: 60 s, 4 clients"
+    assert "| baseline | 120 | 0 | - | 2.1 | 9.8 |" in lines
+    assert "| kill torchserve | 80 | 2 | timeout: 1, HTTP 503 \\| upstream: 1 | 3.0 | 40.2 |" in lines
+    assert "| no failed valid request | MISS | 2 of 200 |" in lines and "| descriptors | PASS | +1 |" in lines
+    assert "RSS 301.2 MiB after warm-up, 305.0 MiB at the end; open descriptors 40 -> 41." in " ".join(lines)
+    assert lines[-1] == "Notes: TorchServe restarted in 14 s"
