@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
             "usage: python -m loadtests compare [options]        (python -m loadtests compare --help)\n"
             "       python -m loadtests bench-gateway [options]  (the gateway's cost; --help)\n"
             "       python -m loadtests soak [options]           (steady load while faults happen; --help)\n"
-            "       python -m loadtests sweep [options]          (capacity per batching setting; --help)"
+            "       python -m loadtests sweep [options]          (capacity per batching setting; --help)\n"
+            "       python -m loadtests report RUN               (a saved run's report again, from its JSON)"
         )
         return 0 if args else 2
     if args[0] == "bench-gateway":
@@ -30,9 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.sweep import main as sweep
 
         return sweep(args[1:])
+    if args[0] == "report":
+        from loadtests.report.again import main as report_again
+
+        return report_again(args[1:])
     if args[0] != "compare":
         print(
-            f"unknown command {args[0]!r}; the commands are `compare`, `bench-gateway`, `soak` and `sweep`",
+            f"unknown command {args[0]!r}; the commands are `compare`, `bench-gateway`, `soak`, `sweep` "
+            "and `report`",
             file=sys.stderr,
         )
         return 2

@@ -742,7 +742,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
             proxies.append((TORCHSERVE_FLOOR_BACKEND, torchserve_floor))
     stages = results.get("stages")
     values = {
-        "run": results["settings"],
+        "run": results.get("settings") or _settings_from_argv(results.get("argv", [])),
         "figures": results["figures"],
         "floor": floor if isinstance(floor, dict) else None,
         "proxies": proxies,
@@ -756,6 +756,12 @@ def summary_text(results: Mapping[str, Any]) -> str:
         "batched": BATCHED,
     }
     return template_environment().get_template("gateway_bench.txt").render(values)
+
+
+def _settings_from_argv(argv: list[str]) -> dict[str, float]:
+    """A run saved before results.json recorded its settings: they are in its command line."""
+    args = _parser().parse_args([arg for arg in argv if arg != "bench-gateway"])
+    return {"seconds": args.seconds, "clients": args.clients, "batch_clients": args.batch_clients}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -36,29 +37,32 @@ def test_a_request_belongs_to_the_phase_in_which_it_started() -> None:
     assert rows["kill torchserve"]["requests"] == 1 and rows["kill torchserve"]["failed"] == 0
 
 
+SOAK_REPORT: dict[str, Any] = {
+    "seconds": 60.0,
+    "clients": 4,
+    "phases": [
+        {"phase": "baseline", "requests": 120, "failed": 0, "causes": {}, "p50_ms": 2.1, "p99_ms": 9.8},
+        {
+            "phase": "kill torchserve",
+            "requests": 80,
+            "failed": 2,
+            "causes": {"timeout": 1, "HTTP 503 | upstream": 1},
+            "p50_ms": 3.0,
+            "p99_ms": 40.2,
+        },
+    ],
+    "footprint": {"warm": {"rss_mib": 301.25, "fds": 40}, "end": {"rss_mib": 305.0, "fds": 41}},
+    "targets": [
+        {"target": "no failed valid request", "met": False, "measured": "2 of 200"},
+        {"target": "descriptors", "met": True, "measured": "+1"},
+    ],
+    "notes": ["TorchServe restarted in 14 s"],
+}
+"""A soak's report as soak.json holds it (made up: a short run in which two requests failed)."""
+
+
 def test_the_report_has_a_row_per_phase_and_a_verdict_per_target() -> None:
-    report = {
-        "seconds": 60.0,
-        "clients": 4,
-        "phases": [
-            {"phase": "baseline", "requests": 120, "failed": 0, "causes": {}, "p50_ms": 2.1, "p99_ms": 9.8},
-            {
-                "phase": "kill torchserve",
-                "requests": 80,
-                "failed": 2,
-                "causes": {"timeout": 1, "HTTP 503 | upstream": 1},
-                "p50_ms": 3.0,
-                "p99_ms": 40.2,
-            },
-        ],
-        "footprint": {"warm": {"rss_mib": 301.25, "fds": 40}, "end": {"rss_mib": 305.0, "fds": 41}},
-        "targets": [
-            {"target": "no failed valid request", "met": False, "measured": "2 of 200"},
-            {"target": "descriptors", "met": True, "measured": "+1"},
-        ],
-        "notes": ["TorchServe restarted in 14 s"],
-    }
-    lines = render(report).splitlines()
+    lines = render(SOAK_REPORT).splitlines()
     assert lines[0] == "# Fault soak: 60 s, 4 clients"
     assert "| baseline | 120 | 0 | - | 2.1 | 9.8 |" in lines
     assert "| kill torchserve | 80 | 2 | timeout: 1, HTTP 503 \\| upstream: 1 | 3.0 | 40.2 |" in lines
