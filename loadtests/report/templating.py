@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
 
-__all__ = ["number_cell", "template_environment"]
+__all__ = ["number_cell", "template_environment", "text_table"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -17,6 +18,20 @@ def number_cell(value: object, width: int, digits: int = 3) -> str:
     if not isinstance(value, int | float):
         return f"{'-':>{width}}"
     return f"{value:>{width}.{digits}f}"
+
+
+def text_table(rows: Sequence[Sequence[str]], headers: Sequence[str], right: Sequence[bool] = ()) -> str:
+    """``rows`` under ``headers`` in aligned columns (``right``: right-align these columns)."""
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            str(c).rjust(w) if i < len(right) and right[i] else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def _table_cell(text: object) -> str:
@@ -34,5 +49,5 @@ def template_environment() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    environment.filters.update(cell=_table_cell, num=number_cell)
+    environment.filters.update(cell=_table_cell, num=number_cell, text_table=text_table)
     return environment
