@@ -185,6 +185,14 @@ def _preset_help(name: str) -> str:
     return f"default {DEFAULTS[name]!s}; demo preset {values['demo']!s}"
 
 
+def _knob(group: argparse._ArgumentGroup, name: str, kind: type, text: str) -> None:
+    """An option whose default comes from the preset (``DEFAULTS``/``PRESETS``); ``text`` may place
+    the defaults with ``{defaults}``, else they follow it in brackets."""
+    defaults = _preset_help(name)
+    text = text.format(defaults=defaults) if "{defaults}" in text else f"{text} ({defaults})"
+    group.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m loadtests compare",
@@ -234,13 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="model store root for the digits and --start "
         "(default: $MODEL_STORE_DIR or model_store/artifacts)",
     )
-    where.add_argument(
-        "--digits", type=int, default=None, help=f"test digits in the payload pool ({_preset_help('digits')})"
-    )
+    _knob(where, "digits", int, "test digits in the payload pool")
     where.add_argument("--seed", type=int, default=0, help="digit choice and bootstrap seed")
 
     load = parser.add_argument_group("load (closed loop unless --rates)")
-    load.add_argument("--users", default=None, help=f"concurrency steps ({_preset_help('users')})")
+    _knob(load, "users", str, "concurrency steps")
     load.add_argument(
         "--rates",
         default=None,
@@ -250,65 +256,35 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--rate-users", type=int, default=None, help="users sharing a fixed rate (0: largest --users)"
     )
-    load.add_argument(
-        "--repetitions", type=int, default=None, help=f"interleaved runs ({_preset_help('repetitions')})"
+    _knob(load, "repetitions", int, "interleaved runs")
+    _knob(load, "min_requests", int, "measured requests per step")
+    _knob(load, "step_seconds", float, "minimum step")
+    _knob(load, "max_step_seconds", float, "step cap")
+    _knob(load, "settle_seconds", float, "discarded after each ramp")
+    _knob(load, "warmup_requests", int, "discarded warm-up")
+    _knob(load, "warmup_seconds", float, "warm-up cap")
+    _knob(
+        load,
+        "prewarm_seconds",
+        float,
+        "before the plan, send each server real requests on each protocol for this long from 4 threads "
+        "(TorchServe's JVM speeds up for thousands of requests; same for TF Serving)",
     )
-    load.add_argument(
-        "--min-requests",
-        type=int,
-        default=None,
-        help=f"measured requests per step ({_preset_help('min_requests')})",
+    _knob(
+        load,
+        "prewarm_requests",
+        int,
+        "stop pre-warming a server once it has had this many requests (0: after --prewarm-seconds only)",
     )
-    load.add_argument(
-        "--step-seconds", type=float, default=None, help=f"minimum step ({_preset_help('step_seconds')})"
-    )
-    load.add_argument(
-        "--max-step-seconds", type=float, default=None, help=f"step cap ({_preset_help('max_step_seconds')})"
-    )
-    load.add_argument(
-        "--settle-seconds",
-        type=float,
-        default=None,
-        help=f"discarded after each ramp ({_preset_help('settle_seconds')})",
-    )
-    load.add_argument(
-        "--warmup-requests",
-        type=int,
-        default=None,
-        help=f"discarded warm-up ({_preset_help('warmup_requests')})",
-    )
-    load.add_argument(
-        "--warmup-seconds", type=float, default=None, help=f"warm-up cap ({_preset_help('warmup_seconds')})"
-    )
-    load.add_argument(
-        "--prewarm-seconds",
-        type=float,
-        default=None,
-        help="before the plan, send each server real requests on each protocol for this long from 4 threads "
-        "(TorchServe's JVM speeds up for thousands of requests; same for TF Serving) "
-        f"({_preset_help('prewarm_seconds')})",
-    )
-    load.add_argument(
-        "--prewarm-requests",
-        type=int,
-        default=None,
-        help="stop pre-warming a server once it has had this many requests (0: after --prewarm-seconds "
-        f"only) ({_preset_help('prewarm_requests')})",
-    )
-    load.add_argument(
-        "--warmup-users",
-        type=int,
-        default=None,
-        help=f"users during the warm-up ({_preset_help('warmup_users')})",
-    )
+    _knob(load, "warmup_users", int, "users during the warm-up")
     load.add_argument("--request-timeout", type=float, default=10.0, help="seconds per request (default 10)")
-    load.add_argument(
-        "--crosscheck-seconds",
-        type=float,
-        default=None,
-        help="after the run, measure TF Serving and TorchServe REST at one connection with an independent "
+    _knob(
+        load,
+        "crosscheck_seconds",
+        float,
+        "after the run, measure TF Serving and TorchServe REST at one connection with an independent "
         "client (http.client, no Locust) for this long, to compare with Locust's 1-user step (0: skip; "
-        f"{_preset_help('crosscheck_seconds')})",
+        "{defaults})",
     )
 
     generator = parser.add_argument_group("load generator")
@@ -343,39 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
     capacity = parser.add_argument_group(
         "capacity under a latency SLO (open loop, Poisson arrivals; docs/benchmarking.md)"
     )
-    capacity.add_argument(
-        "--slo-ms",
-        type=float,
-        default=None,
-        help=f"the p99 latency in ms a step must stay within ({_preset_help('slo_ms')})",
+    _knob(capacity, "slo_ms", float, "the p99 latency in ms a step must stay within")
+    _knob(capacity, "capacity_steps", int, "most steps of each target's search; 0: no search")
+    _knob(
+        capacity,
+        "capacity_seconds",
+        float,
+        "minimum measured seconds per search step (then until --capacity-min-requests answers, at most "
+        "twice this long)",
     )
-    capacity.add_argument(
-        "--capacity-steps",
-        type=int,
-        default=None,
-        help=f"most steps of each target's search; 0: no search ({_preset_help('capacity_steps')})",
-    )
-    capacity.add_argument(
-        "--capacity-seconds",
-        type=float,
-        default=None,
-        help="minimum measured seconds per search step (then until --capacity-min-requests answers, at "
-        "most twice this long) "
-        f"({_preset_help('capacity_seconds')})",
-    )
-    capacity.add_argument(
-        "--capacity-min-requests",
-        type=int,
-        default=None,
-        help="answers a search step waits for after its minimum time "
-        f"({_preset_help('capacity_min_requests')})",
-    )
-    capacity.add_argument(
-        "--capacity-precision",
-        type=float,
-        default=None,
-        help="stop when the lowest failing rate is within this share of the highest passing one "
-        f"({_preset_help('capacity_precision')})",
+    _knob(capacity, "capacity_min_requests", int, "answers a search step waits for after its minimum time")
+    _knob(
+        capacity,
+        "capacity_precision",
+        float,
+        "stop when the lowest failing rate is within this share of the highest passing one",
     )
     capacity.add_argument(
         "--capacity-start",
@@ -386,9 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = parser.add_argument_group("report")
     report.add_argument("--out", type=Path, default=Path("reports"), help="reports/<timestamp>/ goes here")
-    report.add_argument(
-        "--bootstrap", type=int, default=None, help=f"bootstrap resamples ({_preset_help('bootstrap')})"
-    )
+    _knob(report, "bootstrap", int, "bootstrap resamples")
     report.add_argument(
         "--cdf-step",
         default="",
