@@ -45,7 +45,19 @@ def test_the_floor_the_stages_and_the_profile_are_printed(results: dict[str, Any
     assert f"py-spy, {results['profile']['samples']} samples holding the GIL" in text
 
 
-def test_the_wrk_point_is_printed_beside_the_harness_own_windows(results: dict[str, Any]) -> None:
+def test_the_wrk_windows_are_printed_beside_the_harness_windows_around_them(results: dict[str, Any]) -> None:
+    results["crosscheck"] = {
+        "tool": "wrk",
+        "target": "gateway/tfserving-rest",
+        "p50_ms": [1.02, 1.0461],
+        "ours_p50_ms": [1.0829, 1.1018],
+    }
+    text = summary_text(results)
+    assert "gateway/tfserving-rest at 1 connection, windows interleaved" in text
+    assert "p50 1.020, 1.046 ms with wrk, 1.083, 1.102 ms with this harness" in text
+
+
+def test_an_older_run_prints_its_single_wrk_point(results: dict[str, Any]) -> None:
     ours = [1.0829, 1.1018]
     results["crosscheck"] = {"target": "gateway/tfserving-rest", "p50_ms": 1.02, "ours_p50_ms": ours}
     text = summary_text(results)
