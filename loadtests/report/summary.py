@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from loadtests.report.content import BUSY_OTHER_CPU
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
 from loadtests.report.templating import template_environment
 from loadtests.report.verdict import sentences, verdict
@@ -30,11 +31,13 @@ def _cpu(value: float) -> str:
 
 
 def _flags(row: Mapping[str, Any]) -> str:
-    return ", ".join(
-        flag
-        for flag, on in (("generator saturated", row.get("saturated")), ("short", row.get("short")))
-        if on
+    other = row.get("other_cpu_percent")
+    flags = (
+        ("generator saturated", row.get("saturated")),
+        ("short", row.get("short")),
+        ("machine busy", isinstance(other, int | float) and other >= BUSY_OTHER_CPU),
     )
+    return ", ".join(flag for flag, on in flags if on)
 
 
 def summary_text(results: Mapping[str, Any]) -> str:

@@ -235,3 +235,19 @@ def test_results_without_the_run_details_still_render(results: dict[str, Any], t
     markdown = write_report(changed, tmp_path)["markdown"].read_text()
     assert "- Machine: None x None" in markdown  # what is missing reads as missing, nothing is invented
     assert "| target | step | req/s [95% CI]" in markdown
+
+
+def test_the_printed_summary_flags_a_step_taken_while_the_machine_was_busy(results: dict[str, Any]) -> None:
+    changed = json.loads(json.dumps(results))
+    changed["summary"][0]["other_cpu_percent"] = 31.0
+    changed["summary"][1]["other_cpu_percent"] = 24.0
+    lines = summary_text(changed).splitlines()
+    first, second = (
+        next(
+            line
+            for line in lines
+            if line.startswith(target_label(row["target"], False)) and row["step"] in line
+        )
+        for row in changed["summary"][:2]
+    )
+    assert first.endswith("machine busy") and "machine busy" not in second
