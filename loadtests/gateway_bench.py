@@ -764,7 +764,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
 
 def _settings_from_argv(argv: list[str]) -> dict[str, float]:
     """A run saved before results.json recorded its settings: they are in its command line."""
-    args = _parser().parse_args([arg for arg in argv if arg != "bench-gateway"])
+    args, _ = _parser().parse_known_args([arg for arg in argv if arg != "bench-gateway"])  # old options too
     return {"seconds": args.seconds, "clients": args.clients, "batch_clients": args.batch_clients}
 
 
