@@ -34,9 +34,6 @@ def _saved(run: Path) -> Path:
 
 def render_again(run: Path) -> list[Path]:
     """Write the report of the run saved at ``run`` beside its JSON; returns the files written."""
-    from loadtests.report import write_report
-    from loadtests.report.sweep import write_sweep_report
-
     saved = _saved(run)
     try:
         data: Any = json.loads(saved.read_text())
@@ -47,6 +44,8 @@ def render_again(run: Path) -> list[Path]:
     folder = saved.parent
     kind = data.get("format") or data.get("schema") or ("soak" if "footprint" in data else "")
     if kind == "loadtests-results/1":
+        from loadtests.report import write_report
+
         paths = write_report(data, folder)
         return [paths["markdown"], paths["html"]]
     if kind == "gateway-bench/1":
@@ -60,6 +59,8 @@ def render_again(run: Path) -> list[Path]:
         (folder / "soak.md").write_text(render(data))
         return [folder / "soak.md"]
     if str(kind).startswith("loadtests-sweep/"):
+        from loadtests.report.sweep import write_sweep_report
+
         paths = write_sweep_report(data, folder)
         return [paths["markdown"], paths["html"]]
     raise ValueError(f"{saved}: unknown kind of run {kind!r}")

@@ -3,12 +3,11 @@ be re-rendered). Here: the cells of its tables, formatted; the template holds th
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
-from loadtests.report.templating import template_environment
+from loadtests.report.templating import lenient, template_environment
 
 __all__ = ["headline_lines", "render", "title"]
 
@@ -99,6 +98,8 @@ def _server_cpu(row: Mapping[str, Any]) -> str:
     return f"{share} ({cost:.2f})" if isinstance(cost, int | float) and cost == cost else share
 
 
+_TIMING = ("client_p50", "backend_p50", "gateway_p50")
+_TORCHSERVE_NOT_STARTED = "TorchServe (not started by this run)"
 RESULTS_HEADER = (
     "target",
     "step",
@@ -211,38 +212,28 @@ def _tables(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_TIMING = ("client_p50", "backend_p50", "gateway_p50")
-_TORCHSERVE_NOT_STARTED = "TorchServe (not started by this run)"
-
-
-def _lenient(section: Mapping[str, Any]) -> defaultdict[str, Any]:
-    """A results section whose missing fields read as None in the template (written "None", as
-    ``.get`` would), so that an older or partial results.json still renders."""
-    return defaultdict(lambda: None, section)
-
-
 def render(results: Mapping[str, Any], charts: Sequence[tuple[str, str]], opening: str | None = None) -> str:
     """The whole report as Markdown; ``charts`` are (title, file) pairs, ``opening`` the verdict's
     section (already Markdown) when the run searched for capacity."""
-    env = _lenient(results.get("environment", {}))
-    plan = _lenient(results.get("plan", {}).get("settings", {}))
+    env = lenient(results.get("environment", {}))
+    plan = lenient(results.get("plan", {}).get("settings", {}))
     settings = results.get("settings", {})
     started = results.get("servers", {}).get("started", {})
     values = {
         "title": title(results),
         "opening": opening.rstrip() if opening else "",
         "env": env,
-        "libs": _lenient(env.get("libraries", {})),
-        "device": _lenient(env.get("device", {})),
+        "libs": lenient(env.get("libraries", {})),
+        "device": lenient(env.get("device", {})),
         "gpus": ", ".join(env.get("device", {}).get("gpu_names", [])),
         "pinning": _pinning(env.get("pinning", {})),
         "tfserving_text": _tfserving_text(results),
         "torchserve": started.get("torchserve", {}).get("implementation", _TORCHSERVE_NOT_STARTED),
         "token": results.get("endpoints", {}).get("torchserve_key_file"),
-        "generator": _lenient(results.get("generator", {})),
-        "config": _lenient(results.get("config", {})),
+        "generator": lenient(results.get("generator", {})),
+        "config": lenient(results.get("config", {})),
         "plan": plan,
-        "payloads": _lenient(results.get("payloads", {})),
+        "payloads": lenient(results.get("payloads", {})),
         "headlines": headline_lines(results),
         "results_header": RESULTS_HEADER,
         "results_numeric": (0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),

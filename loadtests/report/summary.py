@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 from loadtests.report.content import BUSY_OTHER_CPU
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
-from loadtests.report.templating import template_environment
+from loadtests.report.templating import lenient, template_environment
 from loadtests.report.verdict import sentences, verdict
 
 __all__ = ["summary_text"]
@@ -43,7 +42,7 @@ def _flags(row: Mapping[str, Any]) -> str:
 def summary_text(results: Mapping[str, Any]) -> str:
     tf_official = official(results)
     label = lambda name: target_label(name, tf_official)  # noqa: E731 - a short alias for the rows below
-    env = defaultdict(lambda: None, results.get("environment", {}))
+    env = lenient(results.get("environment", {}))
     pin = env["pinning"] or {}
     view = verdict(results)
     values = {

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
-__all__ = ["number_cell", "template_environment", "text_table"]
+__all__ = ["lenient", "number_cell", "template_environment", "text_table"]
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+def lenient(section: Mapping[str, Any]) -> defaultdict[str, Any]:
+    """A results section whose missing fields read as None in a template (written "None", as
+    ``.get`` would), so that an older or partial results file still renders."""
+    return defaultdict(lambda: None, section)
 
 
 def number_cell(value: object, width: int, digits: int = 3) -> str:

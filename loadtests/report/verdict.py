@@ -1,7 +1,7 @@
 """The report's opening: capacity under the latency SLO per target, one chart and a few plain sentences.
 
-Read from ``results["slo_capacity"]`` (``loadtests.capacity_results``); rendered with the jinja2
-templates next to this module, once as HTML and once as Markdown.
+Read from ``results["slo_capacity"]`` (``loadtests.capacity_results``); rendered as Markdown with the
+jinja2 templates in ``templates/`` (report.html is made from that Markdown).
 """
 
 from __future__ import annotations
