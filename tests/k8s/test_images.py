@@ -166,7 +166,11 @@ from gateway.settings import Settings
 client = create_app(Settings.from_env()).test_client()
 ready = client.get("/readyz")
 images = [[[0.0] * 28] * 28] * 2
-answers = [client.post("/v1/models/mnist:predict", json={"instances": images}) for _ in range(6)]
+# One backend named per request: a 50/50 split sent all six to one server in 1 run of 64.
+answers = [
+    client.post("/v1/models/mnist:predict", json={"instances": images}, headers={"X-Gateway-Backend": name})
+    for name in ("tfserving-rest", "torchserve-rest") * 3
+]
 metrics = client.get("/metrics")
 print(json.dumps({
     "ready": [ready.status_code, ready.get_json()],
