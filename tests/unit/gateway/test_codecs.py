@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from gateway import codecs
@@ -78,6 +81,89 @@ def test_v1_rejects(body: bytes, error: type[GatewayError], fragment: str) -> No
         codecs.decode_v1(body, LIMITS)
     assert fragment in caught.value.message
     assert 400 <= caught.value.status < 500
+
+
+def _general_path(body: bytes, monkeypatch: pytest.MonkeyPatch) -> codecs.V1Request | GatewayError:
+    """What decode_v1 answers without its shortcut for the usual body."""
+    with monkeypatch.context() as patch:
+        patch.setattr(codecs, "_usual_instances", lambda body, limits: None)
+        try:
+            return codecs.decode_v1(body, LIMITS)
+        except GatewayError as error:
+            return error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"instances": [IMAGE]}).encode(),
+        json.dumps({"instances": [IMAGE, IMAGE]}, separators=(",", ":")).encode(),
+        json.dumps({"instances": [FLAT, FLAT, FLAT]}, indent=2).encode(),
+        json.dumps({"instances": [[[0, 1] * 14] * 28]}).encode(),  # integers are numbers too
+    ],
+)
+def test_the_usual_body_is_read_without_python_lists(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    shortcut = codecs._usual_instances(body, LIMITS)
+    assert shortcut is not None, "the shortcut did not take a usual body"
+    general = _general_path(body, monkeypatch)
+    assert isinstance(general, codecs.V1Request)
+    assert shortcut.dtype == np.float32 and shortcut.tobytes() == general.images.tobytes()
+
+
+_PIXEL = st.one_of(
+    st.floats(0.0, 1.0),
+    st.sampled_from([0, 1, 0.5, 1e-300, 1.0000000000000002, -0.0, -1e-46, 2, "0.5", True, None, [0.5], {}]),
+)
+
+
+@given(
+    count=st.integers(1, 5),
+    flat=st.booleans(),
+    pixel=_PIXEL,
+    where=st.integers(0, 783),
+    drop=st.booleans(),
+    key=st.sampled_from(["instances", "inputs", "instance"]),
+    spaces=st.booleans(),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_shortcut_answers_as_the_general_path(
+    count: int,
+    flat: bool,
+    pixel: object,
+    where: int,
+    drop: bool,
+    key: str,
+    spaces: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever the body, decode_v1 gives the same array, or the same refusal, with its shortcut."""
+    rows = [[0.25] * 784 for _ in range(count)]
+    rows[-1][where] = pixel  # type: ignore[call-overload]
+    if drop:
+        del rows[0][where]
+    instances = rows if flat else [[row[i : i + 28] for i in range(0, len(row), 28)] for row in rows]
+    separators = (", ", ": ") if spaces else (",", ":")
+    body = json.dumps({key: instances}, separators=separators).encode()
+    general = _general_path(body, monkeypatch)
+    try:
+        decoded: codecs.V1Request | GatewayError = codecs.decode_v1(body, LIMITS)
+    except GatewayError as error:
+        decoded = error
+    if isinstance(general, GatewayError):
+        assert type(decoded) is type(general) and decoded.message == general.message
+    else:
+        assert isinstance(decoded, codecs.V1Request)
+        assert decoded.images.tobytes() == general.images.tobytes()
+
+
+def test_the_shortcut_keeps_a_parser_per_thread() -> None:
+    bodies = [json.dumps({"instances": [[[i / 10] * 28] * 28] * (1 + i % 3)}).encode() for i in range(10)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            decoded = list(pool.map(lambda body: codecs._usual_instances(body, LIMITS), bodies))
+            for i, images in enumerate(decoded):
+                assert images is not None and images.shape == (1 + i % 3, 28, 28)
+                assert np.all(images == np.float32(i / 10))
 
 
 def test_v1_encoding_keeps_the_tf_serving_field_names() -> None:
