@@ -9,6 +9,10 @@ Gateway time is separated from backend time: ``gateway_request_duration_seconds`
 request, ``gateway_backend_duration_seconds`` each upstream attempt, ``gateway_overhead_seconds``
 the difference. The shadow agreement rate is exported both as counters (for PromQL) and as the
 derived ``gateway_shadow_agreement_ratio`` computed at scrape time.
+
+The updates every request makes go through a :mod:`gateway.metric_writer`: with several workers they
+are queued and written in batches (a scrape sees another worker's requests up to 0.1 s late).
+``gateway_in_flight_requests`` is sampled from the worker's own count whenever the queue is written.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from gateway.breaker import State
+from gateway.metric_writer import BatchedWriter, MetricWriter
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "mark_process_dead", "multiprocess_dir"]
 
@@ -123,6 +128,12 @@ class Metrics:
     """The gateway's metrics; also the router's observer (see ``gateway.router.RouterObserver``)."""
 
     def __init__(self) -> None:
+        self._in_flight_source: Callable[[], int] | None = None
+        self.writer: MetricWriter = (
+            BatchedWriter(self._sample_in_flight)
+            if multiprocess_dir()
+            else MetricWriter(self._sample_in_flight)
+        )
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -217,7 +228,8 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "gateway_in_flight_requests",
-            "Predictions this worker is serving now (all workers of a pod summed: the autoscaler's signal)",
+            "Predictions this worker is serving now (all workers of a pod summed: the autoscaler's signal; "
+            "sampled every 0.1 s)",
             multiprocess_mode="livesum",
             registry=r,
         )
@@ -256,27 +268,29 @@ class Metrics:
                 self.overhead.labels(endpoint, model, backend),
             ),
         )
-        requests.inc()
-        duration.observe(total_s)
+        writer = self.writer
+        writer.inc(requests)
+        writer.observe(duration, total_s)
         if backend_s > 0:
-            overhead.observe(max(total_s - backend_s, 0.0))
+            writer.observe(overhead, max(total_s - backend_s, 0.0))
 
     def batch(self, model: str, backend: str, images: int, requests: int) -> None:
         size, merged, _ = self._batch_children(model, backend)
-        size.observe(images)
-        merged.observe(requests)
+        self.writer.observe(size, images)
+        self.writer.observe(merged, requests)
 
     def queue_delay(self, model: str, backend: str, seconds: float) -> None:
-        self._batch_children(model, backend)[2].observe(seconds)
+        self.writer.observe(self._batch_children(model, backend)[2], seconds)
 
     def lone(self, model: str, backend: str, images: int) -> None:
         """A batch of one request that did not wait: the three observations of :meth:`batch` and
         :meth:`queue_delay` with one lookup (this runs for every request at low load)."""
         children = self._batcher_children.get((model, backend)) or self._batch_children(model, backend)
         size, merged, delay = children
-        size.observe(images)
-        merged.observe(1)
-        delay.observe(0.0)
+        writer = self.writer
+        writer.observe(size, images)
+        writer.observe(merged, 1)
+        writer.observe(delay, 0.0)
 
     def _batch_children(self, model: str, backend: str) -> tuple[Any, Any, Any]:
         return _cached(
@@ -303,8 +317,8 @@ class Metrics:
                 self.backend_duration.labels(model, backend, str(status)),
             ),
         )
-        attempts.inc()
-        duration.observe(seconds)
+        self.writer.inc(attempts)
+        self.writer.observe(duration, seconds)
 
     def circuit(self, backend: str, state: State) -> None:
         self.circuit_state.labels(backend).set(state.level)
@@ -328,9 +342,24 @@ class Metrics:
             self.shadow_items.labels(model, primary, shadow, "agree").inc(agreed)
             self.shadow_items.labels(model, primary, shadow, "disagree").inc(total - agreed)
 
+    # -- in flight, flushing ------------------------------------------------------------
+
+    def track_in_flight(self, source: Callable[[], int]) -> None:
+        """``gateway_in_flight_requests`` reads ``source`` (the worker's count) when updates are written."""
+        self._in_flight_source = source
+
+    def _sample_in_flight(self) -> None:
+        if self._in_flight_source is not None:
+            self.in_flight.set(self._in_flight_source())
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer's thread (the worker is stopping)."""
+        self.writer.close()
+
     # -- exposition ---------------------------------------------------------------------
 
     def render(self) -> bytes:
+        self.writer.flush()  # this worker's own updates, and its in-flight count, as of now
         path = multiprocess_dir()
         if path is None:
             source: Collector = _Registry(self.registry)

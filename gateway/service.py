@@ -93,7 +93,9 @@ class Gateway:
                 open_s=settings.breaker_open_s,
             ),
         )
-        self._slots = threading.BoundedSemaphore(settings.max_inflight)
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self.metrics.track_in_flight(lambda: self._in_flight)
         self.limits = Limits(settings.max_instances, settings.max_json_depth, settings.max_image_side)
 
     # -- requests -----------------------------------------------------------------------
@@ -112,15 +114,17 @@ class Gateway:
         return time.monotonic() + self.settings.deadline_s
 
     def predict(self, selection: Selection, images: np.ndarray) -> Routed:
-        if not self._slots.acquire(blocking=False):
-            raise OverCapacity(f"more than {self.settings.max_inflight} requests in flight; retry shortly")
-        in_flight = self.metrics.in_flight
-        in_flight.inc()
+        with self._in_flight_lock:
+            if self._in_flight >= self.settings.max_inflight:
+                raise OverCapacity(
+                    f"more than {self.settings.max_inflight} requests in flight; retry shortly"
+                )
+            self._in_flight += 1
         try:
             return self.router.predict(selection, images)
         finally:
-            in_flight.dec()
-            self._slots.release()
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     def table(self) -> RoutingTable:
         return self.routing.current()
@@ -165,3 +169,4 @@ class Gateway:
         self.router.close()
         self.pool.close()
         self.tracing.close()
+        self.metrics.close()  # after the router: the drained batches' requests are counted too

@@ -106,6 +106,11 @@ def test_routing_change_takes_effect_without_restart(
     answers = [post(base)[1]["X-Gateway-Backend"] for _ in range(10)]
     assert answers == ["torchserve-rest"] * 10
     sent += 10
+    # Each worker writes its queued metric updates every 0.1 s (gateway.metric_writer): wait for them.
+    deadline = time.monotonic() + 5
+    while sum(sum(c.values()) for c in predictions_by_worker(metrics_dir).values()) < sent:
+        assert time.monotonic() < deadline, f"{sent} sent, counted {predictions_by_worker(metrics_dir)}"
+        time.sleep(0.05)
     by_worker = predictions_by_worker(metrics_dir)
     assert len(by_worker) == 2 and all(sum(c.values()) > 0 for c in by_worker.values())
     with urllib.request.urlopen(base + "/metrics", timeout=5) as response:

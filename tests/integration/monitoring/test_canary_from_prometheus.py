@@ -39,6 +39,14 @@ def _gateway_counters(stack: MonitoredStack, canary: ModuleType) -> dict[Any, fl
     return dict(canary.parse(requests.get(f"{stack.gateway.base}/metrics", timeout=TIMEOUT).text))
 
 
+def _requests_counted(stack: MonitoredStack, canary: ModuleType) -> float:
+    return sum(
+        value
+        for (name, labels), value in _gateway_counters(stack, canary).items()
+        if name == "gateway_requests_total" and dict(labels).get("model") == "mnist"
+    )
+
+
 def _answered_by_version(change: dict[Any, float]) -> dict[str, float]:
     """Requests answered 200 per model version. Not upstream attempts: with micro-batching on, one
     attempt carries several requests, and version 1's (nine in ten) merge more often than version 2's,
@@ -56,12 +64,16 @@ def test_canary_figures_come_from_prometheus(monitored_stack: MonitoredStack, ca
     before = _gateway_counters(stack, canary)  # what Prometheus's first sample holds too (warm_up)
     answers = stack.send(REQUESTS) + stack.send(FAILING, backend="v2-rest")
     assert answers.count(200) == REQUESTS and all(code >= 500 for code in answers[REQUESTS:]), answers
+    total = stack.warm_requests + len(answers)
+    # Each worker writes its queued metric updates every 0.1 s (gateway.metric_writer).
+    stack.wait_for(
+        "the gateway's workers counted every request", lambda: _requests_counted(stack, canary) == total
+    )
     after = _gateway_counters(stack, canary)
     truth = canary.summarize(canary.delta(before, after), "mnist")  # the gateway's own counters
     assert truth.requests == REQUESTS + FAILING
     assert truth.error_rate == pytest.approx(FAILING / (REQUESTS + FAILING))
 
-    total = stack.warm_requests + len(answers)
     stack.wait_for("every request scraped", lambda: stack.scraped_requests() == total)
     # rate() extrapolates each series by up to a scrape interval at its start, differently per series;
     # ten seconds of samples keep that under 6 % (scrapes every 0.5 s).
