@@ -25,7 +25,7 @@ import io
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 import orjson
@@ -64,8 +64,7 @@ class Limits:
     max_image_side: int = 1024
 
 
-@dataclass(frozen=True)
-class V1Request:
+class V1Request(NamedTuple):
     images: np.ndarray
     columnar: bool
 

@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import ParamSpec, Protocol, TypeVar
+from types import MappingProxyType
+from typing import NamedTuple, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -53,9 +53,9 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-@dataclass(frozen=True)
-class Selection:
-    """What the request asks for; everything optional except the model and the deadline."""
+class Selection(NamedTuple):
+    """What the request asks for; everything optional except the model and the deadline
+    (a NamedTuple: built for every request, and a tuple costs a third of a frozen dataclass to build)."""
 
     model: str
     deadline: float
@@ -64,13 +64,12 @@ class Selection:
     label: str | None = None
     backend: str | None = None
     """Explicit choice: a backend name or a framework ("tensorflow", "pytorch"); disables failover."""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
     """Request headers; the sticky key header is looked up here by its lower-cased name, so a plain
     dict needs lower-case keys (Werkzeug's headers match any case)."""
 
 
-@dataclass(frozen=True)
-class Routed:
+class Routed(NamedTuple):
     prediction: Prediction
     backend: str
     attempts: tuple[str, ...]
