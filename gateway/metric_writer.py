@@ -20,7 +20,7 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["FLUSH_INTERVAL_S", "BatchedWriter", "MetricWriter"]
@@ -108,19 +108,11 @@ class BatchedWriter(MetricWriter):
         """Write everything queued so far (from any thread; one flush at a time)."""
         with self._flushing:
             counts: dict[Any, float] = {}
-            while True:
-                try:
-                    counter, amount = self._counts.popleft()
-                except IndexError:
-                    break
+            for counter, amount in _drained(self._counts):
                 counts[counter] = counts.get(counter, 0.0) + amount
             buckets: dict[Any, list[int]] = {}
             sums: dict[Any, float] = {}
-            while True:
-                try:
-                    histogram, value = self._observations.popleft()
-                except IndexError:
-                    break
+            for histogram, value in _drained(self._observations):
                 counted = buckets.get(histogram)
                 if counted is None:
                     counted = buckets[histogram] = [0] * len(histogram._upper_bounds)
@@ -151,6 +143,15 @@ class BatchedWriter(MetricWriter):
         self._observations.clear()
         self._flushing = threading.Lock()
         self._starting = threading.Lock()
+
+
+def _drained(queue: deque[tuple[Any, float]]) -> Iterator[tuple[Any, float]]:
+    """The queue's items, taken out oldest first until it is empty (request threads may append meanwhile)."""
+    while True:
+        try:
+            yield queue.popleft()
+        except IndexError:
+            return
 
 
 def _after_fork_in_child() -> None:
