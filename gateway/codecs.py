@@ -178,13 +178,17 @@ def as_pixels(value: Any, where: str) -> np.ndarray:
         raise InvalidInput(f"{where}: not a rectangular array of numbers") from exc
     if array.dtype.kind not in "iuf":
         raise InvalidInput(f"{where}: expected numbers, got {_kind(array)}")
-    # Checked before the float32 conversion, which would round 1.0000000000000002 to 1.0.
-    # Written so that NaN fails too (every comparison with NaN is false); +-inf is out of range.
-    if array.size and not (array.min() >= LOW and array.max() <= HIGH):
+    if array.size and not _in_range(array):
         if not np.isfinite(array).all():
             raise InvalidInput(f"{where}: values must be finite")
         raise InvalidInput(f"{where}: values must lie in [{LOW:g}, {HIGH:g}] (pixel / 255)")
     return array.astype(np.float32)
+
+
+def _in_range(array: np.ndarray) -> bool:
+    """Every value within the input range. Checked before the float32 conversion, which would round
+    1.0000000000000002 to 1.0; NaN fails too (every comparison with NaN is false), +-inf is out of range."""
+    return bool(array.min() >= LOW and array.max() <= HIGH)
 
 
 def _kind(array: np.ndarray) -> str:
@@ -267,7 +271,7 @@ def _usual_instances(body: bytes, limits: Limits) -> np.ndarray | None:
         values = np.frombuffer(instances.as_buffer(of_type="d"), dtype=np.float64)
     except (ValueError, TypeError, KeyError, RuntimeError):
         return None  # the general path says what is wrong
-    if not (values.min() >= LOW and values.max() <= HIGH):
+    if not _in_range(values):
         return None
     return values.astype(np.float32).reshape(shape[0], SIDE, SIDE)
 
