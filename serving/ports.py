@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
+import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from serving.errors import ServingError
 
@@ -30,8 +33,50 @@ def ensure_free(host: str, ports: Iterable[tuple[str, int]]) -> None:
         )
 
 
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_CHOSEN = 10000
+"""Ports below this are left to well-known services."""
+_handed_out: set[int] = set()
+_handed_lock = threading.Lock()
+
+
+def ephemeral_range(path: Path = _EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default elsewhere)."""
+    try:
+        low, high = (int(value) for value in path.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """An ephemeral port that was free a moment ago (tests)."""
+    """A port that was free a moment ago, for a server a test or a benchmark starts next.
+
+    Chosen below the kernel's ephemeral range when there is room: outgoing connections take their
+    local ports from that range, so a port picked there (``bind(host, 0)``) could be taken by a
+    connection opened before the server binds it (a test's gRPC server once failed to bind that way).
+    Never the same port twice in one process, so several asked for at once are distinct."""
+    low, _ = ephemeral_range()
+    with _handed_lock:
+        if low - _LOWEST_CHOSEN >= 1000:
+            for _ in range(200):
+                port = _LOWEST_CHOSEN + secrets.randbelow(low - _LOWEST_CHOSEN)
+                if port not in _handed_out and _bindable(host, port):
+                    _handed_out.add(port)
+                    return port
+        while True:  # no room below the range, or nothing free there: the kernel's choice
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((host, 0))
+                port = int(probe.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,13 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.ports import free_port as free_port  # the gateway tests import it from here
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:

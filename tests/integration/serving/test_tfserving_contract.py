@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from tensorflow_serving.apis import (
 
 from exporters.mnist import MnistData
 from model_store import CONTRACT, MODEL_NAME, ModelStore
+from serving.ports import free_port
 from serving.tfserving import (
     SERVED_BY_HEADER,
     STANDIN_NAME,
@@ -88,12 +88,6 @@ class RunningServer:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _copy_version(source: Path, base: Path, version: int) -> None:
@@ -156,8 +150,8 @@ def server(
     options = TfServingOptions(
         base_path=base,
         config_dir=workdir / "config",
-        rest_port=_free_port(),
-        grpc_port=_free_port(),
+        rest_port=free_port(),
+        grpc_port=free_port(),
         version_labels={"stable": 1, "canary": 2},
         version_policy=VersionPolicy("latest", num_versions=2),
         poll_seconds=POLL_SECONDS,
