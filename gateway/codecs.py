@@ -218,7 +218,7 @@ def _one_image(value: Any, where: str) -> np.ndarray:
     return array
 
 
-_SHAPE_MARKS = b"[]{},"
+_SHAPE_MARKS = b'[]{},"'
 _NOT_SHAPE_MARKS = bytes(sorted(set(range(256)) - set(_SHAPE_MARKS)))
 _IMAGE_ROWS = b"[" + b",".join([b"[" + b"," * (SIDE - 1) + b"]"] * SIDE) + b"]"
 _IMAGE_FLAT = b"[" + b"," * (PIXELS - 1) + b"]"
@@ -229,12 +229,13 @@ _parsers = threading.local()
 
 
 def _usual_shape(marks: bytes, max_instances: int) -> tuple[int, ...] | None:
-    """The shape of ``{"key": N images}`` whose brackets, braces and commas are ``marks``, when the
-    images are all 28x28 or all 784 flat numbers and 1 <= N <= ``max_instances``; else None."""
+    """The shape of ``{"key": N images}`` whose brackets, braces, commas and quote marks are
+    ``marks``, when the key is the only string, the images are all 28x28 or all 784 flat numbers and
+    1 <= N <= ``max_instances``; else None."""
     opening = marks.count(b"[")
     for image, per_image, shape in ((_IMAGE_ROWS, SIDE + 1, (SIDE, SIDE)), (_IMAGE_FLAT, 1, (PIXELS,))):
         count, rest = divmod(opening - 1, per_image)
-        if not rest and 1 <= count <= max_instances and marks == b"{[" + b",".join([image] * count) + b"]}":
+        if not rest and 1 <= count <= max_instances and marks == b'{""[' + b",".join([image] * count) + b"]}":
             return (count, *shape)
     return None
 
@@ -247,13 +248,13 @@ def _usual_instances(body: bytes, limits: Limits) -> np.ndarray | None:
     The general path builds a Python float for each pixel and numpy then walks those lists: about
     three quarters of a request's decoding. Here simdjson parses the numbers into one buffer instead,
     and the same checks hold: the brackets and commas alone fix the shape (and so the depth and the
-    count) before parsing; two quote marks mean no strings besides the key; simdjson refuses what is
+    count) before parsing, and the only two quote marks, right after the opening brace, mean no strings
+    besides the key (one pass over the body finds them all); simdjson refuses what is
     not JSON (NaN, invalid UTF-8, trailing bytes) and ``as_buffer`` any element that is not a number.
     The values are the general path's to the bit (both parsers round decimal text correctly)."""
     if (
         len(body) > _USUAL_MAX_BYTES
         or body[:1] != b"{"  # simdjson would skip a byte order mark, which parse_json refuses
-        or body.count(b'"') != 2
         or limits.max_json_depth < 4
     ):
         return None

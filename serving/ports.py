@@ -16,14 +16,7 @@ class PortInUse(ServingError):
 
 
 def ensure_free(host: str, ports: Iterable[tuple[str, int]]) -> None:
-    busy = []
-    for purpose, port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError:
-                busy.append(f"{purpose} {host}:{port}")
+    busy = [f"{purpose} {host}:{port}" for purpose, port in ports if not _bindable(host, port, reuse=True)]
     if busy:
         raise PortInUse(
             "ports already in use: "
@@ -73,8 +66,12 @@ def free_port(host: str = "127.0.0.1") -> int:
                 return port
 
 
-def _bindable(host: str, port: int) -> bool:
+def _bindable(host: str, port: int, reuse: bool = False) -> bool:
+    """Can a listener bind ``port`` now? ``reuse``: as servers that set SO_REUSEADDR do (a port whose
+    old connections are only in TIME_WAIT counts as free)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if reuse:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
