@@ -10,6 +10,9 @@ answer's tensor back to JSON. ``FLOOR_BACKEND_AUTHORIZATION`` is sent as the RES
 ``Authorization`` header (TorchServe's inference key). Without a backend it answers a fixed
 prediction after the decode (no model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs
 that model on the decoded image instead: the floor of a gateway that runs the model itself.
+``create_app(replay=answer)`` (in process only, for :mod:`loadtests.gateway_stages`) does the REST
+forward's work except the call: each request's body is encoded, and ``answer`` is decoded and encoded as
+if the backend had just sent it, which is the proxy's own CPU with an instant backend.
 
     FLOOR_BACKEND_URL=http://127.0.0.1:8501/v1/models/mnist:predict \\
         granian --interface wsgi --factory loadtests.floorproxy:create_app
@@ -68,7 +71,17 @@ def _grpc_forward(target: str) -> Callable[[Any], tuple[int, bytes]]:
     return forward
 
 
-def create_app() -> Wsgi:
+def _replayed(answer: bytes) -> Callable[[bytes], tuple[int, bytes]]:
+    """A forward whose backend answers ``answer`` at once: the answer is decoded and encoded, as from
+    a real call."""
+
+    def forward(body: bytes) -> tuple[int, bytes]:
+        return 200, orjson.dumps(orjson.loads(answer))
+
+    return forward
+
+
+def create_app(replay: bytes | None = None) -> Wsgi:
     backend = os.environ.get("FLOOR_BACKEND_URL", "")
     headers = ["Content-Type: application/json", "Expect:"]
     if authorization := os.environ.get("FLOOR_BACKEND_AUTHORIZATION", ""):
@@ -89,7 +102,7 @@ def create_app() -> Wsgi:
             curl.setopt(pycurl.TIMEOUT_MS, 3000)
         return curl
 
-    def forward(body: bytes) -> tuple[int, bytes]:
+    def call_backend(body: bytes) -> tuple[int, bytes]:
         chunks: list[bytes] = []
         curl = handle()
         curl.setopt(pycurl.POSTFIELDS, body)
@@ -97,12 +110,14 @@ def create_app() -> Wsgi:
         curl.perform()
         return int(curl.getinfo(pycurl.RESPONSE_CODE)), orjson.dumps(orjson.loads(b"".join(chunks)))
 
+    forward = call_backend if replay is None else _replayed(replay)
+
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         document = orjson.loads(environ["wsgi.input"].read(length))
         if grpc_forward is not None:
             status, answer = grpc_forward(document)
-        elif backend:
+        elif backend or replay is not None:
             status, answer = forward(orjson.dumps(document))
         else:
             status, answer = 200, model(document) if model else orjson.dumps(FIXED_ANSWER)

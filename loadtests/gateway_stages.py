@@ -12,6 +12,11 @@ These add up to less than the bench's CPU per request: a live worker also runs g
 and its hand-off to the Python threads, and those threads compete for the GIL. Compare the shares,
 and the gateway's total with the floor's. A wrapper costs about a microsecond, counted in the stage
 around it. libcurl runs in the calling thread, so its CPU is in the backend-call stage.
+
+Both are also called with an instant backend: the server's answer to the same body, fetched once, is
+handed back in process instead of a call (no socket, no wait). That is each one's own work alone,
+with warm caches; the gap to the totals above is the call itself and what waiting for a server that
+runs on the same machine costs the code around it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -73,6 +79,13 @@ def stage_lines(result: Mapping[str, Any]) -> list[str]:
         f"  {total:7.1f} µs        the gateway's total; the floor proxy, called the same way: "
         f"{result['floor_us']:.1f} µs ({total / result['floor_us']:.1f}x)"
     )
+    instant = result.get("instant_backend_us")
+    if instant:  # reports written before it was measured have none
+        gateway, floor = instant["gateway"], instant["floor"]
+        lines.append(
+            f"  {gateway:7.1f} µs        the gateway with an instant backend (the server's answer handed "
+            f"back in process): its own work; the floor's: {floor:.1f} µs ({gateway / floor:.1f}x)"
+        )
     return lines
 
 
@@ -146,6 +159,36 @@ def _instrumented(spent: Counter[str]) -> Iterator[None]:
             setattr(owner, name, original)
 
 
+@contextmanager
+def _instant_backend(answer: bytes) -> Iterator[None]:
+    """The gateway's REST backends answer every predict with ``answer`` at once, without a call; other
+    requests (the version status it reads now and then) still go to the server."""
+    from gateway.backends.http import CurlTransport, HttpRequest, HttpResponse
+
+    send = CurlTransport.send
+
+    def instant(transport: CurlTransport, request: HttpRequest) -> HttpResponse:
+        if request.url.endswith(":predict"):
+            return HttpResponse(200, answer)
+        return send(transport, request)
+
+    CurlTransport.send = instant  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        CurlTransport.send = send  # type: ignore[method-assign]
+
+
+def _server_answer(url: str, body: bytes) -> bytes:
+    """The server's answer to ``body``, which the instant backend hands back."""
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/v1/models/{MODEL_NAME}:predict", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:  # nosec B310  # main() allows http on loopback only
+        answer: bytes = reply.read()
+    return answer
+
+
 def _gateway_app(url: str, work: Path) -> Callable[..., Any]:
     routing = work / "routing.json"
     routing.write_text(json.dumps({"models": {MODEL_NAME: {"backends": {"tfserving-rest": 1}}}}))
@@ -162,10 +205,11 @@ def _gateway_app(url: str, work: Path) -> Callable[..., Any]:
 
 
 def measure(url: str, body: bytes, requests: int, rounds: int = 10, warm_up: int = 300) -> dict[str, Any]:
-    """The gateway's stages and total, and the floor's total, in µs of thread CPU per request.
+    """The gateway's stages and total, and the floor's total, in µs of thread CPU per request; and
+    both totals again with an instant backend.
 
-    Gateway and floor take turns, ``requests / rounds`` requests at a time, so that the machine's
-    drift over the run (large on a shared machine) falls on both alike. It sets this process's
+    The four take turns, ``requests / rounds`` requests at a time, so that the machine's drift over
+    the run (large on a shared machine) falls on all alike. It sets this process's
     ``GATEWAY_*``, ``FLOOR_*`` and Prometheus variables: run it in a process of its own, as the
     command does."""
     with tempfile.TemporaryDirectory(prefix="gateway-stages-") as scratch:
@@ -188,27 +232,42 @@ def measure(url: str, body: bytes, requests: int, rounds: int = 10, warm_up: int
         # into the metrics stage, and the writer's own thread never wakes.
         writer = gateway.app.extensions["gateway"].metrics.writer  # type: ignore[attr-defined]
         writer.interval_s = 3600.0
+        answer = _server_answer(url, body)
+        floor_instant = create_app(replay=answer)
         for _ in range(warm_up):
             _call(gateway, request)
             _call(floor, request)
+            _call(floor_instant, request)
         spent: Counter[str] = Counter()
         per_round = max(requests // rounds, 1)
-        with _instrumented(spent):  # the floor calls none of the wrapped functions
-            for _ in range(rounds):
+        for _ in range(rounds):
+            with _instrumented(spent):  # the floor calls none of the wrapped functions
                 spent["total"] += _thread_ns(gateway, request, per_round)
-                started = time.thread_time_ns()
-                writer.flush()
-                written = time.thread_time_ns() - started
+                written = _thread_ns_of(writer.flush)
                 spent["total"] += written
                 spent["request_metrics"] += written
-                spent["floor"] += _thread_ns(floor, request, per_round)
+            spent["floor"] += _thread_ns(floor, request, per_round)
+            with _instant_backend(answer):
+                spent["gateway_instant"] += _thread_ns(gateway, request, per_round)
+                spent["gateway_instant"] += _thread_ns_of(writer.flush)
+            spent["floor_instant"] += _thread_ns(floor_instant, request, per_round)
     measured = per_round * rounds
     return {
         "requests": measured,
         "gateway_us": spent["total"] / measured / 1000.0,
         "stages_us": exclusive_stages(spent, measured),
         "floor_us": spent["floor"] / measured / 1000.0,
+        "instant_backend_us": {
+            "gateway": spent["gateway_instant"] / measured / 1000.0,
+            "floor": spent["floor_instant"] / measured / 1000.0,
+        },
     }
+
+
+def _thread_ns_of(work: Callable[[], object]) -> int:
+    started = time.thread_time_ns()
+    work()
+    return time.thread_time_ns() - started
 
 
 def _thread_ns(app: Callable[..., Any], request: Callable[[], dict[str, Any]], requests: int) -> int:
@@ -225,9 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="measured requests (default 2000)")
     parser.add_argument("--warm-up", type=int, default=300, help="unmeasured requests first (default 300)")
     args = parser.parse_args(argv)
-    host = urlsplit(args.url).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        parser.error(f"--url must name a server on loopback (127.0.0.1), not {host!r}")
+    parts = urlsplit(args.url)
+    if parts.scheme != "http":
+        parser.error(f"--url must be an http:// URL, not {args.url[:80]!r}")
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        parser.error(f"--url must name a server on loopback (127.0.0.1), not {parts.hostname!r}")
     if args.requests < 1 or args.warm_up < 0:
         parser.error("--requests must be at least 1 and --warm-up at least 0")
     result = measure(args.url, args.body.read_bytes(), args.requests, warm_up=args.warm_up)

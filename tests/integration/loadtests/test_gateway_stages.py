@@ -62,9 +62,12 @@ def test_it_measures_every_stage_of_real_requests_and_the_floor(tmp_path: Path, 
     assert all(value > 0 for value in stages.values()), stages
     assert sum(stages.values()) == pytest.approx(result["gateway_us"])
     assert result["floor_us"] > 0
-    # Warm-up and measured requests, from both the gateway (its own float32 encoding) and the floor.
+    assert set(result["instant_backend_us"]) == {"gateway", "floor"}
+    assert all(value > 0 for value in result["instant_backend_us"].values())
+    # Warm-up and measured requests, from both the gateway (its own float32 encoding) and the floor,
+    # and the one request for the answer the instant backend hands back; none with the instant backend.
     bodies = _FakeTFServing.predicts
-    assert len(bodies) >= 2 * (20 + 40)
+    assert len(bodies) == 2 * (20 + 40) + 1
     assert all(json.loads(b)["instances"] == [[[0.5] * 28] * 28] for b in bodies)
 
 
@@ -72,3 +75,9 @@ def test_it_refuses_a_server_off_loopback(tmp_path: Path) -> None:
     done = _run(tmp_path, "http://192.0.2.1:8501")
     assert done.returncode == 2
     assert "loopback" in done.stderr
+
+
+def test_it_refuses_a_url_that_is_not_http(tmp_path: Path) -> None:
+    done = _run(tmp_path, "file:///etc/passwd")
+    assert done.returncode == 2
+    assert "http://" in done.stderr

@@ -125,3 +125,18 @@ def test_over_rest_it_forwards_the_body_with_the_backends_key(monkeypatch: pytes
         document = {"instances": [[0.25] * 784]}
         assert _post(create_app(), document) == ("200 OK", {"predictions": [[0.5] * 10]})
     assert seen == [("/predictions/mnist", "Bearer abc123", document)]
+
+
+def test_with_a_replayed_answer_it_calls_no_backend_and_answers_that_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The instant backend of ``loadtests.gateway_stages``: the backend URL names a port where nothing
+    listens, so a call would fail; the replayed answer comes back instead, decoded and encoded."""
+    from serving.ports import free_port
+
+    monkeypatch.delenv("FLOOR_BACKEND_GRPC", raising=False)
+    monkeypatch.delenv("FLOOR_MODEL", raising=False)
+    monkeypatch.setenv("FLOOR_BACKEND_URL", f"http://127.0.0.1:{free_port()}/v1/models/mnist:predict")
+    replayed = {"predictions": [[0.25] * 10]}
+    app = create_app(replay=json.dumps(replayed, indent=2).encode())
+    assert _post(app, {"instances": [[[0.0] * 28] * 28]}) == ("200 OK", replayed)

@@ -42,7 +42,7 @@ def test_no_requests_is_an_error_not_a_division_by_zero() -> None:
 
 def test_the_printed_lines_give_each_stage_its_share_and_the_floor_beside_the_total() -> None:
     result = {"gateway_us": 1000.0, "floor_us": 400.0, "stages_us": exclusive_stages(RECORDED, 4)}
-    lines = stage_lines(result)
+    lines = stage_lines(result)  # as a report written before the instant backend was measured
     assert len(lines) == len(STAGES) + 1
     assert lines[0].split() == [
         "250.0",
@@ -57,3 +57,16 @@ def test_the_printed_lines_give_each_stage_its_share_and_the_floor_beside_the_to
         "receive)",
     ]
     assert "1000.0 µs" in lines[-1] and "400.0 µs (2.5x)" in lines[-1]
+
+
+def test_the_instant_backend_figures_follow_the_total_with_their_ratio_when_measured() -> None:
+    result = {
+        "gateway_us": 1000.0,
+        "floor_us": 400.0,
+        "stages_us": exclusive_stages(RECORDED, 4),
+        "instant_backend_us": {"gateway": 150.0, "floor": 50.0},
+    }
+    lines = stage_lines(result)
+    assert len(lines) == len(STAGES) + 2
+    assert lines[-1].split()[:2] == ["150.0", "µs"]
+    assert "instant backend" in lines[-1] and "50.0 µs (3.0x)" in lines[-1]
