@@ -110,14 +110,16 @@ def create_app(replay: bytes | None = None) -> Wsgi:
         curl.perform()
         return int(curl.getinfo(pycurl.RESPONSE_CODE)), orjson.dumps(orjson.loads(b"".join(chunks)))
 
-    forward = call_backend if replay is None else _replayed(replay)
+    forward: Callable[[bytes], tuple[int, bytes]] | None = call_backend if backend else None
+    if replay is not None:
+        forward = _replayed(replay)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         document = orjson.loads(environ["wsgi.input"].read(length))
         if grpc_forward is not None:
             status, answer = grpc_forward(document)
-        elif backend or replay is not None:
+        elif forward is not None:
             status, answer = forward(orjson.dumps(document))
         else:
             status, answer = 200, model(document) if model else orjson.dumps(FIXED_ANSWER)
