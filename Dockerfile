@@ -84,11 +84,13 @@ CMD ["--help"]
 # ---- gateway (the last stage: what `docker build .` builds by default) ------------------------
 
 FROM python AS gateway-build
-# Left out of the gateway image: the frameworks only the embedded backends (tensorflow, torch) and the
-# gRPC backends (tensorflow-serving-api imports TensorFlow; TorchServe's stubs are compiled from the
-# torchserve package with grpcio-tools) need, and the archiver. The image serves routing files that name
-# tfserving-rest and torchserve-rest only; tests/k8s/test_images.py runs the gateway with these blocked.
-ARG GATEWAY_EXCLUDE="tensorflow torch torchserve torch-model-archiver tensorflow-serving-api grpcio-tools"
+# Left out of the gateway image: the frameworks only the embedded backends need (tensorflow, torch), the
+# torchserve package and grpcio-tools (the torchserve-grpc backend compiles TorchServe's stubs from them),
+# and the archiver. TF Serving's gRPC messages need no TensorFlow (gateway/tfserving_proto.py): the image
+# serves TF Serving REST and gRPC, V2 REST and gRPC, and the tfserving-*, torchserve-rest and v2-*
+# backends. tests/k8s/test_image_gateway.py starts `python -m gateway` as this image does, with these
+# blocked, and drives every protocol.
+ARG GATEWAY_EXCLUDE="tensorflow torch torchserve torch-model-archiver grpcio-tools"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY k8s/tools/requirements.py /tmp/requirements.py

@@ -1,10 +1,8 @@
 """gRPC messages for both servers, encoded once per digit and decoded per answer, without TensorFlow.
 
-TF Serving: ``tensorflow-serving-api``'s generated modules import TensorFlow (seconds and hundreds of MB,
-and unwelcome in a gevent-patched load generator). Protobuf's wire format carries only field numbers,
-so a *subset* of the messages (``PredictRequest``, ``PredictResponse``, ``ModelSpec``, ``TensorProto``,
-``TensorShapeProto``) declared here with the same numbers and types encodes and decodes the same bytes.
-It lives in a private descriptor pool, so it never clashes with the real definitions if both are loaded.
+TF Serving: the TensorFlow-free messages of :mod:`gateway.tfserving_proto` (``tensorflow-serving-api``'s
+generated modules import TensorFlow: seconds and hundreds of MB, unwelcome in a gevent-patched load
+generator).
 
 TorchServe: the stubs generated from its own ``inference.proto`` (``serving.torchserve.grpc_stubs``).
 Open Inference Protocol (Triton): the ``inference.GRPCInferenceService`` modules ``tritonclient`` ships.
@@ -17,8 +15,8 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from gateway import tfserving_proto
 from loadtests.checks import check_json_predictions, check_probabilities
 from loadtests.payloads import Digit
 
@@ -36,83 +34,7 @@ __all__ = [
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 TORCHSERVE_PREDICTIONS = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 V2_MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
-DT_FLOAT = 1
-
-_F = descriptor_pb2.FieldDescriptorProto
-
-
-def _field(
-    message: descriptor_pb2.DescriptorProto,
-    name: str,
-    number: int,
-    kind: int,
-    *,
-    repeated: bool = False,
-    type_name: str = "",
-) -> None:
-    field = message.field.add(name=name, number=number, type=kind)
-    field.label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
-    if type_name:
-        field.type_name = type_name
-
-
-def _map_entry(parent: descriptor_pb2.DescriptorProto, entry: str, value_type: str) -> None:
-    nested = parent.nested_type.add(name=entry)
-    nested.options.map_entry = True
-    _field(nested, "key", 1, _F.TYPE_STRING)
-    _field(nested, "value", 2, _F.TYPE_MESSAGE, type_name=value_type)
-
-
-@cache
-def _tfserving_messages() -> dict[str, Any]:
-    package = "loadtests.tfserving_subset"
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="loadtests/tfserving_subset.proto", package=package, syntax="proto3"
-    )
-    dim = proto.message_type.add(name="Dim")
-    _field(dim, "size", 1, _F.TYPE_INT64)
-    _field(dim, "name", 2, _F.TYPE_STRING)
-    shape = proto.message_type.add(name="TensorShapeProto")
-    _field(shape, "dim", 2, _F.TYPE_MESSAGE, repeated=True, type_name=f".{package}.Dim")
-    tensor = proto.message_type.add(name="TensorProto")
-    _field(tensor, "dtype", 1, _F.TYPE_INT32)  # an enum on the wire is a varint, like int32
-    _field(tensor, "tensor_shape", 2, _F.TYPE_MESSAGE, type_name=f".{package}.TensorShapeProto")
-    _field(tensor, "tensor_content", 4, _F.TYPE_BYTES)
-    _field(tensor, "float_val", 5, _F.TYPE_FLOAT, repeated=True)  # packed by default in proto3, as in TF
-    int64_value = proto.message_type.add(name="Int64Value")
-    _field(int64_value, "value", 1, _F.TYPE_INT64)
-    spec = proto.message_type.add(name="ModelSpec")
-    _field(spec, "name", 1, _F.TYPE_STRING)
-    _field(spec, "version", 2, _F.TYPE_MESSAGE, type_name=f".{package}.Int64Value")
-    _field(spec, "signature_name", 3, _F.TYPE_STRING)
-    request = proto.message_type.add(name="PredictRequest")
-    _field(request, "model_spec", 1, _F.TYPE_MESSAGE, type_name=f".{package}.ModelSpec")
-    _map_entry(request, "InputsEntry", f".{package}.TensorProto")
-    _field(
-        request,
-        "inputs",
-        2,
-        _F.TYPE_MESSAGE,
-        repeated=True,
-        type_name=f".{package}.PredictRequest.InputsEntry",
-    )
-    response = proto.message_type.add(name="PredictResponse")
-    _map_entry(response, "OutputsEntry", f".{package}.TensorProto")
-    _field(
-        response,
-        "outputs",
-        1,
-        _F.TYPE_MESSAGE,
-        repeated=True,
-        type_name=f".{package}.PredictResponse.OutputsEntry",
-    )
-    _field(response, "model_spec", 2, _F.TYPE_MESSAGE, type_name=f".{package}.ModelSpec")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
-        for name in ("PredictRequest", "PredictResponse", "TensorProto")
-    }
+DT_FLOAT = tfserving_proto.DT_FLOAT
 
 
 @dataclass(frozen=True)
@@ -166,7 +88,7 @@ def _tfserving_request(codec: GrpcCodec, digit: Digit) -> bytes:
 
 def tfserving_predict_request(codec: GrpcCodec, images: np.ndarray) -> bytes:
     """TF Serving's ``PredictRequest`` for a batch of images, serialised."""
-    request = _tfserving_messages()["PredictRequest"]()
+    request = tfserving_proto.messages().PredictRequest()
     request.model_spec.name = codec.model
     request.model_spec.signature_name = codec.signature
     tensor = request.inputs[codec.input_name]
@@ -179,7 +101,7 @@ def tfserving_predict_request(codec: GrpcCodec, images: np.ndarray) -> bytes:
 
 def tfserving_outputs(codec: GrpcCodec, answer: bytes) -> np.ndarray:
     """The output tensor's values of a serialised ``PredictResponse``, flat, as float32."""
-    response = _tfserving_messages()["PredictResponse"].FromString(answer)
+    response = tfserving_proto.messages().PredictResponse.FromString(answer)
     tensor = response.outputs[codec.output_name]
     if tensor.tensor_content:
         return np.frombuffer(tensor.tensor_content, dtype="<f4")
@@ -187,7 +109,7 @@ def tfserving_outputs(codec: GrpcCodec, answer: bytes) -> np.ndarray:
 
 
 def _check_tfserving(codec: GrpcCodec, answer: bytes, label: int) -> str | None:
-    response = _tfserving_messages()["PredictResponse"]()
+    response = tfserving_proto.messages().PredictResponse()
     try:
         response.ParseFromString(answer)
     except Exception:  # protobuf raises its own DecodeError (a plain Exception subclass)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
+from gateway import tfserving_proto
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
@@ -110,44 +111,41 @@ class TFServingRestBackend(Backend):
 
 
 class TFServingGrpcBackend(Backend):
-    """PredictionService/ModelService from ``tensorflow-serving-api`` (importing it loads TensorFlow)."""
+    """PredictionService/ModelService, spoken with :mod:`gateway.tfserving_proto` (no TensorFlow)."""
 
     framework = "tensorflow"
 
     def __init__(self, name: str, target: str, channel: grpc.Channel | None = None) -> None:
-        from tensorflow_serving.apis import (  # heavy: loads TensorFlow
-            model_service_pb2_grpc,
-            prediction_service_pb2_grpc,
-        )
-
         self.name = name
         self._channel = channel or insecure_channel(
             target, ("grpc.max_receive_message_length", 64 * 1024 * 1024)
         )
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._messages = tfserving_proto.messages()
+        self._predict = tfserving_proto.unary_call(
+            self._channel, tfserving_proto.PREDICTION_SERVICE, "Predict", "PredictResponse"
+        )
+        self._model_status = tfserving_proto.unary_call(
+            self._channel, tfserving_proto.MODEL_SERVICE, "GetModelStatus", "GetModelStatusResponse"
+        )
 
     @classmethod
     def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
         return cls(entry.name, getattr(settings, entry.address))
 
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
-        from tensorflow.core.framework import types_pb2
-        from tensorflow_serving.apis import predict_pb2
-
-        request = predict_pb2.PredictRequest()
+        request = self._messages.PredictRequest()
         request.model_spec.name = model
         request.model_spec.signature_name = CONTRACT.signature_name
         if version is not None:
             request.model_spec.version.value = version
         tensor = request.inputs[CONTRACT.input.name]  # filled in place: no TensorProto copied in
-        tensor.dtype = types_pb2.DT_FLOAT
+        tensor.dtype = tfserving_proto.DT_FLOAT
         for size in images.shape:
             tensor.tensor_shape.dim.add(size=size)
         tensor.tensor_content = np.ascontiguousarray(images, dtype="<f4").tobytes()
         started = time.perf_counter()
         try:
-            response = self._predict.Predict(request, timeout=max(timeout, 0.001))
+            response = self._predict(request, timeout=max(timeout, 0.001))
         except grpc.RpcError as exc:
             raise error_for_grpc(exc, self.name) from exc
         elapsed = time.perf_counter() - started
@@ -167,16 +165,15 @@ class TFServingGrpcBackend(Backend):
         return Prediction(probabilities, str(served) if served is not None else None, elapsed)
 
     def status(self, model: str, timeout: float) -> ModelStatus:
-        from tensorflow_serving.apis import get_model_status_pb2
-
-        request = get_model_status_pb2.GetModelStatusRequest()
+        request = self._messages.GetModelStatusRequest()
         request.model_spec.name = model
         try:
-            response = self._models.GetModelStatus(request, timeout=max(timeout, 0.001))
+            response = self._model_status(request, timeout=max(timeout, 0.001))
         except grpc.RpcError as exc:
             return ModelStatus(False, [], error_for_grpc(exc, self.name).message)
-        available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-        versions = sorted(int(s.version) for s in response.model_version_status if s.state == available)
+        versions = sorted(
+            int(s.version) for s in response.model_version_status if s.state == tfserving_proto.AVAILABLE
+        )
         return ModelStatus(bool(versions), versions, "" if versions else "no version AVAILABLE")
 
     def close(self) -> None:

@@ -9,8 +9,8 @@ at ``GATEWAY_DEADLINE_S``), API keys from the ``x-api-key`` or ``authorization: 
 explicit backend from ``x-gateway-backend``, the same metrics, and standard status codes.
 
 Stubs: the V2 service's generated modules ship in ``tritonclient`` (package ``inference``, Triton's
-superset of the KServe V2 proto); TF Serving's in ``tensorflow-serving-api``. RPCs not listed here keep
-the stubs' default answer, UNIMPLEMENTED.
+superset of the KServe V2 proto); TF Serving's messages come from :mod:`gateway.tfserving_proto`, which
+needs no TensorFlow. RPCs not listed here answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2 as v2
 from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
+from gateway import tfserving_proto
 from gateway.api import new_request_id
 from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.protocols.v2_rest import image_tensor, known_version, server_version
@@ -39,7 +40,7 @@ __all__ = ["STATUS_CODES", "start_ingress"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INPUT, OUTPUT = CONTRACT.input.name, CONTRACT.output.name
-DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
+DT_FLOAT = tfserving_proto.DT_FLOAT
 STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
@@ -199,65 +200,78 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return image_tensor({**described, "data": list(tensor.contents.fp32_contents)}, None, limits)
 
 
-def _tf_servicers(calls: _Calls) -> tuple[Any, Any, Callable[[Any, grpc.Server], None]]:
-    from tensorflow_serving.apis import (  # heavy (TensorFlow's protos): only when gRPC is on
-        get_model_metadata_pb2,
-        get_model_status_pb2,
-        model_service_pb2_grpc,
-        predict_pb2,
-        prediction_service_pb2_grpc,
-    )
+class TFServingServicer:
+    """TF Serving's ``PredictionService.Predict``/``GetModelMetadata`` and ``ModelService.GetModelStatus``,
+    on the TensorFlow-free messages of :mod:`gateway.tfserving_proto`."""
 
-    class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-        def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-            def work() -> tuple[Any, Routed]:
-                model = calls.model(request.model_spec.name)
-                if request.model_spec.signature_name not in ("", CONTRACT.signature_name):
-                    raise InvalidInput(f"unknown signature {request.model_spec.signature_name[:40]!r}")
-                if set(request.inputs) != {INPUT}:
-                    raise InvalidInput(f"inputs {sorted(request.inputs)}; the model takes {INPUT!r}")
-                images = _from_tensor_proto(request.inputs[INPUT], calls.gateway.limits)
-                version = request.model_spec.version.value if request.model_spec.HasField("version") else None
-                routed = calls.predict(context, model, version, images)
-                response = predict_pb2.PredictResponse()
-                response.model_spec.name = model
-                response.model_spec.signature_name = CONTRACT.signature_name
-                if (served := routed.prediction.version or "").isdigit():
-                    response.model_spec.version.value = int(served)
-                _fill_tensor_proto(response.outputs[OUTPUT], routed.prediction.probabilities)
-                return response, routed
+    def __init__(self, calls: _Calls) -> None:
+        self.calls = calls
 
-            return calls.run(context, "grpc_predict", request.model_spec.name, work)
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> tuple[Any, Routed]:
+            model = self.calls.model(request.model_spec.name)
+            if request.model_spec.signature_name not in ("", CONTRACT.signature_name):
+                raise InvalidInput(f"unknown signature {request.model_spec.signature_name[:40]!r}")
+            if set(request.inputs) != {INPUT}:
+                raise InvalidInput(f"inputs {sorted(request.inputs)}; the model takes {INPUT!r}")
+            images = _from_tensor_proto(request.inputs[INPUT], self.calls.gateway.limits)
+            version = request.model_spec.version.value if request.model_spec.HasField("version") else None
+            routed = self.calls.predict(context, model, version, images)
+            response = tfserving_proto.messages().PredictResponse()
+            response.model_spec.name = model
+            response.model_spec.signature_name = CONTRACT.signature_name
+            if (served := routed.prediction.version or "").isdigit():
+                response.model_spec.version.value = int(served)
+            _fill_tensor_proto(response.outputs[OUTPUT], routed.prediction.probabilities)
+            return response, routed
 
-        def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-            def work() -> Any:
-                model = calls.model(request.model_spec.name)
-                return _tf_metadata(get_model_metadata_pb2, model)
+        return self.calls.run(context, "grpc_predict", request.model_spec.name, work)
 
-            return calls.run(context, "grpc_model_metadata", request.model_spec.name, work)
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> Any:
+            return _tf_metadata(self.calls.model(request.model_spec.name))
 
-    class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-        def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
-            def work() -> Any:
-                model = calls.model(request.model_spec.name)
-                reports = calls.gateway.model_report(model)
-                versions = sorted({v for r in reports if r.ready for v in r.versions}) or [0]
-                state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-                if not any(r.ready for r in reports):
-                    state = get_model_status_pb2.ModelVersionStatus.UNKNOWN
-                return get_model_status_pb2.GetModelStatusResponse(
-                    model_version_status=[
-                        get_model_status_pb2.ModelVersionStatus(version=v, state=state) for v in versions
-                    ]
-                )
+        return self.calls.run(context, "grpc_model_metadata", request.model_spec.name, work)
 
-            return calls.run(context, "grpc_model_status", request.model_spec.name, work)
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def work() -> Any:
+            messages = tfserving_proto.messages()
+            reports = self.calls.gateway.model_report(self.calls.model(request.model_spec.name))
+            versions = sorted({v for r in reports if r.ready for v in r.versions}) or [0]
+            ready = any(r.ready for r in reports)
+            state = tfserving_proto.AVAILABLE if ready else tfserving_proto.UNKNOWN
+            return messages.GetModelStatusResponse(
+                model_version_status=[messages.ModelVersionStatus(version=v, state=state) for v in versions]
+            )
 
-    def add(servicers: Any, server: grpc.Server) -> None:
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicers[0], server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicers[1], server)
+        return self.calls.run(context, "grpc_model_status", request.model_spec.name, work)
 
-    return PredictionServicer(), ModelServicer(), add
+    def add_to(self, server: grpc.Server) -> None:
+        server.add_generic_rpc_handlers(
+            (
+                tfserving_proto.service_handler(
+                    tfserving_proto.PREDICTION_SERVICE,
+                    {
+                        "Predict": (self.Predict, "PredictRequest", "PredictResponse"),
+                        "GetModelMetadata": (
+                            self.GetModelMetadata,
+                            "GetModelMetadataRequest",
+                            "GetModelMetadataResponse",
+                        ),
+                    },
+                ),
+                tfserving_proto.service_handler(
+                    tfserving_proto.MODEL_SERVICE,
+                    {
+                        "GetModelStatus": (
+                            self.GetModelStatus,
+                            "GetModelStatusRequest",
+                            "GetModelStatusResponse",
+                        )
+                    },
+                ),
+            )
+        )
 
 
 def _from_tensor_proto(proto: Any, limits: Any) -> np.ndarray:
@@ -277,10 +291,9 @@ def _fill_tensor_proto(proto: Any, array: np.ndarray) -> None:
     proto.tensor_content = array.astype("<f4").tobytes()
 
 
-def _tf_metadata(messages: Any, model: str) -> Any:
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+def _tf_metadata(model: str) -> Any:
+    messages = tfserving_proto.messages()
+    signature = messages.SignatureDef(method_name="tensorflow/serving/predict")
     for name, dims, target in (
         (INPUT, (-1, IMAGE_HEIGHT, IMAGE_WIDTH), signature.inputs),
         (OUTPUT, (-1, NUM_CLASSES), signature.outputs),
@@ -308,8 +321,7 @@ def start_ingress(gateway: Gateway, bind: str, threads: int) -> grpc.Server:
         ],
     )
     v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(calls), server)
-    prediction, status, add = _tf_servicers(calls)
-    add((prediction, status), server)
+    TFServingServicer(calls).add_to(server)
     if server.add_insecure_port(bind) == 0:  # pragma: no cover - the launcher checked the port
         raise OSError(f"gRPC ingress could not bind {bind}")
     server.start()

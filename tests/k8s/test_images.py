@@ -29,10 +29,12 @@ EXCLUDED_IMPORTS = {
     "torch": "torch",
     "torchserve": "ts",
     "torch-model-archiver": "model_archiver",
-    "tensorflow-serving-api": "tensorflow_serving",
     "grpcio-tools": "grpc_tools",
 }
 """Distribution left out of the gateway image -> the top-level module it provides."""
+BLOCKED_IMPORTS = (*EXCLUDED_IMPORTS.values(), "tensorflow_serving")
+"""What the gateway image must run without: its exclusions, and ``tensorflow-serving-api`` (not a
+dependency of the gateway; it would bring TensorFlow back)."""
 
 
 def dockerfile_arg(name: str) -> str:
@@ -186,32 +188,39 @@ def _probabilities(body: bytes, key: str) -> list[list[float]]:
     return [[0.0] * 9 + [1.0]] * count
 
 
-def test_slim_gateway_serves_through_both_servers(
-    tmp_path: Path, fake_http: Callable[[Handler], FakeServer]
-) -> None:
+def fake_tfserving(seen: Seen) -> Reply:
+    if seen.method == "GET" and seen.path.startswith("/v1/models/mnist"):
+        return 200, {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {}}]}
+    if seen.method == "POST" and seen.path.endswith(":predict"):
+        return 200, {"predictions": _probabilities(seen.body, "instances")}
+    return 404, {"error": "not found"}
+
+
+def fake_torchserve(seen: Seen) -> Reply:
+    if seen.headers.get("Authorization") != "Bearer inference-key":
+        return 400, {"code": 400, "type": "InvalidKeyException", "message": "Token Authorization failed"}
+    if seen.path == "/ping":
+        return 200, {"status": "Healthy"}
+    if seen.path.startswith("/predictions/mnist"):
+        return 200, {"predictions": _probabilities(seen.body, "instances")}
+    return 404, {"code": 404, "type": "ModelNotFoundException", "message": "no"}
+
+
+def write_key_file(folder: Path) -> Path:
+    """What the Secret volume holds: the inference key the publisher copied out of TorchServe's file."""
     publisher = load_script(K8S / "base" / "torchserve" / "keypublisher.py")
-
-    def tfserving(seen: Seen) -> Reply:
-        if seen.method == "GET" and seen.path.startswith("/v1/models/mnist"):
-            return 200, {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {}}]}
-        if seen.method == "POST" and seen.path.endswith(":predict"):
-            return 200, {"predictions": _probabilities(seen.body, "instances")}
-        return 404, {"error": "not found"}
-
-    def torchserve(seen: Seen) -> Reply:
-        if seen.headers.get("Authorization") != "Bearer inference-key":
-            return 400, {"code": 400, "type": "InvalidKeyException", "message": "Token Authorization failed"}
-        if seen.path == "/ping":
-            return 200, {"status": "Healthy"}
-        if seen.path.startswith("/predictions/mnist"):
-            return 200, {"predictions": _probabilities(seen.body, "instances")}
-        return 404, {"code": 404, "type": "ModelNotFoundException", "message": "no"}
-
-    tf, ts = fake_http(tfserving), fake_http(torchserve)
-    secret_file = tmp_path / "key_file.json"  # what the Secret volume holds
+    secret_file = folder / "key_file.json"
     secret_file.write_text(
         json.dumps(publisher.inference_only({"inference": {"key": "inference-key", "expiration time": ""}}))
     )
+    return secret_file
+
+
+def test_slim_gateway_serves_through_both_servers(
+    tmp_path: Path, fake_http: Callable[[Handler], FakeServer]
+) -> None:
+    tf, ts = fake_http(fake_tfserving), fake_http(fake_torchserve)
+    secret_file = write_key_file(tmp_path)
     env = {
         "PATH": "/usr/bin:/bin",
         "GATEWAY_ROUTING_FILE": str(K8S / "base" / "gateway" / "routing.yaml"),
@@ -221,7 +230,7 @@ def test_slim_gateway_serves_through_both_servers(
         "GATEWAY_TORCHSERVE_MANAGEMENT_URL": "",
     }
     run = subprocess.run(
-        [sys.executable, "-c", _SLIM_GATEWAY, ",".join(EXCLUDED_IMPORTS.values())],
+        [sys.executable, "-c", _SLIM_GATEWAY, ",".join(BLOCKED_IMPORTS)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -59,15 +59,16 @@ def test_over_grpc_it_sends_the_image_as_a_tensor_and_answers_the_output(
 
     import grpc
 
-    from loadtests.grpc_wire import TFSERVING_PREDICT, _tfserving_messages
+    from gateway.tfserving_proto import messages as tfserving_messages
+    from loadtests.grpc_wire import TFSERVING_PREDICT
 
-    messages = _tfserving_messages()
+    messages = tfserving_messages()
     seen: list[Any] = []
     output = np.arange(10, dtype="<f4") / 10
 
     def predict(request: bytes, context: Any) -> bytes:
-        seen.append(messages["PredictRequest"].FromString(request))
-        response = messages["PredictResponse"]()
+        seen.append(messages.PredictRequest.FromString(request))
+        response = messages.PredictResponse()
         tensor = response.outputs["probabilities"]
         tensor.dtype = 1
         tensor.tensor_shape.dim.add().size = 1

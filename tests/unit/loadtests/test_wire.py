@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gateway.tfserving_proto import messages as tfserving_messages
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_probabilities, check_status
-from loadtests.grpc_wire import _tfserving_messages, tfserving_codec, torchserve_codec
+from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Digit, PayloadError, Payloads, choose_digits, load_payloads, write_payloads
 
 
@@ -55,8 +56,8 @@ def digit(label: int = 3) -> Digit:
 
 
 def test_tfserving_request_bytes_decode_as_a_float_tensor() -> None:
-    messages = _tfserving_messages()
-    request = messages["PredictRequest"]()
+    messages = tfserving_messages()
+    request = messages.PredictRequest()
     request.ParseFromString(tfserving_codec("mnist").request(digit()))
     assert request.model_spec.name == "mnist"
     assert request.model_spec.signature_name == "serving_default"
@@ -67,8 +68,8 @@ def test_tfserving_request_bytes_decode_as_a_float_tensor() -> None:
 
 @pytest.mark.parametrize("packed", [True, False])
 def test_tfserving_answers_are_checked_for_the_digit(packed: bool) -> None:
-    messages = _tfserving_messages()
-    response = messages["PredictResponse"]()
+    messages = tfserving_messages()
+    response = messages.PredictResponse()
     output = response.outputs["probabilities"]
     output.dtype = 1
     for size in (1, 10):
