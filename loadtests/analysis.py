@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from gateway.registry import spec
+from loadtests.headline import across_rounds, headline_json
 from loadtests.plan import Phase, Plan
 from loadtests.recorder import Columns
 from loadtests.stats import (
-    Estimate,
     bin_rates,
     bins_for,
     bootstrap_percentile,
@@ -31,8 +31,6 @@ from loadtests.stats import (
     paired_difference,
     percentile,
     resample_mean,
-    resample_percentile,
-    winner,
 )
 from loadtests.targets import ALL_TARGETS, GATEWAY_PAIRS, HEADLINE_PAIRS, Target
 from loadtests.targets import target as target_by_name
@@ -295,56 +293,11 @@ def _gateway_added(
 METRICS = (("rps", False), ("p50_ms", True), ("p95_ms", True), ("p99_ms", True))
 
 
-def _estimate(data: Mapping[str, Any]) -> Estimate:
-    def num(key: str) -> float:
-        value = data.get(key)
-        return float("nan") if value is None else float(value)
+def _comparisons(summary: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TensorFlow side vs PyTorch side per pair, step and metric.
 
-    return Estimate(num("value"), num("low"), num("high"))
-
-
-def _paired_ratio(
-    steps: list[dict[str, Any]],
-    left: str,
-    right: str,
-    step: str,
-    metric: str,
-    iterations: int,
-    rng: np.random.Generator,
-) -> Estimate:
-    """right / left for one metric, computed within each repetition (same run), then summarised."""
-    by_rep = {(s["target"], s["rep"]): s for s in steps if s["step"] == step}
-    pairs = [
-        (by_rep[(left, rep)], by_rep[(right, rep)])
-        for (name, rep) in by_rep
-        if name == left
-        and (right, rep) in by_rep
-        and by_rep[(left, rep)]["requests"]
-        and by_rep[(right, rep)]["requests"]
-    ]
-    if not pairs:
-        return Estimate.missing()
-    points, replicates = [], []
-    for a, b in pairs:
-        if metric == "rps":
-            points.append(b["rps"] / a["rps"])
-            replicates.append(_rate_replicates(b, iterations, rng) / _rate_replicates(a, iterations, rng))
-        else:
-            q = float(metric[1:3])
-            la, lb = np.asarray(a["latencies_ms"]), np.asarray(b["latencies_ms"])
-            points.append(percentile(lb, q) / percentile(la, q))
-            replicates.append(
-                resample_percentile(lb, q, iterations, rng) / resample_percentile(la, q, iterations, rng)
-            )
-    return estimate(points, replicates, rng)
-
-
-def _comparisons(
-    summary: list[dict[str, Any]], steps: list[dict[str, Any]], iterations: int, rng: np.random.Generator
-) -> list[dict[str, Any]]:
-    """TensorFlow side vs PyTorch side per pair, step and metric; a winner only without overlap.
-
-    The ratio (PyTorch side / TensorFlow side) is computed within each repetition, pair by pair.
+    The ratio (PyTorch side / TensorFlow side) is formed inside each round, pair by pair, and summarised
+    across rounds (:mod:`loadtests.headline`); a winner only where its 95% rerun interval excludes 1.
     """
     rows = {(r["target"], r["step"]): r for r in summary}
     out = []
@@ -355,10 +308,10 @@ def _comparisons(
                 continue
             saturated = a["saturated"] or b["saturated"]
             for metric, lower_is_better in METRICS:
-                ea, eb = _estimate(a[metric]), _estimate(b[metric])
-                side = (
-                    None if saturated and metric == "rps" else winner(ea, eb, lower_is_better=lower_is_better)
-                )
+                ratio = across_rounds(_per_round_ratio(steps, left, right, step, metric), ratio=True)
+                side = None
+                if ratio.excludes(1.0) and not (saturated and metric == "rps"):
+                    side = right if (ratio.low > 1.0) != lower_is_better else left
                 out.append(
                     {
                         "pair": label,
@@ -368,14 +321,29 @@ def _comparisons(
                         "metric": metric,
                         "a_value": a[metric],
                         "b_value": b[metric],
-                        "ratio_b_over_a": _paired_ratio(
-                            steps, left, right, step, metric, iterations, rng
-                        ).to_dict(),
-                        "winner": {"a": left, "b": right}.get(side or ""),
+                        "ratio_b_over_a": {
+                            "value": ratio.value,
+                            "low": ratio.low,
+                            "high": ratio.high,
+                            "rounds": ratio.rounds,
+                        },
+                        "winner": side,
                         "saturated": saturated,
                     }
                 )
     return out
+
+
+def _per_round_ratio(
+    steps: list[dict[str, Any]], left: str, right: str, step: str, metric: str
+) -> list[float]:
+    """right / left for one metric, in each round that measured both."""
+    by_round = {(s["target"], s["rep"]): s for s in steps if s["step"] == step and s["requests"]}
+    rounds = sorted(rep for (name, rep) in by_round if name == left and (right, rep) in by_round)
+    if metric == "rps":
+        return [by_round[(right, r)]["rps"] / by_round[(left, r)]["rps"] for r in rounds]
+    key = metric.removesuffix("_ms")
+    return [by_round[(right, r)]["latency_ms"][key] / by_round[(left, r)]["latency_ms"][key] for r in rounds]
 
 
 def _cdf_step(summary: list[dict[str, Any]], wanted: str) -> str | None:
@@ -430,7 +398,8 @@ def analyse(
         "steps": steps,
         "summary": summary,
         "gateway_added": _gateway_added(steps, settings.bootstrap, rng),
-        "comparisons": _comparisons(summary, steps, settings.bootstrap, rng),
+        "comparisons": _comparisons(summary, steps),
+        "headline": headline_json(steps),
         "calibration": calibration,
         "cdf_step": _cdf_step(summary, settings.cdf_step),
         "failures_outside_windows": {name: count for name, count in unmeasured.items() if count},

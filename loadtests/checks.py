@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,10 +24,15 @@ NUM_CLASSES = 10
 _SUM_TOLERANCE = 1e-3
 
 
+_REQUEST_ID = re.compile(r',?\s*"request_id"\s*:\s*"[^"]*"')
+
+
 def check_status(status: int, body: bytes) -> str | None:
     if status == 200:
         return None
-    excerpt = body[:120].decode("utf-8", errors="replace").replace("\n", " ")
+    # Without the request id a gateway puts in each error, one failure reason stays one line.
+    text = _REQUEST_ID.sub("", body[:400].decode("utf-8", errors="replace"))
+    excerpt = text[:120].replace("\n", " ")
     return f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
 
 

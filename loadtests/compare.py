@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ from gateway.registry import BACKENDS, spec
 from loadtests.analysis import AnalysisSettings, analyse, target_components
 from loadtests.capacity_results import capacity_results
 from loadtests.config import CompareConfig
-from loadtests.cpu import Pinning, pinned, plan_pinning
-from loadtests.crosscheck import CrossCheck, run_crosscheck
+from loadtests.cpu import Pinning, plan_pinning
 from loadtests.endpoints import REST_PATHS, Endpoints, default_endpoints
 from loadtests.environment import describe_machine, load_average
+from loadtests.headline import headline_json, reproducibility_json
+from loadtests.independent import IndependentClient, IndependentTarget, independent_records
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.locust_run import LocustLaunch, run_locust
 from loadtests.payloads import Payloads, payloads_from_store, write_payloads
@@ -32,6 +33,7 @@ from loadtests.prewarm import prewarm
 from loadtests.progress import RunMonitor, format_duration
 from loadtests.recorder import load_samples
 from loadtests.report import write_report
+from loadtests.report.headline_text import reproducibility_text
 from loadtests.report.summary import summary_text
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
@@ -220,59 +222,30 @@ def _run(session: Session, say: Say) -> int:
     if not available:
         say("error: no target answered correctly; nothing to measure (start servers, or use --start)")
         return 1
-    _prewarm(config, endpoints, payloads, available, say)
-    plan = build_plan(available, calibrated, config.plan_settings())
-    plan_file = session.out / "plan.json"
-    plan.write(plan_file)
-    server_groups = {name: r.pid for name, r in (session.stack.records.items() if session.stack else [])}
-    monitor = RunMonitor(plan, server_groups, say, _target_labels(tfserving))
-    launch = LocustLaunch(
-        plan_file=plan_file,
-        events_file=session.out / "raw" / "events.jsonl",
-        samples_file=session.out / "raw" / "samples.json",
-        payload_file=payload_file,
-        log_file=session.out / "raw" / "locust.log",
-        address_args=tuple(endpoints.locust_args()),
-        deadline_s=_deadline(plan),
-        local_workers=config.workers,
-        expect_workers=config.expect_workers,
-        master_bind_host=config.master_bind_host,
-        master_port=config.master_port or (free_port() if config.workers or config.expect_workers else 0),
-        generator_cpus=session.pinning.generator if session.pinning.active else None,
-        request_timeout_s=config.request_timeout,
-    )
-    launch.samples_file.parent.mkdir(parents=True, exist_ok=True)
-    if config.expect_workers:
-        say(
-            f"Waiting for {config.expect_workers} external worker(s) (up to 120 s); on each one run:\n"
-            f"  locust -f loadtests/comparison_locustfile.py --worker --master-host <this host> "
-            f"--master-port {launch.master_port}\n"
-            f"  (the master listens on {config.master_bind_host}:{launch.master_port}; the workers get the "
-            "digits and the target addresses from it)"
+    warmed = _prewarm(config, endpoints, payloads, available, say)
+    passes: list[Pass] = []
+    for number in range(1, config.repeat + 1):
+        if config.repeat > 1:
+            say(f"\n== Pass {number} of {config.repeat} (same servers; a rerun check) ==")
+        measured = _measure(
+            session,
+            endpoints,
+            payloads,
+            payload_file,
+            available,
+            calibrated,
+            _target_labels(tfserving),
+            number,
+            say,
         )
-    say(f"Running the plan in Locust (log: {launch.log_file})")
-    code = run_locust(launch, monitor.on_event, monitor.on_start)
-    if not launch.samples_file.exists():
-        say(f"error: Locust exited with {code} and wrote no samples; see {launch.log_file}")
-        return 1
-    crosschecks = _crosscheck(config, endpoints, payloads, available, session.pinning, say)
-    say("Analysing (bootstrap intervals)...")
-    events, samples = _read_events(launch.events_file), load_samples(launch.samples_file)
-    results = analyse(
-        plan,
-        events,
-        samples,
-        monitor.cpu_by_phase,
-        AnalysisSettings(
-            bootstrap=config.bootstrap,
-            seed=config.seed,
-            saturation_cpu=config.saturation_cpu,
-            ceiling_fraction=config.ceiling_fraction,
-            cdf_step=config.cdf_step,
-        ),
-    )
-    results["crosscheck"] = crosscheck_rows(crosschecks, results["summary"])
-    results["slo_capacity"] = capacity_results(plan, events, samples, monitor.cpu_by_phase, target_components)
+        if measured is None:
+            return 1
+        passes.append(measured)
+    first = passes[0]
+    plan, results, code = first.plan, first.results, first.locust_exit_code
+    if len(passes) > 1:
+        results["reproducibility"] = reproducibility_json(passes)
+    results["prewarm"] = warmed
     machine["load_average_at_end"] = load_average()
     results.update(
         {
@@ -309,89 +282,189 @@ def _run(session: Session, say: Say) -> int:
     session.results_file = paths["json"]
     say("")
     say(summary_text(results))
+    if len(passes) > 1:
+        say("")
+        say(reproducibility_text(results["reproducibility"]))
     say("")
     say(f"Report: {paths['html']}")
     say(f"        {paths['markdown']}  (raw figures: {paths['json']})")
-    return 0 if code == 0 else 1
+    return 0 if all(p.locust_exit_code == 0 for p in passes) else 1
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One run of the whole plan in Locust, analysed."""
+
+    number: int
+    plan: Plan
+    results: dict[str, Any]
+    locust_exit_code: int
+
+
+def _measure(
+    session: Session,
+    endpoints: Endpoints,
+    payloads: Payloads,
+    payload_file: Path,
+    available: list[Target],
+    calibrated: list[Target],
+    labels: dict[str, str],
+    number: int,
+    say: Say,
+) -> Pass | None:
+    """The plan (each pass visits in orders of its own), run in Locust and analysed."""
+    config = session.config
+    alone = _independent_targets(config, endpoints, available)
+    settings = replace(config.plan_settings(), order_seed=config.seed + number - 1, independent=tuple(alone))
+    plan = build_plan(available, calibrated, settings)
+    suffix = "" if number == 1 else f"-{number}"
+    plan_file = session.out / f"plan{suffix}.json"
+    plan.write(plan_file)
+    raw = session.out / f"raw{suffix}"
+    server_groups = {name: r.pid for name, r in (session.stack.records.items() if session.stack else [])}
+    monitor = RunMonitor(plan, server_groups, say, labels)
+    launch = LocustLaunch(
+        plan_file=plan_file,
+        events_file=raw / "events.jsonl",
+        samples_file=raw / "samples.json",
+        payload_file=payload_file,
+        log_file=raw / "locust.log",
+        address_args=tuple(endpoints.locust_args()),
+        deadline_s=_deadline(plan),
+        local_workers=config.workers,
+        expect_workers=config.expect_workers,
+        master_bind_host=config.master_bind_host,
+        master_port=config.master_port or (free_port() if config.workers or config.expect_workers else 0),
+        generator_cpus=session.pinning.generator if session.pinning.active else None,
+        request_timeout_s=config.request_timeout,
+    )
+    raw.mkdir(parents=True, exist_ok=True)
+    if config.expect_workers:
+        say(
+            f"Waiting for {config.expect_workers} external worker(s) (up to 120 s); on each one run:\n"
+            f"  locust -f loadtests/comparison_locustfile.py --worker --master-host <this host> "
+            f"--master-port {launch.master_port}\n"
+            f"  (the master listens on {config.master_bind_host}:{launch.master_port}; the workers get the "
+            "digits and the target addresses from it)"
+        )
+    rounds = settings.repetitions
+    say(
+        f"Running the plan in Locust: {rounds} round(s), each target once per round in a random order "
+        f"(log: {launch.log_file})"
+    )
+    cpus = session.pinning.generator if session.pinning.active else None
+    client = IndependentClient(plan, alone, payloads.digits, cpus, say)
+
+    def on_event(event: dict[str, Any]) -> None:
+        client.on_event(event)
+        monitor.on_event(event)
+
+    code = run_locust(launch, on_event, monitor.on_start)
+    client.join()
+    if not launch.samples_file.exists():
+        say(f"error: Locust exited with {code} and wrote no samples; see {launch.log_file}")
+        return None
+    say("Analysing (intervals from the spread between rounds)...")
+    events, samples = _read_events(launch.events_file), load_samples(launch.samples_file)
+    results = analyse(
+        plan,
+        events,
+        samples,
+        monitor.cpu_by_phase,
+        AnalysisSettings(
+            bootstrap=config.bootstrap,
+            seed=config.seed,
+            saturation_cpu=config.saturation_cpu,
+            ceiling_fraction=config.ceiling_fraction,
+            cdf_step=config.cdf_step,
+        ),
+    )
+    independent = independent_records(plan, client.results)
+    results["independent"] = independent
+    results["headline"] = headline_json(results["steps"], independent)
+    results["crosscheck"] = crosscheck_rows(independent, results["steps"])
+    results["slo_capacity"] = capacity_results(plan, events, samples, monitor.cpu_by_phase, target_components)
+    return Pass(number, plan, results, code)
 
 
 def _prewarm(
     config: CompareConfig, endpoints: Endpoints, payloads: Payloads, available: list[Target], say: Say
-) -> None:
+) -> dict[str, Any]:
     import os
 
     servers = sorted({t.backend for t in available if t.backend and spec(t.backend).direct})
     if config.prewarm_seconds <= 0 or not servers:
-        return
-    until = f"{config.prewarm_requests:,} requests or " if config.prewarm_requests > 0 else ""
-    say(f"Pre-warming each server and protocol for {until}{config.prewarm_seconds:g} s (not measured)...")
+        return {}
+    least = f"after at least {config.prewarm_requests:,} requests, " if config.prewarm_requests > 0 else ""
+    say(
+        "Pre-warming each server and protocol until its throughput settles (three 1 s windows within 10%, "
+        "no longer climbing), "
+        f"{least}at most {config.prewarm_seconds:g} s each (not measured)..."
+    )
     token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
     headers = bearer_header(endpoints, token)
-    sent = prewarm(
+    warmed = prewarm(
         servers, endpoints, payloads, headers, config.prewarm_seconds, requests=config.prewarm_requests
     )
-    say("  " + ", ".join(f"{name}: {count:,} requests" for name, count in sent.items()))
+    for name, result in warmed.items():
+        say(f"  {name}: {result.describe()}")
+    return {name: asdict(result) for name, result in warmed.items()}
 
 
-def _crosscheck(
-    config: CompareConfig,
-    endpoints: Endpoints,
-    payloads: Payloads,
-    available: list[Target],
-    pinning: Pinning,
-    say: Say,
-) -> list[CrossCheck]:
-    """One point per REST server measured again without Locust (while the servers still run)."""
+def _independent_targets(
+    config: CompareConfig, endpoints: Endpoints, available: list[Target]
+) -> dict[str, IndependentTarget]:
+    """The REST servers the independent client can measure (it sends TF-style instances)."""
     import os
 
-    if config.crosscheck_seconds <= 0:
-        return []
+    if not config.independent_client:
+        return {}
     names = {t.name for t in available}
-    checks = []
     token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
-    with pinned(pinning.generator if pinning.active else None):
-        # The REST servers that take TF-style instances (the cross-check sends those bodies).
-        for entry in BACKENDS:
-            name, api = entry.name, entry.api
-            if entry.protocol != "rest" or api not in ("tfserving", "torchserve") or name not in names:
-                continue
-            url, path = getattr(endpoints, entry.endpoint), REST_PATHS[api].format(model=MODEL_NAME)
-            headers = bearer_header(endpoints, token) if api == "torchserve" else {}
-            try:
-                result = run_crosscheck(
-                    name,
-                    url,
-                    path,
-                    payloads.digits,
-                    headers,
-                    config.crosscheck_seconds,
-                    digits_field=api == "torchserve",
-                )
-            except OSError as exc:
-                say(f"  cross-check {name}: failed ({exc})")
-                continue
-            checks.append(result)
-            say(
-                f"  cross-check {name} (independent client, 1 connection): p50 {result.p50_ms:.3f} ms, "
-                f"{result.rps:.0f} req/s, {result.failures} failures"
-            )
-    return checks
-
-
-def crosscheck_rows(checks: list[CrossCheck], summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each independent measurement beside Locust's 1-user step of the same target."""
-    rows = []
-    for check in checks:
-        locust = next(
-            (r for r in summary if r["target"] == check.target and r["kind"] == "closed" and r["users"] == 1),
-            None,
+    targets = {}
+    for entry in BACKENDS:
+        if (
+            entry.protocol != "rest"
+            or entry.api not in ("tfserving", "torchserve")
+            or entry.name not in names
+        ):
+            continue
+        targets[entry.name] = IndependentTarget(
+            getattr(endpoints, entry.endpoint),
+            REST_PATHS[entry.api].format(model=MODEL_NAME),
+            bearer_header(endpoints, token) if entry.api == "torchserve" else {},
+            digits_field=entry.api == "torchserve",
         )
-        row: dict[str, Any] = check.to_dict()
-        if locust is not None:
-            row["locust_p50_ms"] = locust["p50_ms"]["value"]
-            row["locust_rps"] = locust["rps"]["value"]
-        rows.append(row)
+    return targets
+
+
+def crosscheck_rows(independent: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per target, the independent client's windows beside Locust's 1-user windows of the same rounds
+    (medians over rounds)."""
+    rows = []
+    for target in dict.fromkeys(r["target"] for r in independent):
+        alone = [r for r in independent if r["target"] == target]
+        locust = [s for s in steps if s["target"] == target and s["kind"] == "closed" and s["users"] == 1]
+        rows.append(
+            {
+                "target": target,
+                "tool": "http.client, 1 keep-alive connection, 1 thread, in the same rounds",
+                "rounds": len(alone),
+                "requests": sum(r["requests"] for r in alone),
+                "failures": sum(r["error_count"] for r in alone),
+                "p50_ms": _median([r["latency_ms"]["p50"] for r in alone]),
+                "rps": _median([r["rps"] for r in alone]),
+                "locust_p50_ms": _median([s["latency_ms"]["p50"] for s in locust]),
+                "locust_rps": _median([s["rps"] for s in locust]),
+            }
+        )
     return rows
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values) if values else float("nan")
 
 
 def _generator_mode(config: CompareConfig) -> str:

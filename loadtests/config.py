@@ -17,31 +17,29 @@ __all__ = ["PRESETS", "CompareConfig", "build_parser", "config_from_args"]
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": {
-        # REST only (gRPC in `make loadtest`): the capacity search replaces the 8-user step and gRPC.
+        # REST only (gRPC and the capacity search in `make loadtest`). Interleaved rounds: every round
+        # visits the six targets once, in a random order, with a 1-user and an 8-user window each (one
+        # Locust tick apiece), so the machine's drift over minutes falls on every target alike; the
+        # headline's intervals come from the spread between the rounds.
         "targets": "tfserving-rest,torchserve-rest,v2-rest,gateway/tfserving-rest,gateway/torchserve-rest,"
         "gateway/v2-rest",
-        "users": "1",
-        "repetitions": 1,
-        "min_requests": 300,
-        "step_seconds": 1.5,
-        "max_step_seconds": 5.0,
-        "settle_seconds": 0.5,
-        "warmup_requests": 1000,
-        "warmup_seconds": 2.5,
+        "users": "8,1",  # 1 user last: the independent client's window follows it and ends the visit
+        "repetitions": 7,
+        "min_requests": 50,
+        "step_seconds": 0.6,
+        "max_step_seconds": 3.0,
+        "settle_seconds": 0.3,
+        "warmup_requests": 500,
+        "warmup_seconds": 2.0,
         "warmup_users": 8,
         "bootstrap": 500,
-        "crosscheck_seconds": 1.5,
-        # A cold TorchServe answered ~230 requests in 3 s and its JVM kept speeding up through the
-        # first capacity steps: warm each server with the same 2,000 requests, at most 12 s.
-        "prewarm_seconds": 12.0,
+        # TorchServe's JVM kept speeding up for two minutes in one run: each server is warmed until its
+        # throughput settles (three 1 s windows within 10%, no longer climbing) after 2,000 requests,
+        # at most 20 s; the rounds' spread absorbs what is left of its climb.
+        "prewarm_seconds": 20.0,
         "prewarm_requests": 2000,
-        # A shared 2-core machine's tails (p99 15-30 ms at a few req/s for TorchServe and Triton) never
-        # meet 10 ms, and a demo whose verdict is "none passed" answers nothing: the demo asks for 50 ms.
         "slo_ms": 50.0,
-        "capacity_steps": 4,
-        "capacity_seconds": 2.0,
-        "capacity_precision": 0.25,
-        "capacity_min_requests": 200,
+        "capacity_steps": 0,
     },
     "smoke": {
         "users": "2",
@@ -54,7 +52,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_seconds": 0.0,
         "bootstrap": 200,
         "digits": 20,
-        "crosscheck_seconds": 0.5,
         "prewarm_seconds": 0.0,
         "prewarm_requests": 0,
         "capacity_steps": 1,
@@ -81,7 +78,6 @@ DEFAULTS: dict[str, Any] = {
     "warmup_users": 4,
     "bootstrap": 1000,
     "digits": 100,
-    "crosscheck_seconds": 3.0,
     "prewarm_seconds": 20.0,
     "prewarm_requests": 0,
     "slo_ms": 10.0,
@@ -121,7 +117,8 @@ class CompareConfig:
     warmup_seconds: float = DEFAULTS["warmup_seconds"]
     warmup_users: int = DEFAULTS["warmup_users"]
     request_timeout: float = 10.0
-    crosscheck_seconds: float = DEFAULTS["crosscheck_seconds"]
+    independent_client: bool = True
+    """An independent client's window after each REST server's 1-user step, in every round."""
     prewarm_seconds: float = DEFAULTS["prewarm_seconds"]
     prewarm_requests: int = DEFAULTS["prewarm_requests"]
     workers: int = 0
@@ -146,6 +143,8 @@ class CompareConfig:
     capacity_start: float = 0.0
     capacity_min_requests: int = DEFAULTS["capacity_min_requests"]
     preset: str = "full"
+    repeat: int = 1
+    """Passes of the whole plan with the same servers; 2 or more: the rerun check."""
 
     def plan_settings(self) -> PlanSettings:
         slo = SloSettings(slo_ms=self.slo_ms, saturation_cpu=self.saturation_cpu)
@@ -155,6 +154,7 @@ class CompareConfig:
             rates=tuple(float(part) for part in self.rates.split(",") if part.strip()),
             rate_users=self.rate_users,
             repetitions=self.repetitions,
+            order_seed=self.seed,
             min_requests=self.min_requests,
             step_s=self.step_seconds,
             max_step_s=max(self.max_step_seconds, self.step_seconds),
@@ -256,7 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--rate-users", type=int, default=None, help="users sharing a fixed rate (0: largest --users)"
     )
-    _knob(load, "repetitions", int, "interleaved runs")
+    _knob(load, "repetitions", int, "rounds: each visits every target once, in a random order")
+    load.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the whole plan N times on the same servers and print, per headline figure, each pass's "
+        "estimate and interval and whether each interval contains the other's estimate (the rerun check; "
+        "default 1)",
+    )
     _knob(load, "min_requests", int, "measured requests per step")
     _knob(load, "step_seconds", float, "minimum step")
     _knob(load, "max_step_seconds", float, "step cap")
@@ -278,13 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _knob(load, "warmup_users", int, "users during the warm-up")
     load.add_argument("--request-timeout", type=float, default=10.0, help="seconds per request (default 10)")
-    _knob(
-        load,
-        "crosscheck_seconds",
-        float,
-        "after the run, measure TF Serving and TorchServe REST at one connection with an independent "
-        "client (http.client, no Locust) for this long, to compare with Locust's 1-user step (0: skip; "
-        "{defaults})",
+    load.add_argument(
+        "--no-independent-client",
+        dest="independent_client",
+        action="store_false",
+        help="leave out the harness check: by default, in every round, right after Locust's 1-user step "
+        "of TF Serving and TorchServe REST, an independent client (http.client, one connection, no "
+        "Locust) measures the same server for one window",
     )
 
     generator = parser.add_argument_group("load generator")
@@ -376,4 +384,6 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
     for name, default in DEFAULTS.items():
         if values.get(name) is None:
             values[name] = preset.get(name, default)
+    if values.get("repeat", 1) < 1:
+        raise ValueError(f"--repeat {values['repeat']}: run the plan at least once")
     return CompareConfig(**values)

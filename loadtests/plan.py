@@ -1,8 +1,8 @@
 """The comparison plan: every phase of one Locust run, and the clock that walks through it.
 
 One Locust run (standalone, or a master with local or remote workers) executes the whole plan: for
-each repetition, for each target (calibration first, then the serving targets in an order that
-reverses every repetition: A B C, C B A, A B C ...), a warm-up phase (discarded), the closed-loop
+each repetition (a *round*), for each target (calibration first, then the serving targets in a random
+order of the round's own), a warm-up phase (discarded; first round only), the closed-loop
 concurrency steps, the optional fixed-rate steps, the optional capacity search, and a short drain with
 zero users so that the next target starts from nothing. The plan is a JSON file the runner writes and
 the Locust shape reads.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,7 +52,8 @@ class Phase:
     user_class: str
     kind: str
     """``warmup`` (discarded), ``closed`` (N users, no think time), ``rate`` (paced), ``capacity`` (a step
-    of the capacity search: Poisson arrivals at a rate chosen while running), ``drain`` (0 users)."""
+    of the capacity search: Poisson arrivals at a rate chosen while running), ``independent`` (0 Locust
+    users while the runner's own client measures the target at one connection), ``drain`` (0 users)."""
     users: int
     settle_s: float
     min_s: float
@@ -90,8 +92,17 @@ class PlanSettings:
     warmup_requests: int = 1000
     warmup_s: float = 30.0
     warmup_users: int = 4
-    drain_s: float = 1.0
+    drain_s: float = 0.0
+    """Least time a drain lasts; it lasts until Locust runs no user anyway (after a phase of zero users,
+    such as an independent client's window, that is at once)."""
     calibration_repetitions: int = 1
+    warmup_repetitions: int = 1
+    """Rounds whose visits start with a warm-up phase (the servers are pre-warmed before the plan)."""
+    order_seed: int = 0
+    """Seeds each round's random visiting order."""
+    independent: tuple[str, ...] = ()
+    """Targets whose 1-user step is followed, in every round, by a window of the runner's independent
+    client (no Locust): the harness check, formed inside the round."""
     spawn_rate: float = 1000.0
     search: SearchSettings | None = None
     """The capacity search's settings; None: no search."""
@@ -127,6 +138,7 @@ class Plan:
         raw = dict(data["settings"])
         raw["users"] = tuple(raw["users"])
         raw["rates"] = tuple(raw["rates"])
+        raw["independent"] = tuple(raw.get("independent", ()))
         raw["search"] = SearchSettings(**raw["search"]) if raw.get("search") else None
         raw["slo"] = SloSettings(**raw["slo"]) if raw.get("slo") else SloSettings()
         return cls(
@@ -153,9 +165,12 @@ class Plan:
         return total
 
 
-def visit_order(targets: Sequence[Target], rep: int) -> list[Target]:
-    """A B C for even repetitions, C B A for odd ones: with 2 targets, A B | B A | A B ..."""
-    return list(targets) if rep % 2 == 0 else list(reversed(targets))
+def visit_order(targets: Sequence[Target], rep: int, seed: int = 0) -> list[Target]:
+    """The targets in a random order of their own for each round (repeatable from ``seed``): a drift of
+    the machine's speed then falls on every target alike instead of always on the last ones."""
+    order = list(targets)
+    random.Random(f"{seed}:{rep}").shuffle(order)
+    return order
 
 
 def build_plan(targets: Sequence[Target], calibration: Sequence[Target], settings: PlanSettings) -> Plan:
@@ -172,8 +187,12 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
         rep: int, target: Target, kind: str, users: int, rate: float | None = None, step: int = 0
     ) -> None:
         measured = kind in MEASURED_KINDS
-        if kind == "capacity":  # a search step: its rate is chosen while the plan runs
-            timing: dict[str, Any] = {
+        timing: dict[str, Any]
+        if kind == "independent":  # the runner's client measures; Locust sends nothing
+            timing = {"settle_s": settings.settle_s, "min_s": settings.step_s, "max_s": settings.step_s}
+            timing["min_requests"] = 0
+        elif kind == "capacity":  # a search step: its rate is chosen while the plan runs
+            timing = {
                 "settle_s": settings.settle_s,
                 "min_s": settings.capacity_step_s,
                 "max_s": max(settings.capacity_step_s, settings.capacity_max_step_s),
@@ -206,13 +225,15 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
 
     for rep in range(settings.repetitions):
         visiting = (list(calibration) if rep < settings.calibration_repetitions else []) + visit_order(
-            targets, rep
+            targets, rep, settings.order_seed
         )
         for target in visiting:
-            if settings.warmup_requests > 0 and settings.warmup_s > 0:
+            if settings.warmup_requests > 0 and settings.warmup_s > 0 and rep < settings.warmup_repetitions:
                 add(rep, target, "warmup", settings.warmup_users)
             for users in settings.users:
                 add(rep, target, "closed", users)
+                if users == 1 and target.name in settings.independent:
+                    add(rep, target, "independent", 0)
             for rate in settings.rates:
                 add(rep, target, "rate", rate_users, rate)
             for step in range(settings.search.max_steps if settings.search else 0):

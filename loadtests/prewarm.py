@@ -2,11 +2,12 @@
 
 TorchServe's Java frontend keeps getting faster for thousands of requests (JIT compilation): measured
 here at one connection, p50 about 9 ms for its first requests, 3 ms after 3,000, under 2 ms after
-6,000. The per-target warm-up inside the plan is short in the demo, so before the plan each server
-is sent real requests on each of its protocols from a few threads (plain ``http.client`` and grpcio;
-nothing is measured): for the same number of seconds, or, where ``--prewarm-requests`` is set (the
-demo: 2,000), until each has had that many, whichever comes first. TF Serving gets exactly the same
-treatment.
+6,000, and its throughput rose for two minutes in one run. A fixed count leaves it cold, so each server
+is sent real requests on each of its protocols from a few threads (plain ``http.client`` and grpcio)
+until its throughput has *settled*: Triton's perf_analyzer rule, the last three one-second windows
+within 10% of their mean, and no longer climbing (their mean at most 5% above the three before), after
+at least ``--prewarm-requests``; ``--prewarm-seconds`` bounds it.
+TF Serving gets exactly the same treatment. How long each took, and whether it settled, is reported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -25,7 +27,7 @@ from loadtests.grpc_wire import codec_for
 from loadtests.payloads import Payloads
 from model_store import MODEL_NAME
 
-__all__ = ["prewarm"]
+__all__ = ["Warmed", "prewarm"]
 
 Call = Callable[[int], None]
 
@@ -58,16 +60,53 @@ def _grpc(
     return connect
 
 
-def _hammer(connect: Callable[[], Call], seconds: float, threads: int, requests: int = 0) -> int:
-    """Send from ``threads`` connections for ``seconds``, or until ``requests`` were sent (0: no count)."""
+WINDOW_S = 1.0
+STABLE_WINDOWS = 3
+TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class Warmed:
+    requests: int
+    seconds: float
+    settled: bool
+    """The last windows' throughputs agreed (False: the time bound or a failing server stopped it)."""
+    last_rps: float
+
+    def describe(self) -> str:
+        how = "settled" if self.settled else "NOT settled (time bound)"
+        return f"{self.requests:,} requests in {self.seconds:.0f} s, {how} at {self.last_rps:,.0f} req/s"
+
+
+def settled(window_counts: list[int], windows: int = STABLE_WINDOWS, tolerance: float = TOLERANCE) -> bool:
+    """The last ``windows`` counts each within ``tolerance`` of their mean, and no longer climbing: their
+    mean at most ``tolerance / 2`` above the ``windows`` before (a JIT still compiling climbs slowly
+    enough to pass the first test alone)."""
+    if len(window_counts) < 2 * windows:
+        return False
+    last, before = window_counts[-windows:], window_counts[-2 * windows : -windows]
+    mean = sum(last) / windows
+    steady = mean > 0 and all(abs(count - mean) <= tolerance * mean for count in last)
+    return steady and mean <= (1 + tolerance / 2) * (sum(before) / windows)
+
+
+def _hammer(
+    connect: Callable[[], Call],
+    seconds: float,
+    threads: int,
+    requests: int = 0,
+    window_s: float = WINDOW_S,
+) -> Warmed:
+    """Send from ``threads`` connections until the throughput settled after at least ``requests``, or
+    for ``seconds`` at most."""
     counts = [0] * threads
-    stop_at = time.monotonic() + seconds
-    enough = requests if requests > 0 else float("inf")
+    done = threading.Event()
+    began = time.monotonic()
 
     def loop(slot: int) -> None:
         call = connect()
         i = slot
-        while time.monotonic() < stop_at and sum(counts) < enough:
+        while not done.is_set():
             try:
                 call(i)
             except (OSError, grpc.RpcError, http.client.HTTPException):
@@ -78,9 +117,22 @@ def _hammer(connect: Callable[[], Call], seconds: float, threads: int, requests:
     workers = [threading.Thread(target=loop, args=(slot,), daemon=True) for slot in range(threads)]
     for worker in workers:
         worker.start()
+    windows: list[int] = []
+    seen = 0
+    stable = False
+    while time.monotonic() - began < seconds and any(w.is_alive() for w in workers):
+        time.sleep(min(window_s, max(0.0, seconds - (time.monotonic() - began))))
+        total = sum(counts)
+        windows.append(total - seen)
+        seen = total
+        stable = settled(windows)
+        if stable and total >= requests:
+            break
+    done.set()
     for worker in workers:
-        worker.join(seconds + 15)
-    return sum(counts)
+        worker.join(15)
+    elapsed = time.monotonic() - began
+    return Warmed(sum(counts), elapsed, stable, (windows[-1] / window_s) if windows else 0.0)
 
 
 def prewarm(
@@ -91,9 +143,9 @@ def prewarm(
     seconds: float,
     threads: int = 4,
     requests: int = 0,
-) -> dict[str, int]:
-    """Requests sent per server and protocol (``servers``: names such as ``torchserve-grpc``): each
-    for ``seconds``, or until it has had ``requests`` when that comes first (0: by time only)."""
+) -> dict[str, Warmed]:
+    """Each server and protocol (``servers``: names such as ``torchserve-grpc``) warmed in turn until
+    its throughput settled after at least ``requests``, or for ``seconds`` at most."""
     return {
         name: _hammer(_job(name, endpoints, payloads, torchserve_headers), seconds, threads, requests)
         for name in servers

@@ -77,12 +77,14 @@ class RunMonitor:
         if first:
             reps = self.plan.settings.repetitions
             label = self.labels.get(phase.target, phase.target)
-            self.say(f"[repetition {phase.rep + 1}/{reps}] {label}")
+            self.say(f"[round {phase.rep + 1}/{reps}] {label}")
 
     def _on_end(self, event: dict[str, Any]) -> None:
         index = int(event["phase"])
         phase = self.plan.phases[index]
         mark = self._marks.pop(index, None)
+        if phase.kind == "independent":
+            return  # the independent client prints its own line
         if phase.kind == "drain":
             if users_left := int(event.get("users_left") or 0):
                 self.say(

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loadtests.report.headline_text import headline_rows, headline_sentences, method_text
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
 from loadtests.report.templating import lenient, template_environment
 
-__all__ = ["headline_lines", "render", "title"]
+__all__ = ["render", "title"]
 
 BUSY_OTHER_CPU = 25.0
 """CPU (% of one core) used by processes outside the comparison from which a step is marked noisy."""
@@ -39,36 +40,6 @@ def _tfserving_text(results: Mapping[str, Any]) -> str:
     if tf.get("official") is True:
         return f"TF Serving: the official binary (`{tf.get('implementation')}`)."
     return f"TF Serving: {tf.get('implementation')} — {tf.get('how', 'unverified')}."
-
-
-def headline_lines(results: Mapping[str, Any]) -> list[str]:
-    """One line per pair: the metrics with a winner (intervals apart), or "no clear winner"."""
-    out = []
-    for pair in dict.fromkeys(c["pair"] for c in results.get("comparisons", [])):
-        rows = [c for c in results["comparisons"] if c["pair"] == pair]
-        wins = [c for c in rows if c["winner"]]
-        if not wins:
-            out.append(f"{pair}: no clear winner (95% intervals overlap on every metric and step)")
-            continue
-        parts = []
-        for c in wins:
-            kind = "rps" if c["metric"] == "rps" else "ms"
-            fmt = fmt_rps if kind == "rps" else fmt_ms
-            mine, other = ("a_value", "b_value") if c["winner"] == c["a"] else ("b_value", "a_value")
-            best, rest = c[mine]["value"], c[other]["value"]
-            ratio = c.get("ratio_b_over_a")
-            within = ratio.get("value") if isinstance(ratio, dict) else ratio
-            if isinstance(within, int | float) and within > 0:  # within-run ratio, as the protocol asks
-                factor = max(within, 1 / within)
-            else:
-                factor = max(best, rest) / min(best, rest) if min(best, rest) > 0 else float("nan")
-            verb = "higher" if kind == "rps" else "lower"
-            parts.append(
-                f"{METRIC_NAMES[c['metric']]} at {c['step']}: {_label(results, c['winner'])} "
-                f"({fmt(best)} vs {fmt(rest)}, {factor:.2f}x {verb})"
-            )
-        out.append(f"{pair}: " + "; ".join(parts))
-    return out
 
 
 def _ratio(value: Any) -> str:
@@ -234,14 +205,17 @@ def render(results: Mapping[str, Any], charts: Sequence[tuple[str, str]], openin
         "config": lenient(results.get("config", {})),
         "plan": plan,
         "payloads": lenient(results.get("payloads", {})),
-        "headlines": headline_lines(results),
+        "headline_sentences": headline_sentences(results, lambda name: _label(results, name)),
+        "headline_rows": headline_rows(results, lambda name: _label(results, name)),
+        "method": method_text(results),
+        "rounds": (results.get("headline") or {}).get("rounds", plan.get("repetitions", 1)),
         "results_header": RESULTS_HEADER,
         "results_numeric": (0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),
         "ceiling_fraction": settings.get("ceiling_fraction", 0.8),
         "saturation_cpu": settings.get("saturation_cpu_percent", 80),
         "charts": charts,
         "stand_in": official(results) is False,
-        "short_run": plan.get("min_requests", 1000) < 1000 or plan.get("repetitions", 1) < 3,
+        "short_run": plan.get("repetitions", 1) < 3,
         **_tables(results),
     }
     return template_environment().get_template("report.md").render(values) + "\n"

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadtests.report.content import BUSY_OTHER_CPU
+from loadtests.report.headline_text import headline_rows, headline_sentences, method_text
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
 from loadtests.report.templating import lenient, template_environment
 from loadtests.report.verdict import sentences, verdict
@@ -101,13 +102,16 @@ def summary_text(results: Mapping[str, Any]) -> str:
             if not info.get("available")
         ],
         "winners": _winner_rows(results),
+        "headline": headline_rows(results, label),
+        "headline_sentences": headline_sentences(results, label),
+        "method": method_text(results),
     }
     return template_environment().get_template("summary.txt").render(values)
 
 
 def _cell(row: Mapping[str, Any]) -> str:
     if not row["winner"]:
-        return "generator saturated" if row["saturated"] and row["metric"] == "rps" else "overlap"
+        return "generator saturated" if row["saturated"] and row["metric"] == "rps" else "no difference"
     ratio = row.get("ratio_b_over_a")
     value = ratio.get("value") if isinstance(ratio, dict) else ratio
     if not isinstance(value, int | float) or value <= 0:  # fall back to the medians' ratio

@@ -37,7 +37,7 @@ def synthetic_run(
 ) -> tuple[Any, list[dict[str, Any]], dict[str, Columns]]:
     """Every target answers at a constant rate with latencies around ``latency[target]`` ms."""
     targets = select_targets("tfserving-rest,torchserve-rest,gateway/tfserving-rest")
-    plan = build_plan(targets, CALIBRATION[:1], PlanSettings(users=(1,), repetitions=2, warmup_requests=0))
+    plan = build_plan(targets, CALIBRATION[:1], PlanSettings(users=(1,), repetitions=4, warmup_requests=0))
     rng = np.random.default_rng(0)
     events: list[dict[str, Any]] = []
     samples: dict[str, Columns] = {}
@@ -73,7 +73,7 @@ def test_figures_flags_and_comparisons() -> None:
     )
     results = analyse(plan, events, samples, {}, SETTINGS)
     rows = {r["target"]: r for r in results["summary"]}
-    assert rows["tfserving-rest"]["repetitions"] == 2
+    assert rows["tfserving-rest"]["repetitions"] == 4
     assert rows["tfserving-rest"]["p50_ms"]["value"] == pytest.approx(2.0, rel=0.02)
     assert rows["torchserve-rest"]["rps"]["value"] == pytest.approx(250.0, rel=0.02)
     assert rows["null-rest"]["saturated"] and not rows["tfserving-rest"]["saturated"]
@@ -88,6 +88,13 @@ def test_figures_flags_and_comparisons() -> None:
     assert headline["p50_ms"]["ratio_b_over_a"]["value"] == pytest.approx(2.0, rel=0.05)
     assert headline["rps"]["ratio_b_over_a"]["value"] == pytest.approx(0.5, rel=0.05)
     assert results["cdf_step"] == "1 user"
+    figures = {(f["pair"], f["figure"]): f for f in results["headline"]["figures"]}
+    p50 = figures[("REST, direct (headline)", "p50 latency")]
+    assert p50["value"] == pytest.approx(2.0, rel=0.05) and p50["winner"] == "tfserving-rest"
+    assert p50["rounds"] == 4 and p50["low"] < p50["value"] < p50["high"]
+    added_p50 = figures[("gateway cost: tfserving-rest", "added p50 latency")]
+    assert added_p50["kind"] == "difference" and added_p50["value"] == pytest.approx(1.0, abs=0.1)
+    assert added_p50["winner"] == "tfserving-rest", "the direct call is the faster one"
 
 
 def test_a_saturated_generator_gets_no_throughput_winner() -> None:

@@ -21,29 +21,41 @@ SETTINGS = PlanSettings(
     settle_s=1.0,
     warmup_requests=50,
     warmup_s=5.0,
+    drain_s=1.0,
 )
 
 
-def test_repetitions_interleave_and_calibrate_once() -> None:
-    targets = select_targets("tfserving-rest,torchserve-rest")
-    plan = build_plan(targets, CALIBRATION, SETTINGS)
-    visits = [(p.rep, p.target) for p in plan.phases if p.kind == "warmup"]
-    assert visits == [
-        (0, "null-rest"),
-        (0, "null-grpc"),
-        (0, "tfserving-rest"),
-        (0, "torchserve-rest"),
-        (1, "torchserve-rest"),  # A B | B A
-        (1, "tfserving-rest"),
-    ]
-    kinds = [p.kind for p in plan.phases if p.rep == 0 and p.target == "tfserving-rest"]
-    assert kinds == ["warmup", "closed", "closed", "drain"]
-    assert [p.users for p in plan.phases if p.target == "tfserving-rest" and p.kind == "closed"] == [
-        1,
-        4,
-        1,
-        4,
-    ]
+def test_rounds_visit_in_random_orders_and_calibrate_and_warm_up_once() -> None:
+    targets = select_targets("tfserving-rest,torchserve-rest,v2-rest")
+    plan = build_plan(targets, CALIBRATION, dataclasses.replace(SETTINGS, repetitions=8))
+    warmups = [(p.rep, p.target) for p in plan.phases if p.kind == "warmup"]
+    assert warmups == [(0, "null-rest"), (0, "null-grpc")] + [(0, t) for t in _order(plan, 0)]
+    orders = {tuple(_order(plan, rep)) for rep in range(8)}
+    assert len(orders) > 1, "every round in the same order"
+    assert all(sorted(order) == sorted(t.name for t in targets) for order in orders)
+    again = build_plan(targets, CALIBRATION, dataclasses.replace(SETTINGS, repetitions=8))
+    assert again == plan, "the order comes from the seed"
+    reseeded = build_plan(targets, CALIBRATION, dataclasses.replace(SETTINGS, repetitions=8, order_seed=1))
+    assert [_order(reseeded, r) for r in range(8)] != [_order(plan, r) for r in range(8)]
+    kinds = [p.kind for p in plan.phases if p.rep == 1 and p.target == "tfserving-rest"]
+    assert kinds == ["closed", "closed", "drain"]
+    assert [p.users for p in plan.phases if p.target == "tfserving-rest" and p.kind == "closed"] == [1, 4] * 8
+
+
+def _order(plan: Plan, rep: int) -> list[str]:
+    serving = [p.target for p in plan.phases if p.rep == rep and p.kind == "closed" and p.users == 1]
+    return [name for name in serving if not name.startswith("null-")]
+
+
+def test_an_independent_window_follows_the_one_user_step_of_the_chosen_targets() -> None:
+    settings = dataclasses.replace(SETTINGS, repetitions=3, independent=("torchserve-rest",))
+    plan = build_plan(select_targets("tfserving-rest,torchserve-rest"), [], settings)
+    kinds = [(p.kind, p.users) for p in plan.phases if p.rep == 1 and p.target == "torchserve-rest"]
+    assert kinds == [("closed", 1), ("independent", 0), ("closed", 4), ("drain", 0)]
+    alone = [p for p in plan.phases if p.kind == "independent"]
+    assert [p.rep for p in alone] == [0, 1, 2] and {p.target for p in alone} == {"torchserve-rest"}
+    assert alone[0].min_requests == 0 and alone[0].min_s == alone[0].max_s == SETTINGS.step_s
+    assert Plan.from_json(plan.to_json()) == plan
 
 
 def test_rate_steps_are_paced_users() -> None:

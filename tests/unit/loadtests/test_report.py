@@ -10,11 +10,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from loadtests.analysis import _comparisons, analyse
+from loadtests.analysis import analyse
+from loadtests.headline import headline_json
 from loadtests.report import write_report
 from loadtests.report.labels import fmt_estimate, target_label
 from loadtests.report.summary import summary_text
@@ -136,35 +136,6 @@ def _summary_row(target: str, p50: dict[str, float], rps: dict[str, float]) -> d
     }
 
 
-@pytest.mark.parametrize(
-    ("a", "b", "p50_winner", "rps_winner"),
-    [
-        # separated: a is faster (lower latency) and serves more
-        ((2.0, 1.9, 2.1), (4.0, 3.8, 4.2), "tfserving-rest", "torchserve-rest"),
-        ((4.0, 3.8, 4.2), (2.0, 1.9, 2.1), "torchserve-rest", "tfserving-rest"),
-        # overlapping
-        ((2.0, 1.8, 2.5), (2.3, 2.2, 2.6), None, None),
-        # touching: a's high is b's low, the intervals share a point: no winner
-        ((2.0, 1.8, 2.2), (2.4, 2.2, 2.6), None, None),
-    ],
-)
-def test_winners_only_where_intervals_are_apart(
-    a: tuple[float, float, float],
-    b: tuple[float, float, float],
-    p50_winner: str | None,
-    rps_winner: str | None,
-) -> None:
-    """Latency and throughput use the same intervals here, so the winners are opposite sides."""
-    summary = [
-        _summary_row("tfserving-rest", _estimate(*a), _estimate(*a)),
-        _summary_row("torchserve-rest", _estimate(*b), _estimate(*b)),
-    ]
-    rows = {r["metric"]: r for r in _comparisons(summary, [], 50, np.random.default_rng(0))}
-    assert rows["p50_ms"]["winner"] == p50_winner
-    assert rows["p99_ms"]["winner"] == p50_winner
-    assert rows["rps"]["winner"] == rps_winner
-
-
 def test_the_analysis_names_winners_from_samples() -> None:
     """Raw samples through the whole analysis: separated latencies get a winner, equal ones do not."""
     apart = analyse(*synthetic_run({**LATENCIES, "torchserve-rest": 4.0}), {}, SETTINGS)
@@ -185,9 +156,19 @@ def test_the_analysis_names_winners_from_samples() -> None:
     assert overlapping["p50_ms"]["winner"] is None
 
 
-def test_summary_text_has_the_table_the_gateway_and_the_winners(results: dict[str, Any]) -> None:
+def test_summary_text_has_the_table_the_gateway_and_the_winners(
+    results: dict[str, Any], tmp_path: Path
+) -> None:
     text = summary_text(results)
-    assert "req/s [95% CI]" in text and "Gateway-added latency" in text and "Winners" in text
+    assert "req/s [95% CI]" in text and "Gateway-added latency" in text
+    assert "Per metric, TensorFlow side vs PyTorch side" in text
+    assert "Headline" not in text, "a results file from before the headline renders without one"
+    with_headline = {**results, "headline": headline_json(results["steps"])}
+    text = summary_text(with_headline)
+    assert "Headline (2 rounds, each target once per round in a random order" in text
+    assert "too few rounds" in text, "2 rounds: no interval, no winner"
+    markdown = write_report(with_headline, tmp_path)["markdown"].read_text()
+    assert "## Headline" in markdown and "95% rerun interval" in markdown
     assert "Locust ceiling (null endpoints): REST" in text
     assert "TF Serving = the project's stand-in, NOT TensorFlow Serving" in text
 

@@ -1,0 +1,334 @@
+"""The headline: a few paired figures, each formed inside a round and summarised across rounds.
+
+A round visits every target once, in a random order, in short windows; the machine's speed drifts by
+tens of percent over minutes, but little within one round. So each paired figure (TorchServe p50 /
+TF Serving p50, gateway throughput / direct throughput, ...) is formed *inside* a round, pair by pair,
+and its uncertainty comes from how much it varies *between* rounds.
+
+The estimate is the median over rounds (of log ratios for a ratio, of the values for a difference in
+ms): a window that something else on the shared machine disturbed moves it little. The interval is a
+95% interval for a rerun: where the same comparison's estimate is expected to land when it is run
+again on the same machine. With ``n`` rounds, the median's standard error ``se`` from a bootstrap over
+the rounds and Student's ``t`` at ``n - 1`` degrees of freedom, it is ``median +- t * se * sqrt(2)``:
+the ``sqrt(2)`` over a confidence interval is there because a rerun's estimate carries its own error
+too. A winner is named only where this interval excludes "no difference" (a ratio of 1, a difference
+of 0); otherwise the stacks are indistinguishable here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from loadtests.targets import GATEWAY_PAIRS, HEADLINE_PAIRS
+
+__all__ = [
+    "MIN_ROUNDS",
+    "NO_DIFFERENCE",
+    "HeadlineFigure",
+    "RoundSummary",
+    "across_rounds",
+    "headline",
+]
+
+MIN_ROUNDS = 3
+"""Fewer rounds give no interval (and no winner)."""
+NO_DIFFERENCE = "no difference"
+TOO_FEW = "too few rounds"
+SATURATED = "load generator saturated"
+METHOD = (
+    "per-round paired figures; estimate: the median over rounds (of log ratios, or of differences); 95% "
+    "rerun interval: median +- t(n-1) * se * sqrt(2), se from a bootstrap over the rounds"
+)
+
+# Student's t, two-sided 95%, by degrees of freedom (1..30); beyond that the normal 1.96 is close enough.
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t95(degrees: int) -> float:
+    return _T95[degrees - 1] if 1 <= degrees <= len(_T95) else 1.96
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    value: float
+    low: float
+    high: float
+    rounds: int
+    per_round: tuple[float, ...]
+
+    def excludes(self, null: float) -> bool:
+        return self.rounds >= MIN_ROUNDS and (self.low > null or self.high < null)
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+def across_rounds(values: Sequence[float], *, ratio: bool, iterations: int = 2000) -> RoundSummary:
+    """The estimate and 95% rerun interval of per-round figures (ratios on a log scale).
+
+    The estimate is the median of the rounds (one window disturbed by something else on the machine
+    moves it little); its standard error comes from a bootstrap over the rounds (seeded by the values,
+    so the same rounds give the same interval)."""
+    kept = [float(v) for v in values if math.isfinite(v) and (v > 0 or not ratio)]
+    n = len(kept)
+    if n == 0:
+        return RoundSummary(math.nan, math.nan, math.nan, 0, ())
+    scaled = np.log(kept) if ratio else np.asarray(kept)
+    centre = float(np.median(scaled))
+    half = math.nan
+    if n >= MIN_ROUNDS:
+        rng = np.random.default_rng(abs(hash(tuple(np.round(scaled, 9)))) % 2**32)
+        medians = np.median(rng.choice(scaled, size=(iterations, n), replace=True), axis=1)
+        half = t95(n - 1) * float(medians.std(ddof=1)) * math.sqrt(2)
+    back = math.exp if ratio else (lambda x: x)
+    low, high = (back(centre - half), back(centre + half)) if math.isfinite(half) else (math.nan, math.nan)
+    return RoundSummary(back(centre), low, high, n, tuple(kept))
+
+
+@dataclass(frozen=True)
+class HeadlineFigure:
+    """One paired figure: ``b / a`` (a ratio) or ``b - a`` (a difference, ms), across rounds."""
+
+    pair: str
+    figure: str
+    """``p50 latency``, ``throughput`` or ``added p50 latency``."""
+    a: str
+    b: str
+    step: str
+    kind: str
+    """``ratio`` or ``difference``."""
+    better: str
+    """``lower`` or ``higher``: which way is better for ``b``."""
+    value: float
+    low: float
+    high: float
+    rounds: int
+    winner: str
+    """A target's name, ``no difference``, ``too few rounds`` or ``load generator saturated``."""
+    per_round: tuple[float, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.pair} | {self.figure} | {self.step}"
+
+    def to_json(self) -> dict[str, Any]:
+        """NaN (no interval) is written as null: JSON has no NaN."""
+        numbers = {
+            k: None if math.isnan(v) else v
+            for k in ("value", "low", "high")
+            if (v := getattr(self, k)) is not None
+        }
+        return {**asdict(self), **numbers, "key": self.key, "per_round": list(self.per_round)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HeadlineFigure:
+        fields = {k: v for k, v in data.items() if k != "key"}
+        numbers = {k: math.nan if fields[k] is None else float(fields[k]) for k in ("value", "low", "high")}
+        return cls(**{**fields, **numbers, "per_round": tuple(fields["per_round"])})
+
+
+def _winner(summary: RoundSummary, kind: str, better: str, a: str, b: str, saturated: bool) -> str:
+    if saturated:
+        return SATURATED
+    if summary.rounds < MIN_ROUNDS:
+        return TOO_FEW
+    null = 1.0 if kind == "ratio" else 0.0
+    if not summary.excludes(null):
+        return NO_DIFFERENCE
+    b_is_larger = summary.low > null
+    return b if b_is_larger == (better == "higher") else a
+
+
+def _closed_steps(steps: Sequence[Mapping[str, Any]], target: str) -> list[tuple[int, str]]:
+    found = {
+        (int(s["users"]), str(s["step"])) for s in steps if s["target"] == target and s["kind"] == "closed"
+    }
+    return sorted(found)
+
+
+def _figure(
+    steps: Sequence[Mapping[str, Any]],
+    pair: str,
+    a: str,
+    b: str,
+    step: str,
+    figure: str,
+) -> HeadlineFigure | None:
+    by_round = {(s["target"], s["rep"]): s for s in steps if s["step"] == step}
+    rounds = sorted({rep for (name, rep) in by_round if name == a and (b, rep) in by_round})
+    pairs = [(by_round[(a, r)], by_round[(b, r)]) for r in rounds]
+    pairs = [(x, y) for x, y in pairs if x["requests"] and y["requests"]]
+    if not pairs:
+        return None
+    if figure == "throughput":
+        kind, better = "ratio", "higher"
+        values = [y["rps"] / x["rps"] for x, y in pairs]
+    elif figure == "p50 latency":
+        kind, better = "ratio", "lower"
+        values = [y["latency_ms"]["p50"] / x["latency_ms"]["p50"] for x, y in pairs]
+    else:  # added p50 latency: the gateway's cost in ms
+        kind, better = "difference", "lower"
+        values = [y["latency_ms"]["p50"] - x["latency_ms"]["p50"] for x, y in pairs]
+    summary = across_rounds(values, ratio=kind == "ratio")
+    saturated = figure == "throughput" and any(x.get("saturated") or y.get("saturated") for x, y in pairs)
+    return HeadlineFigure(
+        pair=pair,
+        figure=figure,
+        a=a,
+        b=b,
+        step=step,
+        kind=kind,
+        better=better,
+        value=summary.value,
+        low=summary.low,
+        high=summary.high,
+        rounds=summary.rounds,
+        winner=_winner(summary, kind, better, a, b, saturated),
+        per_round=summary.per_round,
+    )
+
+
+def headline(
+    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]] = ()
+) -> list[HeadlineFigure]:
+    """The headline figures of the measured steps: for each TF-vs-PyTorch pair, p50 at the fewest users
+    and throughput at the most; for each backend, the gateway's added p50 and its throughput share.
+    With the independent client's windows (``independent``): the same p50 pair from that client, and
+    per target the harness check, Locust's p50 over the independent client's in the same round."""
+    figures: list[HeadlineFigure | None] = []
+    measured_alone = {r["target"] for r in independent}
+    for label, tf_side, pytorch_side in HEADLINE_PAIRS:
+        closed = _closed_steps(steps, tf_side)
+        if not closed or not _closed_steps(steps, pytorch_side):
+            continue
+        figures.append(_figure(steps, label, tf_side, pytorch_side, closed[0][1], "p50 latency"))
+        if {tf_side, pytorch_side} <= measured_alone:
+            step = str(independent[0]["step"])
+            figures.append(_figure(independent, label, tf_side, pytorch_side, step, "p50 latency"))
+        figures.append(_figure(steps, label, tf_side, pytorch_side, closed[-1][1], "throughput"))
+    for via, direct in GATEWAY_PAIRS:
+        closed = _closed_steps(steps, direct)
+        if not closed or not _closed_steps(steps, via):
+            continue
+        pair = f"gateway cost: {direct}"
+        figures.append(_figure(steps, pair, direct, via, closed[0][1], "added p50 latency"))
+        figures.append(_figure(steps, pair, direct, via, closed[-1][1], "throughput"))
+    figures += [_harness(steps, independent, target) for target in sorted(measured_alone)]
+    return [figure for figure in figures if figure is not None]
+
+
+HARNESS_TOLERANCE = 0.15
+"""Locust's 1-user p50 within 15% of the independent client's: the harness is not what is measured."""
+
+
+def _harness(
+    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]], target: str
+) -> HeadlineFigure | None:
+    locust = {
+        s["rep"]: s for s in steps if s["target"] == target and s["kind"] == "closed" and s["users"] == 1
+    }
+    alone = {r["rep"]: r for r in independent if r["target"] == target and r["requests"]}
+    rounds = sorted(rep for rep in alone if rep in locust and locust[rep]["requests"])
+    if not rounds:
+        return None
+    values = [locust[r]["latency_ms"]["p50"] / alone[r]["latency_ms"]["p50"] for r in rounds]
+    summary = across_rounds(values, ratio=True)
+    if summary.rounds < MIN_ROUNDS:
+        verdict = TOO_FEW
+    elif abs(summary.value - 1.0) <= HARNESS_TOLERANCE:
+        verdict = "agrees within 15%"
+    else:
+        verdict = f"Locust reads {summary.value - 1.0:+.0%}: use the independent client's p50"
+    return HeadlineFigure(
+        pair=f"harness check: {target}",
+        figure="Locust p50 / independent client p50",
+        a=f"{target} (independent client)",
+        b=f"{target} (Locust)",
+        step="1 user",
+        kind="ratio",
+        better="lower",
+        value=summary.value,
+        low=summary.low,
+        high=summary.high,
+        rounds=summary.rounds,
+        winner=verdict,
+        per_round=summary.per_round,
+    )
+
+
+def headline_json(
+    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """``results.json``'s ``headline``: the method and the figures (documented in docs/benchmarking.md)."""
+    rounds = sorted({int(s["rep"]) for s in steps})
+    return {
+        "version": 1,
+        "method": METHOD,
+        "confidence": 0.95,
+        "rounds": len(rounds),
+        "figures": [figure.to_json() for figure in headline(steps, independent)],
+    }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One headline figure measured twice: does each run's interval hold the other's estimate?"""
+
+    key: str
+    first: HeadlineFigure
+    second: HeadlineFigure
+
+    @property
+    def each_contains_the_other(self) -> bool:
+        one, two = self.first, self.second
+        return one.low <= two.value <= one.high and two.low <= one.value <= two.high
+
+    @property
+    def same_winner(self) -> bool:
+        return self.first.winner == self.second.winner
+
+    @property
+    def relative_change(self) -> float:
+        """How far the second estimate is from the first: a ratio's factor - 1, a difference in ms."""
+        if self.first.kind == "ratio":
+            return self.second.value / self.first.value - 1.0
+        return self.second.value - self.first.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "first": self.first.to_json(),
+            "second": self.second.to_json(),
+            "each_contains_the_other": self.each_contains_the_other,
+            "same_winner": self.same_winner,
+            "relative_change": self.relative_change,
+        }
+
+
+def agreements(first: Sequence[HeadlineFigure], second: Sequence[HeadlineFigure]) -> list[Agreement]:
+    """The figures both runs measured, paired by key."""
+    later = {figure.key: figure for figure in second}
+    return [Agreement(f.key, f, later[f.key]) for f in first if f.key in later]
+
+
+def reproducibility_json(passes: Sequence[Any]) -> dict[str, Any]:
+    """``results.json``'s ``reproducibility``: each pass's headline; each later pass against the first."""
+    headlines = [[HeadlineFigure.from_json(f) for f in p.results["headline"]["figures"]] for p in passes]
+    checks = [agreements(headlines[0], later) for later in headlines[1:]]
+    rows = [row for check in checks for row in check]
+    return {
+        "passes": len(passes),
+        "headlines": [p.results["headline"] for p in passes],
+        "against_first": [[row.to_json() for row in check] for check in checks],
+        "contained_share": sum(r.each_contains_the_other for r in rows) / len(rows) if rows else None,
+        "same_winner_share": sum(r.same_winner for r in rows) / len(rows) if rows else None,
+    }

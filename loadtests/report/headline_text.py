@@ -1,0 +1,139 @@
+"""The headline figures and the rerun check as text: the cells of the summary's and report's tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from loadtests.headline import NO_DIFFERENCE, HeadlineFigure
+from loadtests.report.templating import text_table
+
+__all__ = ["figure_cells", "headline_rows", "headline_sentences", "method_text", "reproducibility_text"]
+
+Label = Callable[[str], str]
+
+
+def _number(figure: HeadlineFigure, value: float) -> str:
+    if value != value:
+        return "-"
+    return f"{value:.2f}x" if figure.kind == "ratio" else f"{value:+.2f} ms"
+
+
+def figure_cells(figure: HeadlineFigure) -> tuple[str, str]:
+    """The estimate and its 95% rerun interval."""
+    interval = (
+        "-"
+        if figure.low != figure.low
+        else f"[{_number(figure, figure.low)}, {_number(figure, figure.high)}]"
+    )
+    return _number(figure, figure.value), interval
+
+
+def _what(figure: HeadlineFigure, label: Label) -> str:
+    if figure.kind == "difference":
+        return f"{label(figure.b)} - {label(figure.a)}"
+    return f"{label(figure.b)} / {label(figure.a)}"
+
+
+def _verdict(figure: HeadlineFigure, label: Label) -> str:
+    if figure.winner in (figure.a, figure.b):
+        return f"{label(figure.winner)} better"
+    return figure.winner
+
+
+def headline_rows(results: Mapping[str, Any], label: Label) -> list[list[str]]:
+    rows = []
+    for figure in _figures(results):
+        value, interval = figure_cells(figure)
+        rows.append(
+            [figure.pair, f"{figure.figure} at {figure.step}", _what(figure, label), value, interval,
+             str(figure.rounds), _verdict(figure, label)]
+        )  # fmt: skip
+    return rows
+
+
+def _figures(results: Mapping[str, Any]) -> list[HeadlineFigure]:
+    headline = results.get("headline") or {}
+    return [HeadlineFigure.from_json(f) for f in headline.get("figures", [])]
+
+
+def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
+    """One plain sentence per headline figure."""
+    out = []
+    rounds = int((results.get("headline") or {}).get("rounds") or 0)
+    for figure in _figures(results):
+        value, interval = figure_cells(figure)
+        what = f"{figure.figure} at {figure.step}"
+        if figure.pair.startswith("gateway cost"):
+            subject = f"Through the gateway to {label(figure.a)}, {what}"
+            measured = (
+                f"{value} vs direct {interval}"
+                if figure.kind == "difference"
+                else f"{value} of direct {interval}"
+            )
+        else:
+            subject = f"{figure.pair}, {what}"
+            measured = f"{label(figure.b)} / {label(figure.a)} = {value} {interval}"
+        if figure.winner in (figure.a, figure.b):
+            tail = f"{label(figure.winner)} is better"
+        elif figure.winner == NO_DIFFERENCE:
+            tail = "indistinguishable here (the interval includes no difference)"
+        else:
+            tail = f"not judged ({figure.winner})"
+        if figure.rounds < rounds:
+            tail += f" Only {figure.rounds} of {rounds} rounds had correct answers from both (see the errors)"
+        out.append(f"{subject}: {measured}; {tail}.")
+    return out
+
+
+def method_text(results: Mapping[str, Any]) -> str:
+    """How the headline was measured, in one line: rounds, the interval, the CPUs the servers share."""
+    headline = results.get("headline") or {}
+    pinning = (results.get("environment") or {}).get("pinning") or {}
+    servers = pinning.get("server_cpus")
+    cpus = (
+        f"every server on CPU(s) {servers} and Locust on {pinning.get('generator_cpus')}"
+        if pinning.get("mode") != "off" and servers
+        else "servers and Locust not pinned"
+    )
+    return (
+        f"{headline.get('rounds', 0)} rounds, each target once per round in a random order; ratios formed "
+        f"inside each round; 95% interval for a rerun, from the spread between rounds; {cpus}"
+    )
+
+
+def reproducibility_text(section: Mapping[str, Any]) -> str:
+    """Each headline figure of every later pass against the first: estimates, intervals, containment."""
+    lines = [f"Rerun check: {section['passes']} passes of the same plan on the same servers"]
+    for number, rows in enumerate(section["against_first"], start=2):
+        table = []
+        for row in rows:
+            first, second = HeadlineFigure.from_json(row["first"]), HeadlineFigure.from_json(row["second"])
+            change = row["relative_change"]
+            table.append(
+                [
+                    row["key"],
+                    " ".join(figure_cells(first)),
+                    " ".join(figure_cells(second)),
+                    f"{change:+.0%}" if first.kind == "ratio" else f"{change:+.2f} ms",
+                    "yes" if row["each_contains_the_other"] else "NO",
+                    "yes" if row["same_winner"] else f"NO ({first.winner} / {second.winner})",
+                ]
+            )
+        headers = [
+            "figure",
+            "pass 1 [95% rerun]",
+            f"pass {number}",
+            "change",
+            "each holds other",
+            "same verdict",
+        ]
+        lines += ["", text_table(table, headers)]
+    contained, same = section.get("contained_share"), section.get("same_winner_share")
+    if contained is not None:
+        lines += [
+            "",
+            f"{contained:.0%} of the figures' intervals each contain the other pass's estimate; "
+            f"{same:.0%} reach the same verdict.",
+        ]
+    return "\n".join(lines)

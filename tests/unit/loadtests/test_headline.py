@@ -1,0 +1,133 @@
+"""The headline's method on synthetic data: per-round paired figures, intervals from the spread between
+rounds, winners only where the interval excludes no difference, and why rounds must be interleaved."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from loadtests.headline import (
+    NO_DIFFERENCE,
+    HeadlineFigure,
+    across_rounds,
+    agreements,
+    headline,
+    headline_json,
+)
+from loadtests.plan import PlanSettings, build_plan
+from loadtests.targets import select_targets
+
+TF, TS = "tfserving-rest", "torchserve-rest"
+
+
+def test_the_median_of_the_rounds_with_a_rerun_interval() -> None:
+    values = [2.0, 2.2, 1.8, 2.0, 2.1]
+    summary = across_rounds(values, ratio=True)
+    assert summary.value == pytest.approx(2.0)
+    # symmetric around the median on a log scale, and the same for the same rounds
+    assert math.log(summary.high / summary.value) == pytest.approx(math.log(summary.value / summary.low))
+    assert across_rounds(values, ratio=True) == summary
+    assert summary.rounds == 5 and summary.excludes(1.0) and not summary.excludes(2.1)
+    one_off = across_rounds([2.0, 2.2, 1.8, 2.0, 6.0], ratio=True)
+    assert one_off.value == pytest.approx(2.0), "one disturbed round does not move the estimate"
+    assert across_rounds([0.5, -1.0, 0.2], ratio=False).value == pytest.approx(0.2)
+    wider = across_rounds([1.0, 3.0, 1.5, 2.5, 2.0], ratio=True)
+    assert wider.high / wider.low > summary.high / summary.low
+
+
+def test_too_few_rounds_give_no_interval() -> None:
+    summary = across_rounds([2.0, 2.1], ratio=True)
+    assert math.isnan(summary.low) and not summary.excludes(1.0)
+    assert across_rounds([], ratio=True).rounds == 0
+    assert across_rounds([float("nan"), 0.0, 2.0], ratio=True).rounds == 1  # not a ratio: left out
+
+
+def step(target: str, rep: int, p50: float, rps: float, users: int = 1) -> dict[str, Any]:
+    return {
+        "target": target,
+        "rep": rep,
+        "kind": "closed",
+        "users": users,
+        "step": f"{users} user{'s' if users > 1 else ''}",
+        "requests": 500,
+        "rps": rps,
+        "latency_ms": {"p50": p50},
+        "saturated": False,
+    }
+
+
+def figure(steps: list[dict[str, Any]], name: str) -> HeadlineFigure:
+    return next(f for f in headline(steps) if f.pair.startswith("REST, direct") and f.figure == name)
+
+
+def test_a_winner_only_where_the_interval_excludes_no_difference() -> None:
+    apart = [s for r in range(6) for s in (step(TF, r, 1.0 + 0.01 * r, 900), step(TS, r, 2.0, 450 + r))]
+    p50 = figure(apart, "p50 latency")
+    assert p50.winner == TF and p50.value == pytest.approx(1.97, rel=0.02)
+    assert figure(apart, "throughput").winner == TF
+    noisy = [
+        s
+        for r, x in enumerate([0.8, 1.3, 0.9, 1.2, 1.0])
+        for s in (step(TF, r, 1.0, 900), step(TS, r, x, 900))
+    ]
+    assert figure(noisy, "p50 latency").winner == NO_DIFFERENCE
+
+
+def _synthetic_steps(
+    schedule: list[tuple[str, int, float]], rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Windows at the given times on a machine that gets 2x slower over the run: TorchServe's true p50 is
+    twice TF Serving's, and each window's p50 carries 3% noise."""
+    end = max(t for _, _, t in schedule)
+    base = {TF: 1.0, TS: 2.0}
+    out = []
+    for target, rep, t in schedule:
+        p50 = base[target] * (1 + t / end) * rng.normal(1.0, 0.03)
+        out.append(step(target, rep, p50, 1000 / p50))
+    return out
+
+
+def test_interleaved_rounds_recover_the_true_ratio_and_sequential_windows_do_not() -> None:
+    rng = np.random.default_rng(7)
+    plan = build_plan(
+        select_targets(f"{TF},{TS}"), [], PlanSettings(users=(1,), repetitions=10, warmup_requests=0)
+    )
+    # The plan's own order: each phase takes a second, measured or not.
+    interleaved = [(p.target, p.rep, float(p.index)) for p in plan.phases if p.measured]
+    sequential = [(TF, r, float(r)) for r in range(10)] + [(TS, r, float(10 + r)) for r in range(10)]
+    fair = figure(_synthetic_steps(interleaved, rng), "p50 latency")
+    drifted = figure(_synthetic_steps(sequential, rng), "p50 latency")
+    assert fair.low <= 2.0 <= fair.high and fair.value == pytest.approx(2.0, rel=0.1)
+    assert not drifted.low <= 2.0 <= drifted.high, (drifted.low, drifted.high)
+    assert drifted.value > 2.5  # the drift, not the servers
+
+
+def test_two_passes_are_paired_by_figure() -> None:
+    one = [s for r in range(5) for s in (step(TF, r, 1.0, 900), step(TS, r, 2.0 + 0.02 * r, 450))]
+    two = [s for r in range(5) for s in (step(TF, r, 1.0, 900), step(TS, r, 2.1 - 0.02 * r, 440))]
+    rows = {row.key: row for row in agreements(headline(one), headline(two))}
+    p50 = rows["REST, direct (headline) | p50 latency | 1 user"]
+    assert p50.each_contains_the_other and p50.same_winner
+    assert p50.relative_change == pytest.approx(0.01, abs=0.01)
+    data = headline_json(one)
+    assert data["rounds"] == 5 and {f["key"] for f in data["figures"]} == {r.key for r in headline(one)}
+    assert HeadlineFigure.from_json(data["figures"][0]) == headline(one)[0]
+
+
+def test_the_harness_check_pairs_locust_with_the_independent_client_round_by_round() -> None:
+    locust = [s for r in range(5) for s in (step(TF, r, 1.5 + 0.01 * r, 600), step(TS, r, 3.0, 300))]
+    alone = [
+        {**step(target, r, p50, 0.0), "kind": "independent", "step": "1 user, independent client"}
+        for r in range(5)
+        for target, p50 in ((TF, 1.0), (TS, 2.9))
+    ]
+    figures = {f.key: f for f in headline(locust, alone)}
+    tf = figures[f"harness check: {TF} | Locust p50 / independent client p50 | 1 user"]
+    assert tf.value == pytest.approx(1.52, rel=0.02) and tf.winner.startswith("Locust reads +52%")
+    ts = figures[f"harness check: {TS} | Locust p50 / independent client p50 | 1 user"]
+    assert ts.winner == "agrees within 15%"
+    from_client = figures["REST, direct (headline) | p50 latency | 1 user, independent client"]
+    assert from_client.value == pytest.approx(2.9) and from_client.winner == TF
