@@ -86,8 +86,8 @@ def test_ctrl_c_stops_everything(
             try:
                 line = fresh.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                fail("no '[repetition 1/1]' line within 180 s")
-            if line.startswith("[repetition 1/1]"):
+                fail("no '[round 1/1]' line within 180 s")
+            if line.startswith("[round 1/1]"):
                 break
             if process.poll() is not None and fresh.empty():
                 fail(f"the run exited with {process.returncode} before measuring")
