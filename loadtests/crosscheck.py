@@ -1,9 +1,9 @@
-"""An independent load generator for one point (docs/benchmarking.md, step 3): no Locust, no gevent.
+"""An independent load generator for one window: no Locust, no gevent.
 
 One thread, one keep-alive ``http.client`` connection, the same request bytes and the same answer
-checks as the Locust users, timed with ``perf_counter``. Its p50 and throughput at one connection are
-set beside Locust's one-user step of the same target: if the two disagree by much, a harness (not a
-server) is being measured. ``wrk`` cannot check each answer's digit, and is a Debian package a
+checks as the Locust users, timed with ``perf_counter``. :mod:`loadtests.independent` runs it in every
+round right after Locust's one-user window of the same target: if the two disagree by much, a harness
+(not a server) is being measured. ``wrk`` cannot check each answer's digit, and is a Debian package a
 machine may lack; ``make bench-gateway`` adds one ``wrk`` point where it is installed.
 """
 

@@ -30,12 +30,16 @@ def figure_cells(figure: HeadlineFigure) -> tuple[str, str]:
 
 
 def _what(figure: HeadlineFigure, label: Label) -> str:
+    if figure.pair.startswith("harness check"):
+        return "Locust / independent client"
     if figure.kind == "difference":
         return f"{label(figure.b)} - {label(figure.a)}"
     return f"{label(figure.b)} / {label(figure.a)}"
 
 
 def _verdict(figure: HeadlineFigure, label: Label) -> str:
+    if figure.pair.startswith("gateway cost") and figure.winner in (figure.a, figure.b):
+        return "the gateway costs" if figure.winner == figure.a else "faster via the gateway"
     if figure.winner in (figure.a, figure.b):
         return f"{label(figure.winner)} better"
     return figure.winner
@@ -71,10 +75,17 @@ def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
                 if figure.kind == "difference"
                 else f"{value} of direct {interval}"
             )
+        elif figure.pair.startswith("harness check"):
+            subject = f"Harness check, {label(figure.a.removesuffix(' (independent client)'))}"
+            measured = f"Locust's p50 at 1 user / the independent client's = {value} {interval}"
         else:
             subject = f"{figure.pair}, {what}"
             measured = f"{label(figure.b)} / {label(figure.a)} = {value} {interval}"
-        if figure.winner in (figure.a, figure.b):
+        if figure.pair.startswith("harness check"):
+            tail = figure.winner
+        elif figure.pair.startswith("gateway cost") and figure.winner in (figure.a, figure.b):
+            tail = _verdict(figure, label) + " (the interval excludes no difference)"
+        elif figure.winner in (figure.a, figure.b):
             tail = f"{label(figure.winner)} is better"
         elif figure.winner == NO_DIFFERENCE:
             tail = "indistinguishable here (the interval includes no difference)"
