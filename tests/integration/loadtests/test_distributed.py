@@ -1,6 +1,6 @@
-"""The demo's plan, shortened, from a Locust master with two worker processes on loopback, run twice (the
-rerun check): the workers' samples are merged into the same analysis, and the headline and the check
-come out of it."""
+"""The demo's plan, shortened (3 rounds, 1 user), from a Locust master with two worker processes on
+loopback, run twice (the rerun check): the workers' samples are merged into the same analysis, and the
+headline and the check come out of it."""
 
 from __future__ import annotations
 
@@ -35,8 +35,10 @@ def distributed(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFac
         "2",
         "--prewarm-seconds",
         "3",
-        "--warmup-seconds",
+        "--users",
         "1",
+        "--warmup-requests",
+        "0",
         "--no-calibration",
         "--bootstrap",
         "100",
@@ -61,14 +63,14 @@ def test_both_workers_sent_the_measured_requests(results: dict[str, Any]) -> Non
     for s in results["steps"]:
         rounds[(s["target"], s["step"])].add(s["rep"])
         assert s["requests"] > 0 and s["error_count"] == 0, s["target"]
-    assert rounds[("tfserving-rest", "8 users")] == set(range(ROUNDS))
+    assert rounds[("tfserving-rest", "1 user")] == set(range(ROUNDS))
     worker_cpu = [s["generator_cpu"].get("workers_percent") or {} for s in results["steps"]]
     assert any(len(cpu) == 2 for cpu in worker_cpu), "two workers reported"
 
 
 def test_the_headline_and_the_rerun_check(distributed: tuple[str, Path], results: dict[str, Any]) -> None:
     figures = {f["key"]: f for f in results["headline"]["figures"]}
-    cost = figures["gateway cost: tfserving-rest | throughput | 8 users"]
+    cost = figures["gateway cost: tfserving-rest | throughput | 1 user"]
     assert cost["rounds"] == ROUNDS and cost["low"] <= cost["value"] <= cost["high"]
     assert figures["gateway cost: tfserving-rest | added p50 latency | 1 user"]["kind"] == "difference"
     harness = figures["harness check: tfserving-rest | Locust p50 / independent client p50 | 1 user"]
