@@ -50,6 +50,15 @@ def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
     return out
 
 
+def _headline_chart(results: Mapping[str, Any]) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from loadtests.report.charts import headline_chart
+
+    return headline_chart(results)
+
+
 def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """Write results.json, charts/*.png, report.md and report.html into ``folder``; returns their paths."""
     from loadtests.report.content import render, title
@@ -71,6 +80,9 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     for name, chart_title, png in render_charts(cleaned):
         pngs[f"charts/{name}"] = png
         charts.append((chart_title, f"charts/{name}"))
+    headline_png = _headline_chart(cleaned)
+    if headline_png is not None:
+        pngs["charts/headline.png"] = headline_png
     opening = None
     view = verdict(cleaned)
     if view is not None:  # the capacity search's chart and sentences open the report
@@ -78,7 +90,7 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
         opening = render_verdict(cleaned, "charts/capacity.png")
     for file, png in pngs.items():
         (folder / file).write_bytes(png)
-    markdown = render(cleaned, charts, opening)
+    markdown = render(cleaned, charts, opening, "charts/headline.png" if headline_png else None)
     paths["markdown"].write_text(markdown)
     paths["html"].write_text(html_page(markdown, title(cleaned), pngs))
     return paths

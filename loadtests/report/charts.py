@@ -3,7 +3,8 @@
 * latency p50/p95/p99 against throughput, one panel per target (the knee of each stack);
 * throughput against concurrency, direct and through the gateway, with the generator's ceiling;
 * the latency CDF of every target at one load;
-* the gateway's Server-Timing split (backend, gateway, client + network) at that load.
+* the gateway's Server-Timing split (backend, gateway, client + network) at that load;
+* the headline's figures with their rerun intervals (a forest plot; shown in the Headline section).
 
 Hollow markers are steps where the load generator was saturated (not server capacity).
 """
@@ -24,7 +25,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from gateway.registry import BACKEND_NAMES, spec
 from loadtests.report.labels import official, target_label
 
-__all__ = ["breakdown_chart", "cdf_chart", "knee_chart", "throughput_chart"]
+__all__ = ["breakdown_chart", "cdf_chart", "headline_chart", "knee_chart", "throughput_chart"]
 
 NULL_COLOR = "#7f7f7f"
 PERCENTILE_STYLE = {"p50_ms": ("p50", "o", 1.0), "p95_ms": ("p95", "s", 0.75), "p99_ms": ("p99", "^", 0.5)}
@@ -334,3 +335,66 @@ def breakdown_chart(results: Mapping[str, Any], step: str) -> bytes | None:
     axes.set_title(f"Where a request through the gateway spends its time, {step}", fontsize=10)
     figure.tight_layout()
     return _png(figure)
+
+
+def headline_chart(results: Mapping[str, Any]) -> bytes | None:
+    """Every headline figure with its 95% rerun interval: ratios on a log scale around 1, the gateway's
+    added p50 in ms around 0. Filled markers are verdicts (the interval excludes no difference)."""
+    from loadtests.headline import HeadlineFigure
+
+    figures = [HeadlineFigure.from_json(f) for f in (results.get("headline") or {}).get("figures", [])]
+    panels = [
+        ("ratio", "ratio (b / a; 1 = no difference)", [f for f in figures if f.kind == "ratio"], 1.0),
+        (
+            "difference",
+            "added p50, ms (0 = no difference)",
+            [f for f in figures if f.kind == "difference"],
+            0.0,
+        ),
+    ]
+    panels = [panel for panel in panels if panel[2]]
+    if not panels:
+        return None
+    heights = [len(panel[2]) for panel in panels]
+    figure = Figure(figsize=(10, 0.42 * sum(heights) + 1.6 * len(panels)))
+    grid = figure.add_gridspec(len(panels), 1, height_ratios=heights)
+    official_tf = official(results)
+    for row, (kind, xlabel, shown, null) in enumerate(panels):
+        axes = figure.add_subplot(grid[row, 0])
+        positions = np.arange(len(shown))
+        for y, item in zip(positions, shown, strict=True):
+            decided = item.winner in (item.a, item.b)
+            colour = "#4c72b0" if decided else "#999999"
+            if math.isfinite(item.low) and math.isfinite(item.high):
+                axes.plot([item.low, item.high], [y, y], color=colour, linewidth=2)
+            axes.plot([item.value], [y], "o", color=colour, markerfacecolor=colour if decided else "white")
+        axes.axvline(null, color="#c44e52", linewidth=1, linestyle="--")
+        if kind == "ratio":
+            axes.set_xscale("log")
+            axes.xaxis.set_major_locator(LogLocator(base=2))
+            axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+            axes.xaxis.set_minor_formatter(NullFormatter())
+        labels = [_headline_label(item, official_tf) for item in shown]
+        axes.set_yticks(positions)
+        axes.set_yticklabels(labels, fontsize=7)
+        axes.invert_yaxis()
+        axes.set_xlabel(xlabel, fontsize=8)
+        axes.grid(True, axis="x", alpha=0.25)
+    figure.suptitle(
+        "Headline: estimate and 95% interval for a rerun (filled: the interval excludes no difference)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _headline_label(item: Any, official_tf: bool | None) -> str:
+    """What a headline row compares, in the report's target names."""
+    name = lambda target: target_label(target, official_tf)  # noqa: E731 - a short alias
+    if item.pair.startswith("harness check"):
+        target = item.pair.removeprefix("harness check: ")
+        return f"{name(target)}: Locust / independent client, p50 at {item.step}"
+    if item.pair.startswith("gateway cost"):
+        what = "added p50" if item.kind == "difference" else f"{item.figure}, via gateway / direct"
+        return f"{name(item.a)}: {what}, {item.step}"
+    return f"{name(item.b)} / {name(item.a)}: {item.figure}, {item.step}"

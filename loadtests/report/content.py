@@ -183,9 +183,15 @@ def _tables(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(results: Mapping[str, Any], charts: Sequence[tuple[str, str]], opening: str | None = None) -> str:
+def render(
+    results: Mapping[str, Any],
+    charts: Sequence[tuple[str, str]],
+    opening: str | None = None,
+    headline_chart: str | None = None,
+) -> str:
     """The whole report as Markdown; ``charts`` are (title, file) pairs, ``opening`` the verdict's
-    section (already Markdown) when the run searched for capacity."""
+    section (already Markdown) when the run searched for capacity, ``headline_chart`` the headline's
+    chart file."""
     env = lenient(results.get("environment", {}))
     plan = lenient(results.get("plan", {}).get("settings", {}))
     settings = results.get("settings", {})
@@ -208,6 +214,7 @@ def render(results: Mapping[str, Any], charts: Sequence[tuple[str, str]], openin
         "headline_sentences": headline_sentences(results, lambda name: _label(results, name)),
         "headline_rows": headline_rows(results, lambda name: _label(results, name)),
         "method": method_text(results),
+        "headline_chart": headline_chart,
         "rounds": (results.get("headline") or {}).get("rounds", plan.get("repetitions", 1)),
         "results_header": RESULTS_HEADER,
         "results_numeric": (0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),

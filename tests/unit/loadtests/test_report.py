@@ -169,6 +169,7 @@ def test_summary_text_has_the_table_the_gateway_and_the_winners(
     assert "too few rounds" in text, "2 rounds: no interval, no winner"
     markdown = write_report(with_headline, tmp_path)["markdown"].read_text()
     assert "## Headline" in markdown and "95% rerun interval" in markdown
+    assert "](charts/headline.png)" in markdown and (tmp_path / "charts" / "headline.png").stat().st_size
     assert "Locust ceiling (null endpoints): REST" in text
     assert "TF Serving = the project's stand-in, NOT TensorFlow Serving" in text
 
