@@ -35,8 +35,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bootstrap": 500,
         # TorchServe's JVM kept speeding up for two minutes in one run: each server is warmed until its
         # throughput settles (three 1 s windows within 10%, no longer climbing) after 2,000 requests,
-        # at most 20 s; the rounds' spread absorbs what is left of its climb.
-        "prewarm_seconds": 20.0,
+        # at most 15 s; the median over rounds absorbs what is left of its climb.
+        "prewarm_seconds": 15.0,
         "prewarm_requests": 2000,
         "slo_ms": 50.0,
         "capacity_steps": 0,
