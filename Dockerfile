@@ -85,11 +85,10 @@ CMD ["--help"]
 
 FROM python AS gateway-build
 # Left out of the gateway image: the frameworks only the embedded backends need (tensorflow, torch), the
-# torchserve package and grpcio-tools (the torchserve-grpc backend compiles TorchServe's stubs from them),
-# and the archiver. TF Serving's gRPC messages need no TensorFlow (gateway/tfserving_proto.py): the image
-# serves TF Serving REST and gRPC, V2 REST and gRPC, and the tfserving-*, torchserve-rest and v2-*
-# backends. tests/k8s/test_image_gateway.py starts `python -m gateway` as this image does, with these
-# blocked, and drives every protocol.
+# torchserve package, grpcio-tools and the archiver. TF Serving's and TorchServe's gRPC messages are
+# declared in the gateway (gateway/tfserving_proto.py, gateway/torchserve_proto.py): the image serves TF
+# Serving REST and gRPC, V2 REST and gRPC, and every non-embedded backend. tests/k8s/test_image_gateway.py
+# starts `python -m gateway` as this image does, with these blocked, and drives every protocol.
 ARG GATEWAY_EXCLUDE="tensorflow torch torchserve torch-model-archiver grpcio-tools"
 WORKDIR /src
 COPY pyproject.toml README.md ./

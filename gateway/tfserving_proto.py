@@ -23,7 +23,10 @@ from functools import cache
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+from google.protobuf import any_pb2, wrappers_pb2
+
+from gateway import proto_pool
+from gateway.proto_pool import Layout, build_pool, file_proto, message_class
 
 __all__ = [
     "AVAILABLE",
@@ -44,21 +47,8 @@ DT_FLOAT = 1
 UNKNOWN, AVAILABLE = 0, 30
 """``tensorflow.serving.ModelVersionStatus.State`` values the gateway reports."""
 
-_F = descriptor_pb2.FieldDescriptorProto
-_SCALARS = {
-    "string": _F.TYPE_STRING,
-    "bytes": _F.TYPE_BYTES,
-    "bool": _F.TYPE_BOOL,
-    "int32": _F.TYPE_INT32,
-    "int64": _F.TYPE_INT64,
-    "float": _F.TYPE_FLOAT,
-    "double": _F.TYPE_DOUBLE,
-    "enum": _F.TYPE_INT32,  # an enum is a varint on the wire, like int32; proto3 enums are open
-}
-
-# message (a nested one after its parent) -> ((field, number, type, repeated), ...); a type that is
-# not a scalar names a message, and "map:<message>" a map<string, message>. TF Serving's numbers.
-_TENSORFLOW: dict[str, tuple[tuple[str, int, str, bool], ...]] = {
+# TF Serving's names and numbers (layout: gateway.proto_pool.Layout).
+_TENSORFLOW: Layout = {
     "TensorShapeProto": (
         ("dim", 2, ".tensorflow.TensorShapeProto.Dim", True),
         ("unknown_rank", 3, "bool", False),
@@ -87,7 +77,7 @@ _TENSORFLOW: dict[str, tuple[tuple[str, int, str, bool], ...]] = {
         ("method_name", 3, "string", False),
     ),
 }
-_SERVING: dict[str, tuple[tuple[str, int, str, bool], ...]] = {
+_SERVING: Layout = {
     "ModelSpec": (
         ("name", 1, "string", False),
         ("version", 2, ".google.protobuf.Int64Value", False),
@@ -127,38 +117,6 @@ _HIDDEN = ("StatusProto",)
 """Messages reached only through another message's field: no attribute of :class:`Messages`."""
 
 
-def _add_field(
-    message: descriptor_pb2.DescriptorProto, name: str, number: int, kind: str, repeated: bool
-) -> None:
-    field = message.field.add(name=name, number=number)
-    field.label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
-    if kind in _SCALARS:
-        field.type = _SCALARS[kind]
-        return
-    field.type = _F.TYPE_MESSAGE
-    if not kind.startswith("map:"):
-        field.type_name = kind
-        return
-    entry_name = "".join(part.capitalize() for part in name.split("_")) + "Entry"
-    entry = message.nested_type.add(name=entry_name)
-    entry.options.map_entry = True
-    _add_field(entry, "key", 1, "string", False)
-    _add_field(entry, "value", 2, kind.removeprefix("map:"), False)
-    field.type_name = entry_name  # resolved relative to the message
-
-
-def _file(name: str, package: str, layout: Mapping[str, tuple[tuple[str, int, str, bool], ...]]) -> Any:
-    proto = descriptor_pb2.FileDescriptorProto(name=name, package=package, syntax="proto3")
-    declared: dict[str, descriptor_pb2.DescriptorProto] = {}
-    for dotted, fields in layout.items():
-        parent, _, own = dotted.rpartition(".")
-        holder = declared[parent].nested_type if parent else proto.message_type
-        declared[dotted] = message = holder.add(name=own)
-        for field in fields:
-            _add_field(message, *field)
-    return proto
-
-
 @dataclass(frozen=True)
 class Messages:
     """The message classes, by TF Serving's names."""
@@ -179,24 +137,20 @@ class Messages:
 @cache
 def messages() -> Messages:
     """The message classes, built once per process in a private pool."""
-    pool = descriptor_pool.DescriptorPool()
-    for well_known in (any_pb2, wrappers_pb2):
-        pool.AddSerializedFile(well_known.DESCRIPTOR.serialized_pb)
-    tensorflow = _file("tfserving_proto/tensorflow.proto", "tensorflow", _TENSORFLOW)
-    serving = _file("tfserving_proto/serving.proto", "tensorflow.serving", _SERVING)
+    tensorflow = file_proto("tfserving_proto/tensorflow.proto", "tensorflow", _TENSORFLOW)
+    serving = file_proto("tfserving_proto/serving.proto", "tensorflow.serving", _SERVING)
     serving.dependency.extend(
         ["tfserving_proto/tensorflow.proto", "google/protobuf/any.proto", "google/protobuf/wrappers.proto"]
     )
-    pool.Add(tensorflow)
-    pool.Add(serving)
-
-    def find(full_name: str) -> Any:
-        return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
-
+    pool = build_pool([tensorflow, serving], (any_pb2, wrappers_pb2))
     return Messages(
-        TensorProto=find("tensorflow.TensorProto"),
-        SignatureDef=find("tensorflow.SignatureDef"),
-        **{name: find(f"tensorflow.serving.{name}") for name in _SERVING if name not in _HIDDEN},
+        TensorProto=message_class(pool, "tensorflow.TensorProto"),
+        SignatureDef=message_class(pool, "tensorflow.SignatureDef"),
+        **{
+            name: message_class(pool, f"tensorflow.serving.{name}")
+            for name in _SERVING
+            if name not in _HIDDEN
+        },
     )
 
 
@@ -204,23 +158,17 @@ def service_handler(service: str, methods: Mapping[str, tuple[Callable[[Any, Any
     """A generic handler for ``grpc.Server.add_generic_rpc_handlers``: ``methods`` maps a method name
     to (behaviour, request message name, response message name)."""
     found = messages()
-    handlers = {
-        method: grpc.unary_unary_rpc_method_handler(
-            behaviour,
-            request_deserializer=getattr(found, request).FromString,
-            response_serializer=getattr(found, response).SerializeToString,
-        )
-        for method, (behaviour, request, response) in methods.items()
-    }
-    return grpc.method_handlers_generic_handler(service, handlers)
+    return proto_pool.service_handler(
+        service,
+        {
+            method: (behaviour, getattr(found, request), getattr(found, response))
+            for method, (behaviour, request, response) in methods.items()
+        },
+    )
 
 
 def unary_call(
     channel: grpc.Channel, service: str, method: str, response: str
 ) -> grpc.UnaryUnaryMultiCallable:
     """A client callable for ``/service/method`` answering ``response`` messages."""
-    return channel.unary_unary(
-        f"/{service}/{method}",
-        request_serializer=lambda message: message.SerializeToString(),
-        response_deserializer=getattr(messages(), response).FromString,
-    )
+    return proto_pool.unary_call(channel, service, method, getattr(messages(), response))

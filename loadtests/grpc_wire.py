@@ -4,19 +4,17 @@ TF Serving: the TensorFlow-free messages of :mod:`gateway.tfserving_proto` (``te
 generated modules import TensorFlow: seconds and hundreds of MB, unwelcome in a gevent-patched load
 generator).
 
-TorchServe: the stubs generated from its own ``inference.proto`` (``serving.torchserve.grpc_stubs``).
+TorchServe: :mod:`gateway.torchserve_proto` (its inference messages, declared without its stubs).
 Open Inference Protocol (Triton): the ``inference.GRPCInferenceService`` modules ``tritonclient`` ships.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
 
 import numpy as np
 
-from gateway import tfserving_proto
+from gateway import tfserving_proto, torchserve_proto
 from loadtests.checks import check_json_predictions, check_probabilities
 from loadtests.payloads import Digit
 
@@ -127,21 +125,15 @@ def _check_tfserving(codec: GrpcCodec, answer: bytes, label: int) -> str | None:
     return check_probabilities(values, label)
 
 
-@cache
-def _torchserve_messages() -> Any:
-    from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
-
-    messages, _ = ensure_torchserve_stubs()
-    return messages
-
-
 def _torchserve_request(model: str, digit: Digit) -> bytes:
-    request = _torchserve_messages().PredictionsRequest(model_name=model, input={"data": digit.rest_body()})
+    request = torchserve_proto.messages().PredictionsRequest(
+        model_name=model, input={"data": digit.rest_body()}
+    )
     return bytes(request.SerializeToString())
 
 
 def _check_torchserve(answer: bytes, label: int) -> str | None:
-    response = _torchserve_messages().PredictionResponse()
+    response = torchserve_proto.messages().PredictionResponse()
     try:
         response.ParseFromString(answer)
     except Exception:  # protobuf's DecodeError

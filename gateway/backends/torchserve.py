@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
+from gateway import torchserve_proto
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpResponse, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
-from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
 from serving.torchserve.tokens import TokenSource, is_token_rejection
 
 if TYPE_CHECKING:
@@ -111,9 +111,10 @@ class TorchServeGrpcBackend(Backend):
     ) -> None:
         self.name = name
         self._tokens = tokens
-        self._messages, services = ensure_torchserve_stubs()
+        self._messages = torchserve_proto.messages()
         self._channel = channel or insecure_channel(target)
-        self._stub = services.InferenceAPIsServiceStub(self._channel)
+        self._predictions = torchserve_proto.predictions_call(self._channel)
+        self._ping = torchserve_proto.ping_call(self._channel)
 
     @classmethod
     def from_settings(cls, entry: BackendSpec, settings: Settings) -> Backend:
@@ -143,16 +144,14 @@ class TorchServeGrpcBackend(Backend):
             input={"data": dumps({"instances": images})},
         )
         started = time.perf_counter()
-        response = self._call(self._stub.Predictions, request, timeout)
+        response = self._call(self._predictions, request, timeout)
         elapsed = time.perf_counter() - started
         data = parse_json_body(response.prediction, self.name)
         return Prediction(_probabilities(data, len(images), self.name), _served(data, version), elapsed)
 
     def status(self, model: str, timeout: float) -> ModelStatus:
-        from google.protobuf import empty_pb2
-
         try:
-            response = self._call(self._stub.Ping, empty_pb2.Empty(), timeout)
+            response = self._call(self._ping, torchserve_proto.empty_request(), timeout)
         except GatewayError as exc:
             return ModelStatus(False, [], exc.message)
         healthy = "healthy" in response.health.lower() and "unhealthy" not in response.health.lower()

@@ -4,7 +4,8 @@ from import in every process, against fakes of TF Serving (REST and gRPC) and To
 
 It is driven through every protocol the image serves: TF Serving REST, Open Inference Protocol V2 REST and
 gRPC (``tritonclient``), TF Serving gRPC (``tensorflow-serving-api``'s own stubs), and the ``tfserving-grpc``
-backend (towards a fake built on the same official stubs)."""
+and ``torchserve-grpc`` backends (towards fakes built on the official stubs: TF Serving's, and TorchServe's
+compiled from the installed package)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,45 @@ class FakeTFServingGrpc:
         self.server.start()
 
 
+@dataclass
+class FakeTorchServeGrpc:
+    """TorchServe's gRPC inference API on the stubs compiled from the installed torchserve package."""
+
+    target: str = ""
+    predictions: list[Any] = field(default_factory=list)
+    server: grpc.Server | None = None
+
+    def start(self) -> None:
+        from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
+
+        messages, services = ensure_torchserve_stubs()
+        fake = self
+
+        class Inference(services.InferenceAPIsServiceServicer):
+            def Ping(self, request: Any, context: Any) -> Any:
+                return messages.TorchServeHealthResponse(health='{"status": "Healthy"}')
+
+            def Predictions(self, request: Any, context: Any) -> Any:
+                fake.predictions.append(request)
+                count = len(json.loads(request.input["data"])["instances"])
+                answer = {"predictions": [NINE] * count, "digits": [9] * count}
+                return messages.PredictionResponse(prediction=json.dumps(answer).encode())
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        services.add_InferenceAPIsServiceServicer_to_server(Inference(), self.server)
+        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+
+@pytest.fixture
+def fake_torchserve_grpc() -> Iterator[FakeTorchServeGrpc]:
+    fake = FakeTorchServeGrpc()
+    fake.start()
+    yield fake
+    assert fake.server is not None
+    fake.server.stop(0).wait(5)
+
+
 @pytest.fixture
 def fake_tfserving_grpc() -> Iterator[FakeTFServingGrpc]:
     fake = FakeTFServingGrpc()
@@ -136,10 +176,12 @@ def image_gateway(
     tmp_path: Path,
     fake_http: Callable[[Handler], FakeServer],
     fake_tfserving_grpc: FakeTFServingGrpc,
+    fake_torchserve_grpc: FakeTorchServeGrpc,
 ) -> Iterator[ImageGateway]:
     tf, ts = fake_http(fake_tfserving), fake_http(fake_torchserve)
     routing = yaml.safe_load((K8S / "base" / "gateway" / "routing.yaml").read_text())
-    routing["models"]["mnist"]["backends"]["tfserving-grpc"] = 0  # reached by explicit choice
+    for backend in ("tfserving-grpc", "torchserve-grpc"):  # reached by explicit choice
+        routing["models"]["mnist"]["backends"][backend] = 0
     routing_file = tmp_path / "routing.yaml"
     routing_file.write_text(yaml.safe_dump(routing))
     site = tmp_path / "site"
@@ -159,6 +201,7 @@ def image_gateway(
         "GATEWAY_TFSERVING_REST_URL": tf.url,
         "GATEWAY_TFSERVING_GRPC_TARGET": fake_tfserving_grpc.target,
         "GATEWAY_TORCHSERVE_REST_URL": ts.url,
+        "GATEWAY_TORCHSERVE_GRPC_TARGET": fake_torchserve_grpc.target,
         "GATEWAY_TORCHSERVE_KEY_FILE": str(write_key_file(tmp_path)),
         "GATEWAY_METRICS_DIR": str(tmp_path / "metrics"),
     }
@@ -199,7 +242,9 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None)
 
 
 def test_the_image_gateway_starts_and_serves_every_protocol(
-    image_gateway: ImageGateway, fake_tfserving_grpc: FakeTFServingGrpc
+    image_gateway: ImageGateway,
+    fake_tfserving_grpc: FakeTFServingGrpc,
+    fake_torchserve_grpc: FakeTorchServeGrpc,
 ) -> None:
     from tensorflow_serving.apis import (
         get_model_metadata_pb2,
@@ -212,7 +257,7 @@ def test_the_image_gateway_starts_and_serves_every_protocol(
 
     images = np.zeros((2, 28, 28), dtype=np.float32)
     # TF Serving REST, through each backend the image serves (the gRPC one included).
-    for backend in ("tfserving-rest", "torchserve-rest", "tfserving-grpc"):
+    for backend in ("tfserving-rest", "torchserve-rest", "tfserving-grpc", "torchserve-grpc"):
         answer = _post(
             image_gateway.http + "/v1/models/mnist:predict",
             {"instances": images.tolist()},
@@ -220,6 +265,7 @@ def test_the_image_gateway_starts_and_serves_every_protocol(
         )
         assert np.argmax(answer["predictions"], axis=1).tolist() == [9, 9], backend
     assert fake_tfserving_grpc.predicts, "the tfserving-grpc backend called TF Serving over gRPC"
+    assert fake_torchserve_grpc.predictions, "the torchserve-grpc backend called TorchServe over gRPC"
     # Open Inference Protocol V2 over REST.
     v2 = _post(
         image_gateway.http + "/v2/models/mnist/infer",

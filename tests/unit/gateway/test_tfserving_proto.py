@@ -32,7 +32,7 @@ def official() -> dict[str, Any]:
     }
 
 
-def _same_fields(ours: Any, theirs: Any, path: str) -> None:
+def same_fields(ours: Any, theirs: Any, path: str) -> None:
     for field in ours.fields:
         other = theirs.fields_by_number.get(field.number)
         where = f"{path}.{field.name}"
@@ -42,7 +42,7 @@ def _same_fields(ours: Any, theirs: Any, path: str) -> None:
         assert field.type == other_type, where
         assert field.is_repeated == other.is_repeated, where
         if field.message_type is not None:
-            _same_fields(field.message_type, other.message_type, where)
+            same_fields(field.message_type, other.message_type, where)
 
 
 def test_every_declared_field_matches_tf_serving(official: dict[str, Any]) -> None:
@@ -50,7 +50,7 @@ def test_every_declared_field_matches_tf_serving(official: dict[str, Any]) -> No
     for name, real in official.items():
         ours = getattr(messages, name).DESCRIPTOR
         assert ours.full_name == real.DESCRIPTOR.full_name
-        _same_fields(ours, real.DESCRIPTOR, name)
+        same_fields(ours, real.DESCRIPTOR, name)
 
 
 def test_bytes_cross_both_ways(official: dict[str, Any]) -> None:
