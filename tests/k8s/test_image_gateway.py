@@ -1,11 +1,11 @@
 """The gateway image's gateway, started the way the image starts it: ``python -m gateway`` with the image's
 and the Deployment's settings (gRPC ingress on, two workers), the packages the image leaves out blocked
-from import in every process, against fakes of TF Serving (REST and gRPC) and TorchServe.
+from import in every process, against fakes of TF Serving, TorchServe and Triton (REST and gRPC each).
 
 It is driven through every protocol the image serves: TF Serving REST, Open Inference Protocol V2 REST and
-gRPC (``tritonclient``), TF Serving gRPC (``tensorflow-serving-api``'s own stubs), and the ``tfserving-grpc``
-and ``torchserve-grpc`` backends (towards fakes built on the official stubs: TF Serving's, and TorchServe's
-compiled from the installed package)."""
+gRPC (``tritonclient``), TF Serving gRPC (``tensorflow-serving-api``'s own stubs), and through each of the
+six non-embedded backends (towards fakes; the gRPC ones built on the
+official stubs: TF Serving's, TorchServe's compiled from the installed package, and tritonclient's)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import yaml
 
 from serving.ports import free_port
 from tests.integration.gateway.conftest import stop, wait_until_ok
-from tests.k8s.conftest import K8S, REPO, FakeServer, Handler
+from tests.k8s.conftest import K8S, REPO, FakeServer, Handler, Reply, Seen
 from tests.k8s.test_images import BLOCKED_IMPORTS, fake_tfserving, fake_torchserve, write_key_file
 
 pytestmark = pytest.mark.integration
@@ -145,6 +145,68 @@ class FakeTorchServeGrpc:
         self.server.start()
 
 
+def fake_v2_rest(seen: Seen) -> Reply:
+    """Triton's Open Inference Protocol over REST: ready, metadata, and JSON answers to binary requests."""
+    if not seen.path.startswith("/v2/models/mnist"):
+        return 404, {"error": "unknown model"}
+    if seen.method == "GET":
+        return 200, {"name": "mnist", "versions": ["1"], "platform": "fake"}
+    head = json.loads(seen.body[: int(seen.headers["Inference-Header-Content-Length"])])
+    count = head["inputs"][0]["shape"][0]
+    output = {"name": "probabilities", "datatype": "FP32", "shape": [count, 10], "data": NINE * count}
+    return 200, {"model_name": "mnist", "model_version": "1", "outputs": [output]}
+
+
+@dataclass
+class FakeV2Grpc:
+    """Triton's Open Inference Protocol over gRPC, on the stubs ``tritonclient`` ships."""
+
+    target: str = ""
+    infers: list[Any] = field(default_factory=list)
+    server: grpc.Server | None = None
+
+    def start(self) -> None:
+        from tritonclient.grpc import service_pb2 as v2
+        from tritonclient.grpc import service_pb2_grpc as v2_grpc
+
+        fake = self
+
+        class Inference(v2_grpc.GRPCInferenceServiceServicer):
+            def ModelReady(self, request: Any, context: Any) -> Any:
+                return v2.ModelReadyResponse(ready=True)
+
+            def ModelMetadata(self, request: Any, context: Any) -> Any:
+                return v2.ModelMetadataResponse(name=request.name, versions=["1"])
+
+            def ModelInfer(self, request: Any, context: Any) -> Any:
+                fake.infers.append(request)
+                count = request.inputs[0].shape[0]
+                output = v2.ModelInferResponse.InferOutputTensor(
+                    name="probabilities", datatype="FP32", shape=[count, 10]
+                )
+                raw = np.asarray([NINE] * count, dtype="<f4").tobytes()
+                return v2.ModelInferResponse(
+                    model_name=request.model_name,
+                    model_version="1",
+                    outputs=[output],
+                    raw_output_contents=[raw],
+                )
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        v2_grpc.add_GRPCInferenceServiceServicer_to_server(Inference(), self.server)
+        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+
+@pytest.fixture
+def fake_v2_grpc() -> Iterator[FakeV2Grpc]:
+    fake = FakeV2Grpc()
+    fake.start()
+    yield fake
+    assert fake.server is not None
+    fake.server.stop(0).wait(5)
+
+
 @pytest.fixture
 def fake_torchserve_grpc() -> Iterator[FakeTorchServeGrpc]:
     fake = FakeTorchServeGrpc()
@@ -177,10 +239,11 @@ def image_gateway(
     fake_http: Callable[[Handler], FakeServer],
     fake_tfserving_grpc: FakeTFServingGrpc,
     fake_torchserve_grpc: FakeTorchServeGrpc,
+    fake_v2_grpc: FakeV2Grpc,
 ) -> Iterator[ImageGateway]:
-    tf, ts = fake_http(fake_tfserving), fake_http(fake_torchserve)
+    tf, ts, triton = fake_http(fake_tfserving), fake_http(fake_torchserve), fake_http(fake_v2_rest)
     routing = yaml.safe_load((K8S / "base" / "gateway" / "routing.yaml").read_text())
-    for backend in ("tfserving-grpc", "torchserve-grpc"):  # reached by explicit choice
+    for backend in ("tfserving-grpc", "torchserve-grpc", "v2-rest", "v2-grpc"):  # by explicit choice
         routing["models"]["mnist"]["backends"][backend] = 0
     routing_file = tmp_path / "routing.yaml"
     routing_file.write_text(yaml.safe_dump(routing))
@@ -202,6 +265,8 @@ def image_gateway(
         "GATEWAY_TFSERVING_GRPC_TARGET": fake_tfserving_grpc.target,
         "GATEWAY_TORCHSERVE_REST_URL": ts.url,
         "GATEWAY_TORCHSERVE_GRPC_TARGET": fake_torchserve_grpc.target,
+        "GATEWAY_V2_REST_URL": triton.url,
+        "GATEWAY_V2_GRPC_TARGET": fake_v2_grpc.target,
         "GATEWAY_TORCHSERVE_KEY_FILE": str(write_key_file(tmp_path)),
         "GATEWAY_METRICS_DIR": str(tmp_path / "metrics"),
     }
@@ -245,6 +310,7 @@ def test_the_image_gateway_starts_and_serves_every_protocol(
     image_gateway: ImageGateway,
     fake_tfserving_grpc: FakeTFServingGrpc,
     fake_torchserve_grpc: FakeTorchServeGrpc,
+    fake_v2_grpc: FakeV2Grpc,
 ) -> None:
     from tensorflow_serving.apis import (
         get_model_metadata_pb2,
@@ -257,7 +323,15 @@ def test_the_image_gateway_starts_and_serves_every_protocol(
 
     images = np.zeros((2, 28, 28), dtype=np.float32)
     # TF Serving REST, through each backend the image serves (the gRPC one included).
-    for backend in ("tfserving-rest", "torchserve-rest", "tfserving-grpc", "torchserve-grpc"):
+    backends = (
+        "tfserving-rest",
+        "torchserve-rest",
+        "tfserving-grpc",
+        "torchserve-grpc",
+        "v2-rest",
+        "v2-grpc",
+    )
+    for backend in backends:
         answer = _post(
             image_gateway.http + "/v1/models/mnist:predict",
             {"instances": images.tolist()},
@@ -266,6 +340,7 @@ def test_the_image_gateway_starts_and_serves_every_protocol(
         assert np.argmax(answer["predictions"], axis=1).tolist() == [9, 9], backend
     assert fake_tfserving_grpc.predicts, "the tfserving-grpc backend called TF Serving over gRPC"
     assert fake_torchserve_grpc.predictions, "the torchserve-grpc backend called TorchServe over gRPC"
+    assert fake_v2_grpc.infers, "the v2-grpc backend called Triton over gRPC"
     # Open Inference Protocol V2 over REST.
     v2 = _post(
         image_gateway.http + "/v2/models/mnist/infer",
