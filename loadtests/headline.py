@@ -17,6 +17,7 @@ of 0); otherwise the stacks are indistinguishable here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -117,7 +118,8 @@ class HeadlineFigure:
     per_round: tuple[float, ...]
 
     @property
-    def key(self) -> str:
+    def id(self) -> str:
+        """Names the figure in results.json (pair | figure | step); pairs the passes of a rerun check."""
         return f"{self.pair} | {self.figure} | {self.step}"
 
     def to_json(self) -> dict[str, Any]:
@@ -127,13 +129,17 @@ class HeadlineFigure:
             for k in ("value", "low", "high")
             if (v := getattr(self, k)) is not None
         }
-        return {**asdict(self), **numbers, "key": self.key, "per_round": list(self.per_round)}
+        return {**asdict(self), **numbers, "id": self.id, "per_round": list(self.per_round)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeadlineFigure:
-        fields = {k: v for k, v in data.items() if k != "key"}
+        fields = {k: v for k, v in data.items() if k in _FIELDS}
         numbers = {k: math.nan if fields[k] is None else float(fields[k]) for k in ("value", "low", "high")}
         return cls(**{**fields, **numbers, "per_round": tuple(fields["per_round"])})
+
+
+_FIELDS = {f.name for f in dataclasses.fields(HeadlineFigure)}
+"""What ``from_json`` reads (``id`` is derived; a field a later version adds is ignored)."""
 
 
 def _winner(summary: RoundSummary, kind: str, better: str, a: str, b: str, saturated: bool) -> str:
@@ -283,7 +289,7 @@ def headline_json(
 class Agreement:
     """One headline figure measured twice: does each run's interval hold the other's estimate?"""
 
-    key: str
+    id: str
     first: HeadlineFigure
     second: HeadlineFigure
 
@@ -305,7 +311,7 @@ class Agreement:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "key": self.key,
+            "id": self.id,
             "first": self.first.to_json(),
             "second": self.second.to_json(),
             "each_contains_the_other": self.each_contains_the_other,
@@ -315,9 +321,9 @@ class Agreement:
 
 
 def agreements(first: Sequence[HeadlineFigure], second: Sequence[HeadlineFigure]) -> list[Agreement]:
-    """The figures both runs measured, paired by key."""
-    later = {figure.key: figure for figure in second}
-    return [Agreement(f.key, f, later[f.key]) for f in first if f.key in later]
+    """The figures both runs measured, paired by id."""
+    later = {figure.id: figure for figure in second}
+    return [Agreement(f.id, f, later[f.id]) for f in first if f.id in later]
 
 
 def reproducibility_json(passes: Sequence[Any]) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def reproducibility_text(section: Mapping[str, Any]) -> str:
             change = row["relative_change"]
             table.append(
                 [
-                    row["key"],
+                    row["id"],
                     " ".join(figure_cells(first)),
                     " ".join(figure_cells(second)),
                     f"{change:+.0%}" if first.kind == "ratio" else f"{change:+.2f} ms",

@@ -69,7 +69,7 @@ def test_both_workers_sent_the_measured_requests(results: dict[str, Any]) -> Non
 
 
 def test_the_headline_and_the_rerun_check(distributed: tuple[str, Path], results: dict[str, Any]) -> None:
-    figures = {f["key"]: f for f in results["headline"]["figures"]}
+    figures = {f["id"]: f for f in results["headline"]["figures"]}
     cost = figures["gateway cost: tfserving-rest | throughput | 1 user"]
     assert cost["rounds"] == ROUNDS and cost["low"] <= cost["value"] <= cost["high"]
     assert figures["gateway cost: tfserving-rest | added p50 latency | 1 user"]["kind"] == "difference"
@@ -77,7 +77,7 @@ def test_the_headline_and_the_rerun_check(distributed: tuple[str, Path], results
     assert harness["rounds"] == ROUNDS, "the independent client measured in every round"
     check = results["reproducibility"]
     assert check["passes"] == 2 and len(check["headlines"]) == 2
-    assert {row["key"] for row in check["against_first"][0]} == set(figures)
+    assert {row["id"] for row in check["against_first"][0]} == set(figures)
     stdout, folder = distributed
     assert "Rerun check: 2 passes of the same plan on the same servers" in stdout
     assert "each holds other" in stdout

@@ -108,12 +108,12 @@ def test_interleaved_rounds_recover_the_true_ratio_and_sequential_windows_do_not
 def test_two_passes_are_paired_by_figure() -> None:
     one = [s for r in range(5) for s in (step(TF, r, 1.0, 900), step(TS, r, 2.0 + 0.02 * r, 450))]
     two = [s for r in range(5) for s in (step(TF, r, 1.0, 900), step(TS, r, 2.1 - 0.02 * r, 440))]
-    rows = {row.key: row for row in agreements(headline(one), headline(two))}
+    rows = {row.id: row for row in agreements(headline(one), headline(two))}
     p50 = rows["REST, direct (headline) | p50 latency | 1 user"]
     assert p50.each_contains_the_other and p50.same_winner
     assert p50.relative_change == pytest.approx(0.01, abs=0.01)
     data = headline_json(one)
-    assert data["rounds"] == 5 and {f["key"] for f in data["figures"]} == {r.key for r in headline(one)}
+    assert data["rounds"] == 5 and {f["id"] for f in data["figures"]} == {r.id for r in headline(one)}
     assert HeadlineFigure.from_json(data["figures"][0]) == headline(one)[0]
 
 
@@ -124,7 +124,7 @@ def test_the_harness_check_pairs_locust_with_the_independent_client_round_by_rou
         for r in range(5)
         for target, p50 in ((TF, 1.0), (TS, 2.9))
     ]
-    figures = {f.key: f for f in headline(locust, alone)}
+    figures = {f.id: f for f in headline(locust, alone)}
     tf = figures[f"harness check: {TF} | Locust p50 / independent client p50 | 1 user"]
     assert tf.value == pytest.approx(1.52, rel=0.02) and tf.winner.startswith("Locust reads +52%")
     ts = figures[f"harness check: {TS} | Locust p50 / independent client p50 | 1 user"]
