@@ -69,9 +69,6 @@ class RoundSummary:
     def excludes(self, null: float) -> bool:
         return self.rounds >= MIN_ROUNDS and (self.low > null or self.high < null)
 
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
 
 def across_rounds(values: Sequence[float], *, ratio: bool, iterations: int = 2000) -> RoundSummary:
     """The estimate and 95% rerun interval of per-round figures (ratios on a log scale).
