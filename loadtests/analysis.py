@@ -12,7 +12,7 @@ measures the generator, not the server, and is kept out of capacity figures and 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -361,7 +361,10 @@ def analyse(
     samples: Mapping[str, Columns],
     cpu_by_phase: Mapping[int, Mapping[str, Any]],
     settings: AnalysisSettings,
+    independent: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
+    """Every figure of the report; ``independent``: the independent client's windows (the harness
+    check and the headline's p50 pair from that client)."""
     rng = np.random.default_rng(settings.seed)
     targets = {t.name: t for t in ALL_TARGETS}
     ends = {int(e["phase"]): e for e in events if e.get("event") == "phase_end" and e.get("window")}
@@ -399,7 +402,8 @@ def analyse(
         "summary": summary,
         "gateway_added": _gateway_added(steps, settings.bootstrap, rng),
         "comparisons": _comparisons(summary, steps),
-        "headline": headline_json(steps),
+        "independent": list(independent),
+        "headline": headline_json(steps, independent),
         "calibration": calibration,
         "cdf_step": _cdf_step(summary, settings.cdf_step),
         "failures_outside_windows": {name: count for name, count in unmeasured.items() if count},

@@ -22,7 +22,7 @@ from loadtests.config import CompareConfig
 from loadtests.cpu import Pinning, plan_pinning
 from loadtests.endpoints import REST_PATHS, Endpoints, default_endpoints
 from loadtests.environment import describe_machine, load_average
-from loadtests.headline import headline_json, reproducibility_json
+from loadtests.headline import reproducibility_json
 from loadtests.independent import IndependentClient, IndependentTarget, independent_records
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.locust_run import LocustLaunch, run_locust
@@ -366,6 +366,7 @@ def _measure(
         return None
     say("Analysing (intervals from the spread between rounds)...")
     events, samples = _read_events(launch.events_file), load_samples(launch.samples_file)
+    independent = independent_records(plan, client.results)
     results = analyse(
         plan,
         events,
@@ -378,10 +379,8 @@ def _measure(
             ceiling_fraction=config.ceiling_fraction,
             cdf_step=config.cdf_step,
         ),
+        independent,
     )
-    independent = independent_records(plan, client.results)
-    results["independent"] = independent
-    results["headline"] = headline_json(results["steps"], independent)
     results["crosscheck"] = crosscheck_rows(independent, results["steps"])
     results["slo_capacity"] = capacity_results(plan, events, samples, monitor.cpu_by_phase, target_components)
     return Pass(number, plan, results, code)
