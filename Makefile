@@ -90,12 +90,12 @@ gateway: $(STAMP)  ## run the gateway (granian; HTTP :8000, gRPC :8001): to `mak
 
 BENCH_ARGS ?=
 bench-gateway: $(STAMP)  ## the gateway's cost per backend: added latency, throughput ratio, CPU/request, batching, profile (~7 min)
-	$(BIN)/python -m loadtests bench-gateway $(BENCH_ARGS)
+	$(BIN)/python -m gatewaybench bench $(BENCH_ARGS)
 
 # bandit: the Python sources (the key publisher too), settings in pyproject.toml [tool.bandit]; a medium
 # or high finding fails. Its "nosec encountered ..., but no failed test" warnings are dropped: bandit
 # prints them for the other nodes of a line that carries a `# nosec BXXX` (PyCQA/bandit#1041).
-BANDIT_DIRS := gateway exporters loadtests serving model_store k8s/tools k8s/base/torchserve
+BANDIT_DIRS := gateway exporters loadtests gatewaybench serving model_store k8s/tools k8s/base/torchserve
 # pip-audit: every package installed in .venv except the project itself (editable), against PyPI's
 # vulnerability data. Local version labels (torch 2.13.0+cpu) are cut: advisories name the release.
 # `make audit` is strict: a package it could not audit fails it. `make lint` fails on any known
@@ -110,7 +110,7 @@ PIP_AUDIT := $(BIN)/pip-audit --disable-pip --no-deps --progress-spinner off -r 
 
 SOAK_ARGS ?=
 soak: $(STAMP)  ## fault soak: 10 min of load through the gateway while servers are killed, frozen, re-keyed; report in reports/
-	$(BIN)/python -m loadtests soak $(SOAK_ARGS)
+	$(BIN)/python -m gatewaybench soak $(SOAK_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy, bandit, pip-audit
 	$(BIN)/ruff check .

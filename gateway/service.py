@@ -28,7 +28,7 @@ __all__ = ["BackendReport", "Gateway", "bearer_token"]
 
 log = logging.getLogger(__name__)
 # Without a routing file: the in-process backends, which need no server.
-DEFAULT_BACKENDS = {entry.name: 1.0 for entry in BACKENDS if not entry.direct}
+DEFAULT_BACKENDS = {entry.name: 1.0 for entry in BACKENDS if entry.in_process}
 
 
 @dataclass(frozen=True)

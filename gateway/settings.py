@@ -16,13 +16,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from serving.settings import DEFAULT_RUN_DIR
-
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "GATEWAY_"
-# Where `make serve` has TorchServe write its keys.
-DEFAULT_KEY_FILE = DEFAULT_RUN_DIR / "torchserve" / "key_file.json"
+# Where `make serve` has TorchServe write its keys (serving's run directory, ``run/`` in the checkout).
+DEFAULT_KEY_FILE = Path(__file__).resolve().parents[1] / "run" / "torchserve" / "key_file.json"
 
 
 class SettingsError(ValueError):

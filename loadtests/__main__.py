@@ -8,25 +8,22 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+MOVED = {"bench-gateway": "bench", "soak": "soak"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(
-            "usage: python -m loadtests compare [options]        (python -m loadtests compare --help)\n"
-            "       python -m loadtests bench-gateway [options]  (the gateway's cost; --help)\n"
-            "       python -m loadtests soak [options]           (steady load while faults happen; --help)\n"
-            "       python -m loadtests sweep [options]          (capacity per batching setting; --help)\n"
-            "       python -m loadtests report RUN               (a saved run's report again, from its JSON)"
+            "usage: python -m loadtests compare [options]   (python -m loadtests compare --help)\n"
+            "       python -m loadtests sweep [options]     (capacity per batching setting; --help)\n"
+            "       python -m loadtests report RUN          (a saved run's report again, from its JSON)\n"
+            "The gateway's own cost and the fault soak: python -m gatewaybench {bench,soak}."
         )
         return 0 if args else 2
-    if args[0] == "bench-gateway":
-        from loadtests.gateway_bench import main as bench_gateway
-
-        return bench_gateway(args[1:])
-    if args[0] == "soak":
-        from loadtests.soak import main as soak
-
-        return soak(args[1:])
+    if args[0] in MOVED:
+        print(f"`{args[0]}` is now `python -m gatewaybench {MOVED[args[0]]}`", file=sys.stderr)
+        return 2
     if args[0] == "sweep":
         from loadtests.sweep import main as sweep
 
@@ -37,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return report_again(args[1:])
     if args[0] != "compare":
         print(
-            f"unknown command {args[0]!r}; the commands are `compare`, `bench-gateway`, `soak`, `sweep` "
-            "and `report`",
-            file=sys.stderr,
+            f"unknown command {args[0]!r}; the commands are `compare`, `sweep` and `report`", file=sys.stderr
         )
         return 2
     from loadtests.compare import compare

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.registry import spec
+from loadtests.backends import spec
 from loadtests.headline import across_rounds, headline_json
 from loadtests.plan import Phase, Plan
 from loadtests.recorder import Columns

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.registry import BACKENDS, spec
 from loadtests.analysis import AnalysisSettings, analyse, target_components
+from loadtests.backends import BACKENDS, spec
 from loadtests.capacity_results import capacity_results
 from loadtests.config import CompareConfig
 from loadtests.cpu import Pinning, plan_pinning

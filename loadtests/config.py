@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gateway.registry import BACKEND_NAMES, BACKENDS
+from loadtests.backends import BACKEND_NAMES, BACKENDS
 from loadtests.capacity import SearchSettings, SloSettings
 from loadtests.endpoints import ADDRESS_OPTIONS
 from loadtests.plan import PlanSettings

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.registry import BACKENDS, spec
+from loadtests.backends import BACKENDS, spec
 from loadtests.targets import Target
 
 __all__ = ["ADDRESS_OPTIONS", "REST_PATHS", "Endpoints", "default_endpoints"]

@@ -36,7 +36,7 @@ class Probe:
 
 def bearer_header(endpoints: Endpoints, static_token: str) -> dict[str, str]:
     """TorchServe's ``Authorization`` header from the key file (or a static token); {} without auth."""
-    from serving.torchserve.tokens import TokenError, TokenSource
+    from gateway.backends.torchserve_keys import TokenError, TokenSource
 
     key_file = Path(endpoints.torchserve_key_file) if endpoints.torchserve_key_file else None
     try:

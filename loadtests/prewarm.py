@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from gateway.registry import BACKEND_NAMES, spec
+from loadtests.backends import BACKEND_NAMES, spec
 from loadtests.endpoints import REST_PATHS, Endpoints
 from loadtests.grpc_wire import codec_for
 from loadtests.payloads import Payloads

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.torchserve.tokens import TokenError, read_keys
+from gateway.backends.torchserve_keys import TokenError, read_keys
 
 __all__ = ["KEY_FILE_NAME", "REDACTED", "scrub_report", "secrets_in"]
 

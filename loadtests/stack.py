@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.registry import BACKEND_NAMES, BACKENDS
+from loadtests.backends import BACKEND_NAMES, BACKENDS
 from loadtests.cpu import Pinning, pin_group, pinned
 from loadtests.endpoints import Endpoints
 from model_store import MODEL_NAME

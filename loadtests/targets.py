@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.registry import BACKENDS, spec
+from loadtests.backends import BACKENDS, spec
 
 __all__ = [
     "ALL_TARGETS",

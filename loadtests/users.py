@@ -30,8 +30,8 @@ from locust import FastHttpUser, User, events, runners, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from gateway.registry import BACKENDS, BackendSpec
 from loadtests import open_loop
+from loadtests.backends import BACKENDS, StackBackend
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
 from loadtests.endpoints import ADDRESS_OPTIONS, REST_PATHS
 from loadtests.grpc_wire import GrpcCodec, codec_for
@@ -351,7 +351,7 @@ class _GatewayUser(_RestUser):
         )
 
 
-def _gateway_user(entry: BackendSpec) -> type[_GatewayUser]:
+def _gateway_user(entry: StackBackend) -> type[_GatewayUser]:
     attrs = {"target_name": f"gateway/{entry.name}", "backend": entry.name, "__module__": __name__}
     return type(f"Gateway{entry.stem}User", (_GatewayUser,), attrs)
 
@@ -372,7 +372,7 @@ class NullRestUser(_RestUser):
 
 @cache
 def _token_source_for(key_file: str, token: str) -> Any:
-    from serving.torchserve.tokens import TokenSource
+    from gateway.backends.torchserve_keys import TokenSource
 
     return TokenSource(Path(key_file) if key_file else None, static_token=token)
 

@@ -13,10 +13,10 @@ from gateway import torchserve_proto
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpResponse, HttpTransport
+from gateway.backends.torchserve_keys import TokenSource, is_token_rejection
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
-from serving.torchserve.tokens import TokenSource, is_token_rejection
 
 if TYPE_CHECKING:
     from gateway.registry import BackendSpec

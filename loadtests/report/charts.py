@@ -22,7 +22,7 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from gateway.registry import BACKEND_NAMES, spec
+from loadtests.backends import BACKEND_NAMES, spec
 from loadtests.report.labels import official, target_label
 
 __all__ = ["breakdown_chart", "cdf_chart", "headline_chart", "knee_chart", "throughput_chart"]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.registry import BACKEND_NAMES, BackendSpec, spec
+from loadtests.backends import BACKEND_NAMES, StackBackend, spec
 
 __all__ = ["fmt_estimate", "fmt_ms", "fmt_rps", "number", "official", "target_label", "tfserving_name"]
 
@@ -25,7 +25,7 @@ def tfserving_name(official: bool | None) -> str:
     return "TF Serving (unverified)"
 
 
-def _server(entry: BackendSpec, official: bool | None) -> str:
+def _server(entry: StackBackend, official: bool | None) -> str:
     return tfserving_name(official) if entry.server == "tfserving" else entry.label
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.registry import spec
+from loadtests.backends import spec
 from loadtests.report.labels import fmt_rps, number
 from loadtests.report.page import html_page
 from loadtests.report.templating import template_environment

@@ -48,10 +48,11 @@ def _table_cell(text: object) -> str:
 
 
 @functools.cache
-def template_environment() -> jinja2.Environment:
-    """Markdown and plain-text templates: HTML is rendered from the Markdown, and escaped there."""
+def template_environment(folder: Path = TEMPLATES) -> jinja2.Environment:
+    """Markdown and plain-text templates in ``folder`` (the comparison's by default), with the shared
+    filters: HTML is rendered from the Markdown, and escaped there."""
     environment = jinja2.Environment(  # nosec B701  # no template renders HTML: page.py escapes the Markdown
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(folder),
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.registry import BACKEND_NAMES, spec
+from loadtests.backends import BACKEND_NAMES, spec
 from loadtests.report.labels import fmt_ms, fmt_rps, number, official, target_label
 from loadtests.report.templating import template_environment
 

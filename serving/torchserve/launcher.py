@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ts
 
+from gateway.backends.torchserve_keys import TokenError, TokenSource
 from model_store import ModelStore
 from model_store.checksums import sha256_file
 from serving.errors import ServerStartError
@@ -25,7 +26,6 @@ from serving.ports import ensure_free
 from serving.process import ServerRecord, process_group_alive, read_record, start_server, tail
 from serving.settings import LOOPBACK, ServingSettings
 from serving.torchserve.config import TorchServeConfig, render
-from serving.torchserve.tokens import TokenError, TokenSource
 
 NAME = "torchserve"
 _FATAL_PATTERNS = (

@@ -32,9 +32,24 @@ EXCLUDED_IMPORTS = {
     "grpcio-tools": "grpc_tools",
 }
 """Distribution left out of the gateway image -> the top-level module it provides."""
-BLOCKED_IMPORTS = (*EXCLUDED_IMPORTS.values(), "tensorflow_serving")
-"""What the gateway image must run without: its exclusions, and ``tensorflow-serving-api`` (not a
-dependency of the gateway; it would bring TensorFlow back)."""
+PROJECT_PACKAGES = ("exporters", "model_store", "serving", "gateway", "loadtests", "gatewaybench")
+
+
+def gateway_image_packages() -> set[str]:
+    """The project's packages the Dockerfile copies into the gateway image (its ``gateway-build`` stage)."""
+    stage = (REPO / "Dockerfile").read_text().split("AS gateway-build", 1)[1].split("\nFROM ", 1)[0]
+    copied = {match.split("/")[0] for match in re.findall(r"^COPY (\S+)", stage, flags=re.M)}
+    return copied & set(PROJECT_PACKAGES)
+
+
+BLOCKED_IMPORTS = (
+    *EXCLUDED_IMPORTS.values(),
+    "tensorflow_serving",
+    *sorted(set(PROJECT_PACKAGES) - gateway_image_packages()),
+)
+"""What the gateway image must run without: its exclusions, ``tensorflow-serving-api`` (not a
+dependency of the gateway; it would bring TensorFlow back), and the project's packages the image
+does not copy (``serving``, the load tests, the exporters)."""
 
 
 def dockerfile_arg(name: str) -> str:

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from serving.torchserve.tokens import read_keys
+from gateway.backends.torchserve_keys import read_keys
 from tests.k8s.conftest import K8S, FakeServer, Handler, Reply, Seen, load_script
 
 SCRIPT = K8S / "base" / "torchserve" / "keypublisher.py"

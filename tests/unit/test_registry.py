@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from gateway.registry import BACKEND_NAMES, BACKENDS, spec
 from gateway.settings import Settings
+from loadtests.backends import BACKEND_NAMES, BACKENDS, spec
 from loadtests.endpoints import ADDRESS_OPTIONS, Endpoints, default_endpoints
 from loadtests.report.charts import color
 from loadtests.report.labels import target_label

@@ -20,12 +20,12 @@ from flask.testing import FlaskClient
 from exporters.mnist import MnistData
 from gateway.app import create_app
 from gateway.backends.torchserve import TorchServeGrpcBackend
+from gateway.backends.torchserve_keys import TokenSource
 from gateway.errors import InvalidInput
 from gateway.settings import Settings
 from model_store import ModelStore
 from serving.tfserving import devserver  # a plain import: an ImportError fails, never skips
 from serving.torchserve.grpc_stubs import ensure_torchserve_stubs
-from serving.torchserve.tokens import TokenSource
 from tests.integration.gateway.conftest import free_port, start, stop, wait_until_ok
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import requests
 from PIL import Image
 
 from exporters.mnist import MnistData
+from gateway.backends.torchserve_keys import read_keys
 from model_store import ModelStore
 from serving.settings import ServingSettings
 from serving.torchserve import launcher as torchserve
-from serving.torchserve.tokens import read_keys
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 10

@@ -12,9 +12,9 @@ import pytest
 from gateway.backends.http import FunctionTransport, HttpRequest, HttpResponse
 from gateway.backends.tfserving import TFServingRestBackend
 from gateway.backends.torchserve import TorchServeRestBackend
+from gateway.backends.torchserve_keys import TokenSource
 from gateway.backends.translate import error_for_grpc, error_for_http
 from gateway.errors import GatewayError
-from serving.torchserve.tokens import TokenSource
 
 IMAGES = np.zeros((2, 28, 28), dtype=np.float32)
 GOOD = json.dumps({"predictions": [[0.1] * 10, [0.1] * 10]}).encode()

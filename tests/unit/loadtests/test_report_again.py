@@ -1,4 +1,4 @@
-"""``python -m loadtests report RUN``: each kind of saved run written again from its JSON (recorded runs)."""
+"""``python -m loadtests report RUN``: a comparison and a sweep written again from their JSON."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.__main__ import main as loadtests_main
-from loadtests.gateway_bench import summary_text
 from loadtests.report.again import render_again
-from tests.unit.loadtests.test_soak import SOAK_REPORT
 from tests.unit.loadtests.test_sweep import _sweep
 
 DATA = Path(__file__).parent / "data"
@@ -33,22 +31,7 @@ def test_a_comparison_gets_its_report_back(tmp_path: Path, capsys: pytest.Captur
     assert len(list((tmp_path / "charts").glob("*.png"))) == 4
 
 
-def test_a_bench_saved_before_its_settings_were_recorded_reads_them_from_its_command(tmp_path: Path) -> None:
-    recorded = json.loads((DATA / "gateway_bench_results.json").read_text())
-    older = {key: value for key, value in recorded.items() if key != "settings"}
-    older["argv"] = ["bench-gateway", "--clients", "4"]
-    (tmp_path / "results.json").write_text(json.dumps(older))
-    assert render_again(tmp_path / "results.json") == [tmp_path / "summary.txt"]
-    summary = (tmp_path / "summary.txt").read_text()
-    assert summary == summary_text({**recorded, "settings": {**recorded["settings"], "clients": 4}})
-    assert "(4 s windows, 4 clients for throughput" in summary
-
-
-def test_a_soak_and_a_sweep_get_theirs(tmp_path: Path) -> None:
-    (tmp_path / "soak").mkdir()
-    (tmp_path / "soak" / "soak.json").write_text(json.dumps(SOAK_REPORT))
-    assert render_again(tmp_path / "soak") == [tmp_path / "soak" / "soak.md"]
-    assert (tmp_path / "soak" / "soak.md").read_text().startswith("# Fault soak: 60 s, 4 clients")
+def test_a_sweep_gets_its_report_back(tmp_path: Path) -> None:
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(_sweep()))
     written = render_again(tmp_path / "sweep")
@@ -56,11 +39,18 @@ def test_a_soak_and_a_sweep_get_theirs(tmp_path: Path) -> None:
     assert (tmp_path / "sweep" / "charts" / "sweep.png").stat().st_size > 0
 
 
+def test_a_bench_run_is_sent_to_its_own_command(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"format": "gateway-bench/1"}))
+    with pytest.raises(ValueError, match="python -m gatewaybench report"):
+        render_again(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
         (None, "does not exist"),
-        ("", "holds none of results.json, soak.json, sweep.json"),
+        ("", "holds none of results.json, sweep.json"),
         ("{not json", "is not readable JSON"),
         ("[1, 2]", "not a saved run"),
         ('{"format": "something-else/3"}', "unknown kind of run 'something-else/3'"),

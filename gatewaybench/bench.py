@@ -1,8 +1,8 @@
-"""``python -m loadtests bench-gateway`` (``make bench-gateway``): what the gateway costs, in one run.
+"""``python -m gatewaybench bench`` (``make bench-gateway``): what the gateway costs, in one run.
 
 It starts the stack it measures through :mod:`loadtests.stack` (TF Serving or its named stand-in,
 TorchServe, the gateway with one worker; servers pinned away from the load generator), plus the
-floor proxy (:mod:`loadtests.floorproxy`, the least any Flask proxy does for the same request), and
+floor proxy (:mod:`gatewaybench.floorproxy`, the least any Flask proxy does for the same request), and
 for each backend measures, A B B A (direct, gateway, gateway, direct):
 
 - at 1 client: p50 and p99, so the gateway's added latency is a difference within the run;
@@ -12,7 +12,7 @@ for each backend measures, A B B A (direct, gateway, gateway, direct):
 - gateway micro-batching off and on (the routing file is rewritten; the gateway reloads it) at 1,
   8 and ``--batch-clients`` (32), beside the server alone at 32;
 - a py-spy profile of the gateway worker under load (top frames in the report), the CPU of each
-  stage of a request measured in process (:mod:`loadtests.gateway_stages`), and a ``wrk``
+  stage of a request measured in process (:mod:`gatewaybench.stages`), and a ``wrk``
   cross-check of one point when ``wrk`` is installed.
 
 The load generator is closed-loop Python threads, each with its own connection: libcurl handles for
@@ -44,10 +44,8 @@ from typing import Any
 import grpc
 import pycurl
 
-from gateway.registry import spec
-from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
-from loadtests.environment import describe_machine
-from loadtests.gateway_figures import (
+from gateway.backends.torchserve_keys import TokenSource
+from gatewaybench.figures import (
     ALONE,
     BATCHING_MODES,
     GRPC_FLOOR_BACKEND,
@@ -59,7 +57,10 @@ from loadtests.gateway_figures import (
     evaluate_targets,
     step_from_samples,
 )
-from loadtests.gateway_stages import stage_lines
+from gatewaybench.stages import stage_lines
+from loadtests.backends import spec
+from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
+from loadtests.environment import describe_machine
 from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
@@ -72,7 +73,8 @@ from serving.ports import free_port
 from serving.process import group_members, start_server, stop_server
 from serving.settings import LOOPBACK, REPO_ROOT, ServingSettings
 from serving.torchserve import launcher as torchserve
-from serving.torchserve.tokens import TokenSource
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 __all__ = ["main"]
 
@@ -462,7 +464,7 @@ def _floor_proxy(
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
     threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
     command += ["--blocking-threads", threads, "--host", LOOPBACK, "--port", str(port), "--no-ws"]
-    command += ["--log-level", "warning", "loadtests.floorproxy:create_app"]
+    command += ["--log-level", "warning", "gatewaybench.floorproxy:create_app"]
     with pinned(bench.pinning.servers if bench.pinning.active else None):
         start_server(
             FLOOR,
@@ -477,7 +479,7 @@ def _floor_proxy(
                 "FLOOR_MODEL": model,
                 "FLOOR_BACKEND_AUTHORIZATION": authorization,
             },
-            info={"implementation": "plain WSGI proxy under granian (loadtests.floorproxy)"},
+            info={"implementation": "plain WSGI proxy under granian (gatewaybench.floorproxy)"},
         )
     try:
         url = f"http://{LOOPBACK}:{port}/v1/models/{MODEL_NAME}:predict"
@@ -650,10 +652,10 @@ def _frame(text: str) -> str:
 
 
 def _stages(bench: Bench) -> dict[str, object]:
-    """:mod:`loadtests.gateway_stages` in a process of its own, on the load generator's CPUs."""
+    """:mod:`gatewaybench.stages` in a process of its own, on the load generator's CPUs."""
     body = bench.out / "stages-body.json"
     body.write_bytes(bench.payloads.digits[0].rest_body())
-    command = [sys.executable, "-m", "loadtests.gateway_stages", "--body", str(body)]
+    command = [sys.executable, "-m", "gatewaybench.stages", "--body", str(body)]
     command += ["--url", bench.stack.endpoints.tfserving_rest_url, "--requests", str(STAGE_REQUESTS)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
@@ -737,7 +739,7 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
 
 
 def summary_text(results: Mapping[str, Any]) -> str:
-    """The printed summary (``templates/gateway_bench.txt``), from a results.json alone."""
+    """The printed summary (``templates/bench.txt``), from a results.json alone."""
     floor = results.get("floor")
     proxies: list[tuple[str, object]] = []
     if isinstance(floor, dict):
@@ -759,7 +761,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
         "crosscheck": results.get("crosscheck"),
         "batched": BATCHED,
     }
-    return template_environment().get_template("gateway_bench.txt").render(values)
+    return template_environment(TEMPLATES).get_template("bench.txt").render(values)
 
 
 def _settings_from_argv(argv: list[str]) -> dict[str, float]:
@@ -769,9 +771,7 @@ def _settings_from_argv(argv: list[str]) -> dict[str, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtests bench-gateway", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m gatewaybench bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--store", type=Path, default=None, help="model store root (default: the store's default)"
     )

@@ -1,5 +1,5 @@
 """What bench-gateway prints and saves as summary.txt, rendered from a recorded results.json
-(``data/gateway_bench_results.json``, a real run; no servers, no wrk)."""
+(``data/bench_results.json``, a real run; no servers, no wrk)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from loadtests.gateway_bench import summary_text
+from gatewaybench.bench import summary_text
 
-RECORDED = Path(__file__).parent / "data" / "gateway_bench_results.json"
+RECORDED = Path(__file__).parent / "data" / "bench_results.json"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``python -m loadtests soak`` (``make soak``): steady load through the gateway while things go wrong.
+"""``python -m gatewaybench soak`` (``make soak``): steady load through the gateway while things go wrong.
 
 One run starts TorchServe (real, token auth on), TF Serving (the official binary or the project's
 named stand-in) and the gateway on free loopback ports, over a private copy of the model store,
@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from gateway.backends.torchserve_keys import TokenSource
 from gateway.routing import RetryBudgetConfig
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.report.templating import template_environment
@@ -50,7 +51,8 @@ from model_store import MODEL_NAME, ModelStore, default_root
 from model_store.manifest import VersionRecord
 from serving.process import process_group_alive
 from serving.torchserve import launcher as torchserve
-from serving.torchserve.tokens import TokenSource
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 __all__ = ["main", "phase_table", "routing", "targets"]
 
@@ -570,11 +572,11 @@ def _soak(args: argparse.Namespace, stack: LocalStack, store: ModelStore, out: P
 
 def render(report: dict[str, Any]) -> str:
     """soak.md (``templates/soak.md``) from the soak's report alone."""
-    return template_environment().get_template("soak.md").render(report=report)
+    return template_environment(TEMPLATES).get_template("soak.md").render(report=report)
 
 
 def main(argv: list[str] | None = None, say: Say = print) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests soak", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gatewaybench soak", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=600, help="length of the run (default 600)")
     parser.add_argument("--clients", type=int, default=4, help="closed-loop clients sending valid requests")
     parser.add_argument("--slow", type=int, default=20, help="slow header senders, and as many slow bodies")

@@ -1,4 +1,4 @@
-"""``python -m loadtests.gateway_stages`` end to end: the real gateway app and floor proxy, in their own
+"""``python -m gatewaybench.stages`` end to end: the real gateway app and floor proxy, in their own
 process, against a fake TF Serving REST server (a stdlib HTTP server on loopback, in this test only)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def fake_tfserving() -> Iterator[str]:
 def _run(tmp_path: Path, url: str, requests: int = 40) -> subprocess.CompletedProcess[str]:
     body = tmp_path / "body.json"
     body.write_text(json.dumps({"instances": [[[0.5] * 28] * 28]}))
-    command = [sys.executable, "-m", "loadtests.gateway_stages", "--url", url, "--body", str(body)]
+    command = [sys.executable, "-m", "gatewaybench.stages", "--url", url, "--body", str(body)]
     command += ["--requests", str(requests), "--warm-up", "20"]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GATEWAY_MODEL_STORE": str(tmp_path / "store")}
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env)

@@ -2,11 +2,11 @@
 
 The py-spy profile of the live worker tells which frames hold the GIL under load, from a few hundred
 samples; this tells how many microseconds of CPU each stage of a request costs. In a process of its
-own (``python -m loadtests.gateway_stages``, on the load generator's CPUs), the gateway's WSGI app,
+own (``python -m gatewaybench.stages``, on the load generator's CPUs), the gateway's WSGI app,
 built as a worker builds it (prometheus_client's multi-process values included), is called from one
 thread with a TF Serving REST predict request against the live server, after a warm-up; a wrapper
 around each stage adds up the CPU time the thread spends inside it (``time.thread_time_ns``). The
-floor proxy (:mod:`loadtests.floorproxy`) is called the same way, taking turns with the gateway.
+floor proxy (:mod:`gatewaybench.floorproxy`) is called the same way, taking turns with the gateway.
 
 These add up to less than the bench's CPU per request: a live worker also runs granian's I/O thread
 and its hand-off to the Python threads, and those threads compete for the GIL. Compare the shares,
@@ -223,7 +223,7 @@ def measure(url: str, body: bytes, requests: int, rounds: int = 10, warm_up: int
         if not values.ValueClass._multiprocess:  # a worker's metric values, not the cheaper in-memory ones
             raise RuntimeError("prometheus_client was loaded before PROMETHEUS_MULTIPROC_DIR was set")
         os.environ["FLOOR_BACKEND_URL"] = f"{url.rstrip('/')}/v1/models/{MODEL_NAME}:predict"
-        from loadtests.floorproxy import create_app
+        from gatewaybench.floorproxy import create_app
 
         floor = create_app()
         request = _request(body)
@@ -279,7 +279,7 @@ def _thread_ns(app: Callable[..., Any], request: Callable[[], dict[str, Any]], r
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.gateway_stages", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gatewaybench.stages", description=__doc__)
     parser.add_argument("--url", required=True, help="TF Serving REST base URL (a server on loopback)")
     parser.add_argument("--body", type=Path, required=True, help="a V1 predict body (JSON file)")
     parser.add_argument("--requests", type=int, default=2000, help="measured requests (default 2000)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.gateway_stages import STAGES, exclusive_stages, stage_lines
+from gatewaybench.stages import STAGES, exclusive_stages, stage_lines
 
 # Nested thread-CPU totals (ns) for 4 requests, as the wrappers add them up: the backend call inside
 # the adapter, inside routing (with the attempt's metrics), inside the request.

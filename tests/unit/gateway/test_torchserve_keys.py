@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.torchserve.tokens import TokenError, TokenSource
+from gateway.backends.torchserve_keys import TokenError, TokenSource
 from tests.support import served_in_thread
 
 START = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)

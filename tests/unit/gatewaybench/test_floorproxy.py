@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadtests.floorproxy import FIXED_ANSWER, create_app
+from gatewaybench.floorproxy import FIXED_ANSWER, create_app
 
 
 def _post(app: Any, document: object) -> tuple[str, Any]:
@@ -131,7 +131,7 @@ def test_over_rest_it_forwards_the_body_with_the_backends_key(monkeypatch: pytes
 def test_with_a_replayed_answer_it_calls_no_backend_and_answers_that_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The instant backend of ``loadtests.gateway_stages``: the backend URL names a port where nothing
+    """The instant backend of ``gatewaybench.stages``: the backend URL names a port where nothing
     listens, so a call would fail; the replayed answer comes back instead, decoded and encoded."""
     from serving.ports import free_port
 

@@ -10,12 +10,12 @@ answer's tensor back to JSON. ``FLOOR_BACKEND_AUTHORIZATION`` is sent as the RES
 ``Authorization`` header (TorchServe's inference key). Without a backend it answers a fixed
 prediction after the decode (no model work at all); with ``FLOOR_MODEL`` (a TorchScript file) it runs
 that model on the decoded image instead: the floor of a gateway that runs the model itself.
-``create_app(replay=answer)`` (in process only, for :mod:`loadtests.gateway_stages`) does the REST
+``create_app(replay=answer)`` (in process only, for :mod:`gatewaybench.stages`) does the REST
 forward's work except the call: each request's body is encoded, and ``answer`` is decoded and encoded as
 if the backend had just sent it, which is the proxy's own CPU with an instant backend.
 
     FLOOR_BACKEND_URL=http://127.0.0.1:8501/v1/models/mnist:predict \\
-        granian --interface wsgi --factory loadtests.floorproxy:create_app
+        granian --interface wsgi --factory gatewaybench.floorproxy:create_app
 """
 
 from __future__ import annotations

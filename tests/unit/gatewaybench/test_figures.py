@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.gateway_bench import summarize_profile
-from loadtests.gateway_figures import (
+from gatewaybench.bench import summarize_profile
+from gatewaybench.figures import (
     Floor,
     Step,
     backend_figures,

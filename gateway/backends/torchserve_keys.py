@@ -1,5 +1,8 @@
 """TorchServe's token authorization: read ``key_file.json`` and keep the inference key fresh.
 
+The gateway's TorchServe backends own this; ``serving`` (which starts TorchServe), the load tests and
+the bench use it from here, so the gateway needs nothing from them.
+
 TorchServe (0.11.1+) writes ``key_file.json`` into its working directory::
 
     {"management": {"key": ..., "expiration time": ...},
@@ -15,11 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from serving.http import request_json
 
 
 class TokenError(RuntimeError):
@@ -162,17 +165,22 @@ class TokenSource:
         if self.key_file is None or self.management_url is None:
             raise TokenError("renewing needs the key file and the management API's address")
         api_key = read_keys(self.key_file).api
+        request = urllib.request.Request(
+            f"{self.management_url}/token?type=inference",
+            method="PUT",
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
         try:
-            status, body = request_json(
-                f"{self.management_url}/token?type=inference",
-                method="PUT",
-                headers={"Authorization": f"Bearer {api_key}"},
-                timeout=5.0,
-            )
+            with urllib.request.urlopen(request, timeout=5.0) as response:  # nosec B310  # the configured management URL
+                status, body = response.status, response.read()[:400]
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read()[:400]
         except OSError as exc:
             raise TokenError(f"cannot renew the TorchServe inference key: {exc}") from exc
         if status != 200:
-            raise TokenError(f"TorchServe refused to renew the inference key ({status}): {body}")
+            raise TokenError(
+                f"TorchServe refused to renew the inference key ({status}): {body.decode(errors='replace')}"
+            )
         self.invalidate()
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.router import RetryBudget
 from gateway.routing import RoutingTable
-from loadtests.soak import EDITED_WEIGHTS, WEIGHTS, Outcome, Timeline, phase_table, render, routing
+from gatewaybench.soak import EDITED_WEIGHTS, WEIGHTS, Outcome, Timeline, phase_table, render, routing
 from model_store import MODEL_NAME
 
 
