@@ -1,4 +1,4 @@
-"""Command line: ``python -m exporters {data,export,verify,demo,show}``."""
+"""Command line: ``python -m exporters {data,export,verify,demo,show,digit}``."""
 
 from __future__ import annotations
 
@@ -173,6 +173,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digit(args: argparse.Namespace) -> int:
+    from exporters.digit import write_digit
+
+    data = load_mnist(cache_dir=args.cache_dir)
+    if not 0 <= args.index < len(data.test_labels):
+        raise ValueError(f"--index {args.index} is outside the test set (0..{len(data.test_labels) - 1})")
+    size = write_digit(data.test_images[args.index], args.format, args.out)
+    label = int(data.test_labels[args.index])
+    _say(f"wrote {args.out} ({args.format}, {size:,} bytes): test image {args.index}, a {label}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = TrainSettings()
     parser = argparse.ArgumentParser(prog="python -m exporters", description=__doc__)
@@ -220,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[common], help="print the summary table of a version")
     show.add_argument("--version", default=None, help="a version number or 'all'")
     show.set_defaults(run=cmd_show)
+    digit = commands.add_parser(
+        "digit", parents=[common], help="write one MNIST test digit as a request body (PNG, V1 or V2 JSON)"
+    )
+    digit.add_argument("--index", type=int, default=0, help="test-set index (default 0, a 7)")
+    digit.add_argument("--format", choices=("png", "v1", "v2"), default="png", help="default %(default)s")
+    digit.add_argument("--out", type=Path, default=Path("digit.png"), help="default %(default)s")
+    digit.set_defaults(run=cmd_digit)
     return parser
 
 
