@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.analysis import AnalysisSettings, analyse, target_components
-from loadtests.backends import BACKENDS, spec
+from loadtests.backends import spec
 from loadtests.capacity_results import capacity_results
 from loadtests.config import CompareConfig
 from loadtests.cpu import Pinning, plan_pinning
@@ -413,26 +413,33 @@ def _prewarm(
 def _independent_targets(
     config: CompareConfig, endpoints: Endpoints, available: list[Target]
 ) -> dict[str, IndependentTarget]:
-    """The REST servers the independent client can measure (it sends TF-style instances)."""
+    """Every REST target the independent client can measure: the servers' own APIs directly, and the
+    gateway's TF Serving REST endpoint routed to each backend."""
     import os
 
     if not config.independent_client:
         return {}
-    names = {t.name for t in available}
     token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
     targets = {}
-    for entry in BACKENDS:
-        if (
-            entry.protocol != "rest"
-            or entry.api not in ("tfserving", "torchserve")
-            or entry.name not in names
-        ):
+    for target in available:
+        if target.protocol != "rest" or target.path == "calibration":
             continue
-        targets[entry.name] = IndependentTarget(
-            getattr(endpoints, entry.endpoint),
-            REST_PATHS[entry.api].format(model=MODEL_NAME),
-            bearer_header(endpoints, token) if entry.api == "torchserve" else {},
-            digits_field=entry.api == "torchserve",
+        if target.via_gateway:
+            assert target.backend is not None, "a gateway target names its backend"
+            targets[target.name] = IndependentTarget(
+                endpoints.gateway_url,
+                REST_PATHS["tfserving"].format(model=MODEL_NAME),
+                {"X-Gateway-Backend": target.backend},
+                api="tfserving",
+                backend=target.backend,
+            )
+            continue
+        api = target.api
+        targets[target.name] = IndependentTarget(
+            endpoints.address(target),
+            REST_PATHS[api].format(model=MODEL_NAME),
+            bearer_header(endpoints, token) if api == "torchserve" else {},
+            api=api,
         )
     return targets
 

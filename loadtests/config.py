@@ -118,7 +118,7 @@ class CompareConfig:
     warmup_users: int = DEFAULTS["warmup_users"]
     request_timeout: float = 10.0
     independent_client: bool = True
-    """An independent client's window after each REST server's 1-user step, in every round."""
+    """An independent client's window after each REST target's 1-user step, in every round."""
     prewarm_seconds: float = DEFAULTS["prewarm_seconds"]
     prewarm_requests: int = DEFAULTS["prewarm_requests"]
     workers: int = 0
@@ -290,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-independent-client",
         dest="independent_client",
         action="store_false",
-        help="leave out the harness check: by default, in every round, right after Locust's 1-user step "
-        "of TF Serving and TorchServe REST, an independent client (http.client, one connection, no "
-        "Locust) measures the same server for one window",
+        help="leave out the independent client: by default, in every round, right after Locust's 1-user "
+        "step of each REST target (servers directly and through the gateway), an independent client "
+        "(http.client, one connection, no Locust) measures the same target for one window; the "
+        "headline's 1-user p50 figures are its, and Locust's beside them are the harness check",
     )
 
     generator = parser.add_argument_group("load generator")

@@ -34,7 +34,10 @@ class IndependentTarget:
     url: str
     path: str
     headers: dict[str, str]
-    digits_field: bool
+    api: str
+    """The body it takes and the answer it gives: ``tfserving``, ``torchserve`` or ``v2``."""
+    backend: str | None = None
+    """Through the gateway: the backend that must have answered."""
 
 
 class IndependentClient:
@@ -79,7 +82,8 @@ class IndependentClient:
                     self.digits,
                     target.headers,
                     phase.min_s * _USABLE_SHARE,
-                    digits_field=target.digits_field,
+                    api=target.api,
+                    backend=target.backend,
                     warmup=5,
                 )
             except OSError as exc:

@@ -238,7 +238,8 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
                 add(rep, target, "rate", rate_users, rate)
             for step in range(settings.search.max_steps if settings.search else 0):
                 add(rep, target, "capacity", settings.search.pool_users if settings.search else 0, step=step)
-            add(rep, target, "drain", 0)
+            if phases[-1].kind != "independent":  # an independent window holds Locust at 0 users: a drain
+                add(rep, target, "drain", 0)
     names = tuple(dict.fromkeys(t.name for t in (*calibration, *targets)))
     return Plan(tuple(phases), settings.spawn_rate, settings, names)
 
@@ -369,12 +370,10 @@ class Sequencer:
         if self._skip:
             return True
         self._maybe_open(phase, now)
+        if phase.kind in ("drain", "independent") and not self._drained(phase, now):
+            return False
         if phase.kind == "drain":
-            elapsed = now - self._started
-            if elapsed < phase.min_s:
-                return False
-            stopped = self._running is None or self._running() == 0
-            return stopped or elapsed >= phase.min_s + DRAIN_WAIT_S  # a stuck user holds nothing up for long
+            return True
         if not self._window_open:
             return False
         if self._window_end is None:
@@ -389,6 +388,15 @@ class Sequencer:
             return True
         late = now - self._window_end > SAMPLES_WAIT_S  # a worker that stopped reporting holds no step up
         return late or self._samples_until() >= self._window_end
+
+    def _drained(self, phase: Phase, now: float) -> bool:
+        """Whether a phase of zero users may end: its least time is over and Locust runs no user (the
+        next target's users must not overlap this one's), or it waited too long for a stuck user."""
+        elapsed = now - self._started
+        if elapsed < phase.min_s + (phase.settle_s if phase.kind == "independent" else 0.0):
+            return False
+        stopped = self._running is None or self._running() == 0
+        return stopped or elapsed >= phase.min_s + DRAIN_WAIT_S
 
     def _leave(self, phase: Phase, now: float) -> None:
         if self._skip:

@@ -126,8 +126,26 @@ def test_the_harness_check_pairs_locust_with_the_independent_client_round_by_rou
     ]
     figures = {f.id: f for f in headline(locust, alone)}
     tf = figures[f"harness check: {TF} | Locust p50 / independent client p50 | 1 user"]
-    assert tf.value == pytest.approx(1.52, rel=0.02) and tf.winner.startswith("Locust reads +52%")
+    assert tf.value == pytest.approx(1.52, rel=0.02) and tf.winner.startswith("Locust reads higher")
     ts = figures[f"harness check: {TS} | Locust p50 / independent client p50 | 1 user"]
     assert ts.winner == "agrees within 15%"
     from_client = figures["REST, direct (headline) | p50 latency | 1 user, independent client"]
     assert from_client.value == pytest.approx(2.9) and from_client.winner == TF
+    # where the independent client measured both sides, the headline's p50 is its figure, not Locust's
+    assert "REST, direct (headline) | p50 latency | 1 user" not in figures
+
+
+def test_the_gateway_cost_at_one_user_comes_from_the_independent_client_where_it_measured_both() -> None:
+    via = f"gateway/{TF}"
+    locust = [s for r in range(5) for s in (step(TF, r, 1.0, 900), step(via, r, 3.0, 500))]
+    alone = [
+        {**step(target, r, p50, 0.0), "kind": "independent", "step": "1 user, independent client"}
+        for r in range(5)
+        for target, p50 in ((TF, 0.8), (via, 1.3))
+    ]
+    figures = {f.id: f for f in headline(locust, alone)}
+    added = figures[f"gateway cost: {TF} | added p50 latency | 1 user, independent client"]
+    assert added.value == pytest.approx(0.5) and added.winner == TF  # the direct call is the faster
+    assert f"gateway cost: {TF} | added p50 latency | 1 user" not in figures
+    without = {f.id: f for f in headline(locust)}
+    assert without[f"gateway cost: {TF} | added p50 latency | 1 user"].value == pytest.approx(2.0)

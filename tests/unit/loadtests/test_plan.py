@@ -58,6 +58,37 @@ def test_an_independent_window_follows_the_one_user_step_of_the_chosen_targets()
     assert Plan.from_json(plan.to_json()) == plan
 
 
+def test_an_independent_window_that_ends_a_visit_is_its_drain() -> None:
+    """Locust holds 0 users through the independent window, so a visit that ends with one needs no
+    drain of its own; the window still ends only once Locust runs no user."""
+    settings = dataclasses.replace(SETTINGS, users=(4, 1), independent=("torchserve-rest",))
+    plan = build_plan(select_targets("tfserving-rest,torchserve-rest"), [], settings)
+    visit = [(p.kind, p.users) for p in plan.phases if p.rep == 1 and p.target == "torchserve-rest"]
+    assert visit == [("closed", 4), ("closed", 1), ("independent", 0)]
+    other = [(p.kind, p.users) for p in plan.phases if p.rep == 1 and p.target == "tfserving-rest"]
+    assert other == [("closed", 4), ("closed", 1), ("drain", 0)]
+    clock, running = Clock(), {"users": 1}
+    sequencer = Sequencer(
+        plan,
+        start_counting=lambda target, since: None,
+        counted=lambda: 10_000,
+        emit=lambda event: None,
+        clock=clock,
+        running=lambda: running["users"],
+    )
+    for _ in range(100):
+        clock.now += 1.0
+        assert sequencer.tick() is not None
+        if sequencer.current is not None and sequencer.current.kind == "independent":
+            break
+    window = sequencer.current
+    assert window is not None
+    clock.now += window.settle_s + window.min_s + 3.0
+    assert sequencer.tick() is not None and sequencer.current is window  # a Locust user still runs
+    running["users"] = 0
+    assert sequencer.tick() is not None and sequencer.current is not window
+
+
 def test_rate_steps_are_paced_users() -> None:
     plan = build_plan(select_targets("tfserving-rest"), [], PlanSettings(users=(1, 8), rates=(50.0,)))
     rate = [p for p in plan.phases if p.kind == "rate"]
