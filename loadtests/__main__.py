@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
             "usage: python -m loadtests compare [options]   (python -m loadtests compare --help)\n"
             "       python -m loadtests sweep [options]     (capacity per batching setting; --help)\n"
             "       python -m loadtests report RUN          (a saved run's report again, from its JSON)\n"
+            "       python -m loadtests rerun-check RUN RUN (do saved comparisons agree?)\n"
             "The gateway's own cost and the fault soak: python -m gatewaybench {bench,soak}."
         )
         return 0 if args else 2
@@ -28,13 +29,18 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.sweep import main as sweep
 
         return sweep(args[1:])
+    if args[0] == "rerun-check":
+        from loadtests.rerun import main as rerun_check
+
+        return rerun_check(args[1:])
     if args[0] == "report":
         from loadtests.report.again import main as report_again
 
         return report_again(args[1:])
     if args[0] != "compare":
         print(
-            f"unknown command {args[0]!r}; the commands are `compare`, `sweep` and `report`", file=sys.stderr
+            f"unknown command {args[0]!r}; the commands are `compare`, `sweep`, `report` and `rerun-check`",
+            file=sys.stderr,
         )
         return 2
     from loadtests.compare import compare

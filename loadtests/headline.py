@@ -332,15 +332,39 @@ def agreements(first: Sequence[HeadlineFigure], second: Sequence[HeadlineFigure]
     return [Agreement(f.id, f, later[f.id]) for f in first if f.id in later]
 
 
-def reproducibility_json(passes: Sequence[Any]) -> dict[str, Any]:
-    """``results.json``'s ``reproducibility``: each pass's headline; each later pass against the first."""
-    headlines = [[HeadlineFigure.from_json(f) for f in p.results["headline"]["figures"]] for p in passes]
-    checks = [agreements(headlines[0], later) for later in headlines[1:]]
-    rows = [row for check in checks for row in check]
+def is_harness_check(figure: HeadlineFigure) -> bool:
+    """A check of the load generator (Locust against the independent client), not a finding."""
+    return figure.pair.startswith("harness check")
+
+
+RERUN_RATIO_TOLERANCE = 0.15
+"""A ratio that moved less than this between two runs "reproduced"."""
+
+
+def _shares(rows: Sequence[Agreement]) -> dict[str, Any]:
+    ratios = [row for row in rows if row.first.kind == "ratio"]
     return {
-        "passes": len(passes),
-        "headlines": [p.results["headline"] for p in passes],
-        "against_first": [[row.to_json() for row in check] for check in checks],
+        "figures": len(rows),
         "contained_share": sum(r.each_contains_the_other for r in rows) / len(rows) if rows else None,
         "same_winner_share": sum(r.same_winner for r in rows) / len(rows) if rows else None,
+        "ratios": len(ratios),
+        "ratios_within_15_percent": sum(abs(r.relative_change) <= RERUN_RATIO_TOLERANCE for r in ratios),
+    }
+
+
+def reproducibility_json(headlines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``results.json``'s ``reproducibility``: each run's headline, each later one against the first,
+    and how many findings (the harness checks apart) reproduced: intervals that hold the other run's
+    estimate, the same verdict, ratios within 15%."""
+    figures = [[HeadlineFigure.from_json(f) for f in headline["figures"]] for headline in headlines]
+    checks = [agreements(figures[0], later) for later in figures[1:]]
+    rows = [row for check in checks for row in check]
+    findings = [row for row in rows if not is_harness_check(row.first)]
+    harness = [row for row in rows if is_harness_check(row.first)]
+    return {
+        "passes": len(headlines),
+        "headlines": list(headlines),
+        "against_first": [[row.to_json() for row in check] for check in checks],
+        **_shares(findings),
+        "harness": _shares(harness),
     }

@@ -115,7 +115,7 @@ def method_text(results: Mapping[str, Any]) -> str:
 
 def reproducibility_text(section: Mapping[str, Any]) -> str:
     """Each headline figure of every later pass against the first: estimates, intervals, containment."""
-    lines = [f"Rerun check: {section['passes']} passes of the same plan on the same servers"]
+    lines = [f"Rerun check: {section['passes']} runs of the same plan"]
     for number, rows in enumerate(section["against_first"], start=2):
         table = []
         for row in rows:
@@ -144,7 +144,15 @@ def reproducibility_text(section: Mapping[str, Any]) -> str:
     if contained is not None:
         lines += [
             "",
-            f"{contained:.0%} of the figures' intervals each contain the other pass's estimate; "
-            f"{same:.0%} reach the same verdict.",
+            f"Findings ({section.get('figures')} figures, the harness checks apart): {contained:.0%} of the "
+            f"intervals each contain the other run's estimate; {same:.0%} reach the same verdict; "
+            f"{section.get('ratios_within_15_percent')} of {section.get('ratios')} ratios moved by 15% or "
+            "less.",
         ]
+    harness = section.get("harness") or {}
+    if harness.get("figures"):
+        lines.append(
+            f"Harness checks ({harness['figures']}): {harness['contained_share']:.0%} contained, "
+            f"{harness['same_winner_share']:.0%} the same verdict."
+        )
     return "\n".join(lines)

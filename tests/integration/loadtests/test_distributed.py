@@ -72,14 +72,15 @@ def test_the_headline_and_the_rerun_check(distributed: tuple[str, Path], results
     figures = {f["id"]: f for f in results["headline"]["figures"]}
     cost = figures["gateway cost: tfserving-rest | throughput | 1 user"]
     assert cost["rounds"] == ROUNDS and cost["low"] <= cost["value"] <= cost["high"]
-    assert figures["gateway cost: tfserving-rest | added p50 latency | 1 user"]["kind"] == "difference"
+    added = figures["gateway cost: tfserving-rest | added p50 latency | 1 user, independent client"]
+    assert added["kind"] == "difference" and added["rounds"] == ROUNDS
     harness = figures["harness check: tfserving-rest | Locust p50 / independent client p50 | 1 user"]
     assert harness["rounds"] == ROUNDS, "the independent client measured in every round"
     check = results["reproducibility"]
     assert check["passes"] == 2 and len(check["headlines"]) == 2
     assert {row["id"] for row in check["against_first"][0]} == set(figures)
     stdout, folder = distributed
-    assert "Rerun check: 2 passes of the same plan on the same servers" in stdout
+    assert "Rerun check: 2 runs of the same plan" in stdout and "Findings (" in stdout
     assert "each holds other" in stdout
     assert (folder / "raw-2" / "samples.json").is_file()
     assert "## Headline" in (folder / "report.md").read_text()
