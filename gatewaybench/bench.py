@@ -58,6 +58,7 @@ from gatewaybench.figures import (
     step_from_samples,
 )
 from gatewaybench.stages import stage_lines
+from gatewaybench.startup import measure_startup
 from loadtests.backends import spec
 from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
 from loadtests.environment import describe_machine
@@ -66,7 +67,7 @@ from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
 from loadtests.report.templating import template_environment
 from loadtests.secrets import scrub_report
-from loadtests.stack import LocalStack, StackOptions, start_stack
+from loadtests.stack import LocalStack, StackOptions, start_stack, write_routing
 from loadtests.stats import percentile
 from model_store import MODEL_NAME, ModelStore, default_root
 from serving.ports import free_port
@@ -714,6 +715,8 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         args.batch_clients,
         Floor.from_dict(floor) if isinstance(floor, dict) else None,
         lone if isinstance(lone := extras.get("lone_request"), dict) else None,
+        stages if isinstance(stages := extras.get("stages"), dict) else None,
+        startup if isinstance(startup := extras.get("startup"), dict) else None,
     )
     points = (1, args.clients, args.batch_clients)
     batching = [row for b in (BATCHED, "torchserve-rest") for row in batching_rows(steps, b, points)]
@@ -840,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     stack = start_stack(options, say)
     try:
-        return _run(args, stack, payloads, pinning, out)
+        return _run(args, stack, options, payloads, out)
     finally:
         say("Stopping what this run started...")
         leftovers = stack.stop()
@@ -852,7 +855,11 @@ def main(argv: list[str] | None = None) -> int:
         scrub_report(out)  # TorchServe's keys stay out of a report made to be shared
 
 
-def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinning: Pinning, out: Path) -> int:
+def _run(
+    args: argparse.Namespace, stack: LocalStack, options: StackOptions, payloads: Payloads, out: Path
+) -> int:
+    pinning = options.pinning
+    assert pinning is not None, "main() plans the pinning"
     if "gateway" not in stack.records or "tfserving" not in stack.records:
         say(f"error: the gateway and TF Serving must run for this benchmark: {stack.failures}")
         return 1
@@ -883,4 +890,29 @@ def _run(args: argparse.Namespace, stack: LocalStack, payloads: Payloads, pinnin
     say(f"the gateway's stages in process (one thread, {STAGE_REQUESTS} requests to {BATCHED})")
     extras["stages"] = _stages(bench)
     extras["crosscheck"] = _wrk(bench)
+    extras["startup"] = _startup(bench, options, proxied)
     return _report(bench, meter.steps, extras)
+
+
+def _startup(bench: Bench, options: StackOptions, proxied: list[str]) -> dict[str, object]:
+    """The gateway as deployed (2 workers, gRPC ingress on), started beside the bench's own."""
+    say("the gateway as deployed: start to ready and each worker's memory (2 workers, gRPC ingress on)")
+    routing = bench.out / "startup-routing.yaml"
+    write_routing(routing)
+    try:
+        result = measure_startup(
+            bench.stack.endpoints,
+            options,
+            routing,
+            proxied,
+            bench.payloads.digits[0].rest_body(),
+            bench.out / "startup",
+        )
+    except (RuntimeError, OSError) as exc:
+        say(f"  skipped: {exc}")
+        return {"skipped": str(exc)}
+    say(
+        f"  ready in {', '.join(f'{s:.2f}' for s in result.ready_s)} s; worker RSS "
+        f"{', '.join(f'{m:.0f}' for m in result.worker_rss_mib)} MiB"
+    )
+    return result.to_dict()

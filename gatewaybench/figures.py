@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadtests.stats import percentile
@@ -208,18 +208,18 @@ class Floor:
         return cls(**flat, grpc=grpc, torchserve=torchserve)
 
 
-def _floor_note(what: str, value: float | None, op: str, bound: float, unit: str = "") -> str:
-    if value is None:
-        return ""
-    misses = not (value <= bound if op == "<=" else value >= bound)
-    return f"{what}: {value:.3f}{unit}" + (", misses too" if misses else "")
-
-
-def _line(figure: str, where: str, measured: float | None, op: str, bound: float, unit: str) -> TargetLine:
+def _line(
+    figure: str, where: str, measured: float | None, op: str, bound: float, unit: str, note: str = ""
+) -> TargetLine:
+    target = f"{op} {bound:g}{unit}"
     if measured is None:
-        return TargetLine(figure, where, None, f"{op} {bound:g}{unit}", None)
+        return TargetLine(figure, where, None, target, None, note)
     passed = measured <= bound if op == "<=" else measured >= bound
-    return TargetLine(figure, where, measured, f"{op} {bound:g}{unit}", passed)
+    return TargetLine(figure, where, measured, target, passed, note)
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return top / bottom if top is not None and bottom else None
 
 
 GRPC_FLOOR_BACKEND = "tfserving-grpc"
@@ -228,18 +228,14 @@ TORCHSERVE_FLOOR_BACKEND = "torchserve-rest"
 """The backend the TorchServe proxy floor calls."""
 
 
-def _proxy_notes(floor: Floor, backend: str, proxied: Sequence[BackendFigures]) -> tuple[str, str, str]:
-    """The proxy floor's CPU, added p50 and throughput ratio, each as the note beside its target line."""
-    gateway_side = next((f for f in proxied if f.backend == backend), None)
-    proxy = f"plain WSGI proxy to {backend}"
-    cpu_note = _floor_note(proxy, floor.cpu_ms_per_request, "<=", 0.4, " ms")
-    added = floor.p50_ms_1_client
-    direct_p50 = floor.direct_p50_ms_1_client or (gateway_side.direct_p50_ms if gateway_side else None)
-    floor_added = added - direct_p50 if added is not None and direct_p50 is not None else None
-    added_note = _floor_note(proxy, floor_added, "<=", 0.5, " ms")
-    direct_rps = floor.direct_rps or (gateway_side.direct_rps if gateway_side else None)
-    floor_ratio = floor.rps / direct_rps if floor.rps is not None and direct_rps else None
-    return cpu_note, added_note, _floor_note(proxy, floor_ratio, ">=", 0.65)
+def _floor_for(floor: Floor, backend: str, rest_backend: str) -> Floor | None:
+    """The plain proxy measured in front of ``backend``: the REST one in front of ``rest_backend``,
+    the one in front of TorchServe REST, the gRPC one in front of TF Serving gRPC."""
+    return {
+        rest_backend: floor,
+        TORCHSERVE_FLOOR_BACKEND: floor.torchserve,
+        GRPC_FLOOR_BACKEND: floor.grpc,
+    }.get(backend)
 
 
 def evaluate_targets(
@@ -249,77 +245,99 @@ def evaluate_targets(
     batch_clients: int,
     floor: Floor | None = None,
     lone: Mapping[str, float] | None = None,
+    stages: Mapping[str, Any] | None = None,
+    startup: Mapping[str, Any] | None = None,
 ) -> list[TargetLine]:
-    """The issue's targets, one line per backend where they apply, with the floor's figure beside
-    each line the floor runs can speak for."""
+    """The lean-gateway targets, each stated against what the same run measured: the plain WSGI proxy
+    (the floor) for CPU and own work, the cheapest backend for the spread between backends, the server
+    alone and the server's own batching for batching; memory and start-up of the gateway as deployed."""
     floor = floor or Floor()
-    lines: list[TargetLine] = []
     proxied = [f for f in figures if not f.backend.startswith("embedded")]
-    rest_notes = _proxy_notes(floor, batched_backend, proxied)
-    grpc_notes = _proxy_notes(floor.grpc, GRPC_FLOOR_BACKEND, proxied) if floor.grpc else None
-    torchserve_notes = (
-        _proxy_notes(floor.torchserve, TORCHSERVE_FLOOR_BACKEND, proxied) if floor.torchserve else None
-    )
+    return [
+        *_startup_lines(startup or {}),
+        _own_work_line((stages or {}).get("instant_backend_us") or {}, batched_backend),
+        *_cpu_lines(proxied, floor, batched_backend),
+        *_batching_lines(steps, floor, batched_backend, batch_clients),
+        _lone_request_line(steps, batched_backend, lone),
+    ]
 
-    def notes_for(backend: str) -> tuple[str, str, str]:
-        """A gRPC backend's lines get the gRPC proxy's floor, TorchServe REST's the proxy in front of
-        TorchServe, where they were measured; the rest the proxy in front of TF Serving REST."""
-        if grpc_notes and backend.endswith("-grpc"):
-            return grpc_notes
-        if torchserve_notes and backend == TORCHSERVE_FLOOR_BACKEND:
-            return torchserve_notes
-        return rest_notes
 
-    for f in proxied:
-        line = _line(
-            "gateway CPU per proxied request, unbatched", f.backend, f.gateway_cpu_ms, "<=", 0.4, " ms"
+def _startup_lines(startup: Mapping[str, Any]) -> list[TargetLine]:
+    where = f"{len(startup.get('ready_s') or [])} starts"
+    rss = startup.get("max_worker_rss_mib")
+    ready = startup.get("median_ready_s")
+    return [
+        _line("RSS per proxying worker (2 workers, gRPC ingress on)", where, rss, "<=", 120, " MiB"),
+        _line("gateway start to ready (2 workers, proxy routing)", where, ready, "<=", 2.0, " s"),
+    ]
+
+
+def _own_work_line(instant: Mapping[str, float], backend: str) -> TargetLine:
+    own, floor_own = instant.get("gateway"), instant.get("floor")
+    note = f"gateway {own:.1f} µs, floor {floor_own:.1f} µs" if own and floor_own else ""
+    figure = "gateway own work / floor's (instant backend, in process)"
+    return _line(figure, backend, _ratio(own, floor_own), "<=", 2.0, "x", note)
+
+
+def _cpu_lines(proxied: Sequence[BackendFigures], floor: Floor, rest_backend: str) -> list[TargetLine]:
+    """Per REST backend, the gateway's CPU per request over the plain proxy's in front of the same
+    server; then the dearest backend over the cheapest (the floor's own spread beside it)."""
+    lines = []
+    for f in (f for f in proxied if f.backend.endswith("-rest")):
+        proxy = _floor_for(floor, f.backend, rest_backend)
+        floor_cpu = proxy.cpu_ms_per_request if proxy else None
+        note = (
+            f"gateway {f.gateway_cpu_ms:.3f} ms, floor {floor_cpu:.3f} ms"
+            if f.gateway_cpu_ms and floor_cpu
+            else ""
         )
-        lines.append(replace(line, floor_note=notes_for(f.backend)[0]))
-    for f in proxied:
-        line = _line("added p50 at 1 client", f.backend, f.added_p50_ms, "<=", 0.5, " ms")
-        lines.append(replace(line, floor_note=notes_for(f.backend)[1]))
-    for f in proxied:
-        line = _line(
-            "throughput via gateway / direct, unbatched", f.backend, f.throughput_ratio, ">=", 0.65, ""
+        ratio = _ratio(f.gateway_cpu_ms, floor_cpu)
+        lines.append(
+            _line("gateway CPU per request / floor's (8 clients)", f.backend, ratio, "<=", 1.5, "x", note)
         )
-        lines.append(replace(line, floor_note=notes_for(f.backend)[2]))
-    embedded = next((f for f in figures if f.backend == "embedded-pytorch"), None)
-    line = _line(
-        "embedded PyTorch, CPU per request end to end",
-        "embedded-pytorch",
-        embedded.gateway_cpu_ms if embedded else None,
-        "<=",
-        0.3,
-        " ms",
-    )
-    answer_note = _floor_note(
-        "plain WSGI app answering without a model", floor.answer_cpu_ms_per_request, "<=", 0.3, " ms"
-    )
-    model_note = _floor_note(
-        "plain WSGI app running the same TorchScript", floor.model_cpu_ms_per_request, "<=", 0.3, " ms"
-    )
-    lines.append(replace(line, floor_note="; ".join(note for note in (answer_note, model_note) if note)))
-    batched = _pick(steps, f"batched/{batched_backend}", batch_clients)
-    direct = _pick(steps, f"{ALONE}/{batched_backend}", batch_clients)
-    rps, direct_rps = _median(s.rps for s in batched), _median(s.rps for s in direct)
-    p99, direct_p99 = _median(s.p99_ms for s in batched), _median(s.p99_ms for s in direct)
-    where, wide = batched_backend, f"gateway batching, {batch_clients} clients"
-    ratio = None if rps is None or not direct_rps else rps / direct_rps
-    ceiling = floor.generator_rps / direct_rps if floor.generator_rps is not None and direct_rps else None
+    costs = {f.backend: f.gateway_cpu_ms for f in proxied if f.gateway_cpu_ms}
+    worst = max(costs, key=costs.__getitem__) if costs else ""
+    best = min(costs, key=costs.__getitem__) if costs else ""
+    floors = [
+        p.cpu_ms_per_request for p in (floor, floor.torchserve, floor.grpc) if p and p.cpu_ms_per_request
+    ]
+    note = f"the floor's proxies: {max(floors) / min(floors):.2f}x" if len(floors) > 1 else ""
+    spread = _ratio(costs.get(worst), costs.get(best))
+    where = f"{worst} / {best}" if costs else "-"
     lines.append(
-        replace(
-            _line(f"{wide}: throughput / direct unbatched", where, ratio, ">=", 1.5, ""),
-            floor_note=_floor_note("load generator against null endpoints", ceiling, ">=", 1.5),
-        )
+        _line("gateway CPU per request, dearest backend / cheapest", where, spread, "<=", 1.3, "x", note)
     )
-    worse = None if p99 is None or direct_p99 is None else p99 - direct_p99
-    lines.append(_line(f"{wide}: p99 minus direct p99", where, worse, "<=", 0.0, " ms"))
+    return lines
+
+
+def _batching_lines(steps: Sequence[Step], floor: Floor, backend: str, clients: int) -> list[TargetLine]:
+    """Gateway batching against the server alone (the stand-in, TorchServe) and against TorchServe's
+    own batching, at ``clients``."""
+    lines = []
+    for name in dict.fromkeys((backend, TORCHSERVE_FLOOR_BACKEND)):
+        rps = _median(s.rps for s in _pick(steps, f"batched/{name}", clients))
+        alone = _median(s.rps for s in _pick(steps, f"{ALONE}/{name}", clients))
+        note = ""
+        if name == backend and floor.generator_rps is not None and alone:
+            note = f"load generator against null endpoints: {floor.generator_rps / alone:.2f}x"
+        figure = f"gateway batching, {clients} clients: throughput / direct unbatched"
+        lines.append(_line(figure, name, _ratio(rps, alone), ">=", 1.5, "x", note))
+    server = _median(s.rps for s in _pick(steps, f"server-batched/{TORCHSERVE_FLOOR_BACKEND}", clients))
+    gateway = _median(s.rps for s in _pick(steps, f"batched/{TORCHSERVE_FLOOR_BACKEND}", clients))
+    figure = f"gateway batching / TorchServe's own batching, {clients} clients"
+    lines.append(_line(figure, TORCHSERVE_FLOOR_BACKEND, _ratio(gateway, server), ">=", 0.9, "x"))
+    return lines
+
+
+def _lone_request_line(
+    steps: Sequence[Step], batched_backend: str, lone: Mapping[str, float] | None
+) -> TargetLine:
+    """What batching adds to a lone request: the A B B A windows, or (where it ran) the per-request
+    alternation, which cancels the drift between windows."""
     on_runs = [s.p50_ms for s in _pick(steps, f"batched/{batched_backend}", 1)]
     off_runs = [s.p50_ms for s in _pick(steps, f"unbatched/{batched_backend}", 1)]
     on, off = _median(on_runs), _median(off_runs)
     windows = None if on is None or off is None else on - off
-    # The two "off" windows of the A B B A differ by the machine's drift, often by more than the target;
-    # the per-request alternation cancels it, so it decides the line when it ran.
     where = batched_backend
     if windows is not None:
         noise = f", off windows differ by {max(off_runs) - min(off_runs):.3f} ms" if len(off_runs) > 1 else ""
@@ -328,8 +346,7 @@ def evaluate_targets(
     if lone and "median_difference_ms" in lone:
         measured = lone["median_difference_ms"]
         where = f"{where}; decided by {lone.get('pairs', 0):.0f} pairs alternating per request"
-    lines.append(_line("gateway batching, 1 client: p50 on minus off", where, measured, "<=", 0.05, " ms"))
-    return lines
+    return _line("gateway batching, 1 client: p50 on minus off", where, measured, "<=", 0.05, " ms")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ STEPS = (
 @pytest.fixture(scope="module")
 def soak(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     out = tmp_path_factory.mktemp("soak")
-    command = [sys.executable, "-m", "loadtests", "soak", "--seconds", "60", "--slow", "10"]
+    command = [sys.executable, "-m", "gatewaybench", "soak", "--seconds", "60", "--slow", "10"]
     command += ["--store", str(exported_store.root), "--out", str(out)]
     process = subprocess.Popen(
         command,

@@ -72,166 +72,89 @@ def test_backend_figures_take_medians_of_the_a_b_b_a_repetitions() -> None:
     assert f.server_cpu_ms == pytest.approx(0.7)
 
 
-def test_targets_pass_and_miss_at_their_bounds_and_say_when_unmeasured() -> None:
+def test_each_target_is_read_against_the_floor_measured_in_the_same_run() -> None:
     steps = [
-        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
-        step("gateway/tfserving-rest", 1, 1.5, 3.0, 600),  # added p50 0.5: exactly at the bound
-        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
-        step("gateway/tfserving-rest", 8, 7.0, 12.0, 640, gw_cpu=0.41),  # ratio 0.64, CPU 0.41: misses
-        step("gateway/embedded-pytorch", 8, 2.0, 4.0, 2000, gw_cpu=0.3),
+        *measured_pair("tfserving-rest", (1.0, 1.4), (1000, 400), gw_cpu=0.42),
+        *measured_pair("torchserve-rest", (3.0, 4.1), (300, 200), gw_cpu=0.66),
+        *measured_pair("tfserving-grpc", (1.2, 1.9), (1000, 380), gw_cpu=0.51),
+    ]
+    backends = ("tfserving-rest", "torchserve-rest", "tfserving-grpc")
+    figures = [backend_figures(steps, b, 1, 8) for b in backends]
+    floor = Floor.from_dict(
+        {
+            "cpu_ms_per_request": 0.3,
+            "torchserve": {"cpu_ms_per_request": 0.4},
+            "grpc": {"cpu_ms_per_request": 0.5},
+        }
+    )
+    stages = {"instant_backend_us": {"gateway": 100.0, "floor": 40.0}}
+    startup = {"ready_s": [1.5, 1.7, 1.6], "median_ready_s": 1.6, "max_worker_rss_mib": 130.0}
+    lines = {
+        (line.figure, line.where): line
+        for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor, None, stages, startup)
+    }
+    cpu = "gateway CPU per request / floor's (8 clients)"
+    assert (
+        lines[(cpu, "tfserving-rest")].measured == pytest.approx(1.4)
+        and lines[(cpu, "tfserving-rest")].passed
+    )
+    torchserve = lines[(cpu, "torchserve-rest")]  # read against the proxy in front of TorchServe
+    assert torchserve.measured == pytest.approx(1.65) and torchserve.passed is False
+    assert torchserve.floor_note == "gateway 0.660 ms, floor 0.400 ms"
+    assert (cpu, "tfserving-grpc") not in lines  # the REST backends' line
+    spread = lines[
+        ("gateway CPU per request, dearest backend / cheapest", "torchserve-rest / tfserving-rest")
+    ]
+    assert spread.measured == pytest.approx(0.66 / 0.42) and spread.passed is False
+    assert spread.floor_note == "the floor's proxies: 1.67x"  # 0.5 / 0.3
+    own = lines[("gateway own work / floor's (instant backend, in process)", "tfserving-rest")]
+    assert own.measured == pytest.approx(2.5) and own.passed is False
+    assert lines[("gateway start to ready (2 workers, proxy routing)", "3 starts")].passed is True
+    assert lines[("RSS per proxying worker (2 workers, gRPC ingress on)", "3 starts")].passed is False
+
+
+def test_batching_is_read_against_the_server_alone_and_against_its_own_batching() -> None:
+    steps = [
         step("alone/tfserving-rest", 32, 20.0, 40.0, 1000),
         step("batched/tfserving-rest", 32, 15.0, 39.0, 1600),
+        step("alone/torchserve-rest", 32, 20.0, 40.0, 500),
+        step("batched/torchserve-rest", 32, 15.0, 39.0, 700),
+        step("server-batched/torchserve-rest", 32, 15.0, 39.0, 760),
         step("batched/tfserving-rest", 1, 1.56, 3.0, 590),
         step("unbatched/tfserving-rest", 1, 1.48, 3.0, 600),
         step("unbatched/tfserving-rest", 1, 1.52, 3.0, 600),
     ]
-    figures = [backend_figures(steps, b, 1, 8) for b in ("tfserving-rest", "embedded-pytorch")]
     lines = {
-        (line.figure, line.where): line for line in evaluate_targets(figures, steps, "tfserving-rest", 32)
+        (line.figure, line.where.split(";")[0]): line
+        for line in evaluate_targets([], steps, "tfserving-rest", 32)
     }
-    verdicts = {figure: line.passed for (figure, _), line in lines.items()}
-    assert verdicts["gateway CPU per proxied request, unbatched"] is False
-    assert verdicts["added p50 at 1 client"] is True
-    assert verdicts["throughput via gateway / direct, unbatched"] is False
-    assert verdicts["embedded PyTorch, CPU per request end to end"] is True
-    assert verdicts["gateway batching, 32 clients: throughput / direct unbatched"] is True  # 1.6
-    assert verdicts["gateway batching, 32 clients: p99 minus direct p99"] is True  # -1 ms
-    assert verdicts["gateway batching, 1 client: p50 on minus off"] is False  # 1.56 - 1.50: +0.06 ms
-    [noise] = [where for (figure, where) in lines if figure.endswith("on minus off")]
+    wide = "gateway batching, 32 clients: throughput / direct unbatched"
     assert (
-        noise
+        lines[(wide, "tfserving-rest")].measured == pytest.approx(1.6)
+        and lines[(wide, "tfserving-rest")].passed
+    )
+    assert lines[(wide, "torchserve-rest")].measured == pytest.approx(1.4)
+    assert lines[(wide, "torchserve-rest")].passed is False
+    own = lines[("gateway batching / TorchServe's own batching, 32 clients", "torchserve-rest")]
+    assert own.measured == pytest.approx(700 / 760) and own.passed is True
+    lone = lines[("gateway batching, 1 client: p50 on minus off", "tfserving-rest")]
+    assert lone.passed is False  # 1.56 - 1.50: +0.06 ms
+    assert (
+        lone.where
         == "tfserving-rest; A B B A windows through the gateway: +0.060 ms, off windows differ by 0.040 ms"
     )
-    lone = {"pairs": 2000.0, "median_difference_ms": 0.012}  # the per-request alternation decides the line
-    decided = evaluate_targets(figures, steps, "tfserving-rest", 32, None, lone)
+    decided = evaluate_targets(
+        [], steps, "tfserving-rest", 32, None, {"pairs": 2000.0, "median_difference_ms": 0.012}
+    )
     [line] = [line for line in decided if line.figure.endswith("on minus off")]
     assert line.passed is True and line.measured == 0.012
-    assert line.where.endswith(
-        "+0.060 ms, off windows differ by 0.040 ms; decided by 2000 pairs alternating per request"
-    )
-    no_batching = evaluate_targets(figures, steps[:5], "tfserving-rest", 32)
-    assert [line.passed for line in no_batching if "batching" in line.figure] == [None, None, None]
+    assert line.where.endswith("; decided by 2000 pairs alternating per request")
 
 
-def test_floor_figures_stand_beside_the_lines_they_bound() -> None:
-    """The floor proxy's CPU, added p50 and throughput ratio, and the generator's ceiling at the batching
-    point, each next to its line; "misses too" where the floor itself fails the target."""
-    steps = [
-        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
-        step("gateway/tfserving-rest", 1, 3.0, 5.0, 300),
-        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
-        step("gateway/tfserving-rest", 8, 9.0, 15.0, 350, gw_cpu=2.0),
-        step("alone/tfserving-rest", 32, 20.0, 40.0, 1000),
-        step("batched/tfserving-rest", 32, 25.0, 45.0, 900),
-    ]
-    figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
-    floor = Floor(
-        p50_ms_1_client=1.4,
-        cpu_ms_per_request=1.07,
-        rps=610.0,
-        answer_cpu_ms_per_request=0.25,
-        model_cpu_ms_per_request=0.41,
-        generator_rps=1200.0,
-    )
-    notes = {
-        line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
-    }
-    proxy = "plain WSGI proxy to tfserving-rest"
-    assert notes["gateway CPU per proxied request, unbatched"] == f"{proxy}: 1.070 ms, misses too"
-    assert notes["added p50 at 1 client"] == f"{proxy}: 0.400 ms"  # 1.4 - 1.0: the floor passes
-    assert notes["throughput via gateway / direct, unbatched"] == f"{proxy}: 0.610, misses too"
-    ceiling = notes["gateway batching, 32 clients: throughput / direct unbatched"]
-    assert ceiling == "load generator against null endpoints: 1.200, misses too"
-    assert (
-        notes["embedded PyTorch, CPU per request end to end"]
-        == "plain WSGI app answering without a model: 0.250 ms; "
-        "plain WSGI app running the same TorchScript: 0.410 ms, misses too"
-    )
+def test_what_was_not_measured_says_so_instead_of_passing() -> None:
+    lines = evaluate_targets([], [], "tfserving-rest", 32)
+    assert lines and all(line.passed is None and line.measured is None for line in lines)
     assert Floor.from_dict({"rps": 5.0, "unknown": 1}) == Floor(rps=5.0)
-    assert all(line.floor_note == "" for line in evaluate_targets(figures, steps, "tfserving-rest", 32))
-
-
-def test_the_floor_is_compared_with_its_own_direct_windows_when_it_has_them() -> None:
-    """Measured as direct, floor, floor, direct, the floor's added p50 and ratio use those direct
-    windows, not the gateway's (minutes away, on a machine that drifts by a millisecond)."""
-    steps = [
-        step("direct/tfserving-rest", 1, 1.0, 2.0, 900),
-        step("gateway/tfserving-rest", 1, 3.0, 5.0, 300),
-        step("direct/tfserving-rest", 8, 5.0, 9.0, 1000),
-        step("gateway/tfserving-rest", 8, 9.0, 15.0, 350, gw_cpu=2.0),
-    ]
-    figures = [backend_figures(steps, "tfserving-rest", 1, 8)]
-    floor = Floor(p50_ms_1_client=1.4, direct_p50_ms_1_client=0.6, rps=610.0, direct_rps=800.0)
-    notes = {
-        line.figure: line.floor_note for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
-    }
-    proxy = "plain WSGI proxy to tfserving-rest"
-    assert notes["added p50 at 1 client"] == f"{proxy}: 0.800 ms, misses too"  # 1.4 - 0.6, not 1.4 - 1.0
-    assert notes["throughput via gateway / direct, unbatched"] == f"{proxy}: 0.762"  # 610 / 800
-
-
-def test_grpc_backends_are_read_against_the_grpc_proxy_floor() -> None:
-    """With a gRPC floor measured, gRPC backends' lines carry it; REST backends keep the REST floor;
-    results.json's nested form reads back."""
-    steps = [
-        *measured_pair("tfserving-rest", (1.0, 1.4), (1000, 400), gw_cpu=0.42),
-        *measured_pair("tfserving-grpc", (1.2, 1.9), (1000, 380), gw_cpu=0.51),
-        *measured_pair("torchserve-grpc", (2.0, 2.8), (500, 300), gw_cpu=0.55),
-    ]
-    backends = ("tfserving-rest", "tfserving-grpc", "torchserve-grpc")
-    figures = [backend_figures(steps, b, 1, 8) for b in backends]
-    raw: dict[str, object] = {
-        "cpu_ms_per_request": 0.22,
-        "p50_ms_1_client": 1.25,
-        "direct_p50_ms_1_client": 1.0,
-    }
-    raw["grpc"] = {"cpu_ms_per_request": 0.31, "p50_ms_1_client": 1.5, "direct_p50_ms_1_client": 1.2}
-    floor = Floor.from_dict(raw)
-    assert floor.grpc == Floor(cpu_ms_per_request=0.31, p50_ms_1_client=1.5, direct_p50_ms_1_client=1.2)
-    notes = {
-        (line.figure, line.where): line.floor_note
-        for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
-    }
-    cpu, added = "gateway CPU per proxied request, unbatched", "added p50 at 1 client"
-    rest, grpc = "plain WSGI proxy to tfserving-rest", "plain WSGI proxy to tfserving-grpc"
-    assert notes[(cpu, "tfserving-rest")] == f"{rest}: 0.220 ms"
-    assert notes[(cpu, "tfserving-grpc")] == f"{grpc}: 0.310 ms"
-    assert notes[(cpu, "torchserve-grpc")] == f"{grpc}: 0.310 ms"
-    assert notes[(added, "tfserving-grpc")] == f"{grpc}: 0.300 ms"  # 1.5 - 1.2
-    assert notes[(added, "tfserving-rest")] == f"{rest}: 0.250 ms"
-
-
-def test_torchserve_rest_is_read_against_the_proxy_in_front_of_torchserve() -> None:
-    """With the proxy measured in front of TorchServe too, TorchServe REST's lines carry that floor
-    (a slower server adds its own cost to any proxy); TF Serving REST keeps its own."""
-    steps = [
-        *measured_pair("tfserving-rest", (1.0, 1.4), (1000, 400), gw_cpu=0.42),
-        *measured_pair("torchserve-rest", (3.0, 4.1), (300, 200), gw_cpu=0.50),
-    ]
-    figures = [backend_figures(steps, b, 1, 8) for b in ("tfserving-rest", "torchserve-rest")]
-    raw: dict[str, object] = {
-        "cpu_ms_per_request": 0.22,
-        "p50_ms_1_client": 1.25,
-        "direct_p50_ms_1_client": 1.0,
-    }
-    raw["torchserve"] = {
-        "cpu_ms_per_request": 0.28,
-        "p50_ms_1_client": 3.7,
-        "direct_p50_ms_1_client": 3.1,
-        "rps": 180.0,
-        "direct_rps": 300.0,
-    }
-    floor = Floor.from_dict(raw)
-    assert floor.torchserve is not None and floor.grpc is None
-    notes = {
-        (line.figure, line.where): line.floor_note
-        for line in evaluate_targets(figures, steps, "tfserving-rest", 32, floor)
-    }
-    added, ratio = "added p50 at 1 client", "throughput via gateway / direct, unbatched"
-    torchserve, rest = "plain WSGI proxy to torchserve-rest", "plain WSGI proxy to tfserving-rest"
-    assert notes[(added, "torchserve-rest")] == f"{torchserve}: 0.600 ms, misses too"  # 3.7 - 3.1
-    assert notes[(ratio, "torchserve-rest")] == f"{torchserve}: 0.600, misses too"  # 180 / 300
-    assert notes[(added, "tfserving-rest")] == f"{rest}: 0.250 ms"
 
 
 def test_profile_summary_counts_own_and_inclusive_samples() -> None:
