@@ -67,7 +67,7 @@ from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
 from loadtests.report.templating import template_environment
 from loadtests.secrets import scrub_report
-from loadtests.stack import LocalStack, StackOptions, start_stack, write_routing
+from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.stats import percentile
 from model_store import MODEL_NAME, ModelStore, default_root
 from serving.ports import free_port
@@ -895,10 +895,11 @@ def _run(
 
 
 def _startup(bench: Bench, options: StackOptions, proxied: list[str]) -> dict[str, object]:
-    """The gateway as deployed (2 workers, gRPC ingress on), started beside the bench's own."""
+    """The gateway as deployed (2 workers, gRPC ingress on, the checkout's gateway/routing.yaml, which
+    only proxies: an embedded backend would load TensorFlow and torch into every worker), started
+    beside the bench's own."""
     say("the gateway as deployed: start to ready and each worker's memory (2 workers, gRPC ingress on)")
-    routing = bench.out / "startup-routing.yaml"
-    write_routing(routing)
+    routing = REPO_ROOT / "gateway" / "routing.yaml"
     try:
         result = measure_startup(
             bench.stack.endpoints,

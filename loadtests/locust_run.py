@@ -26,6 +26,7 @@ from typing import IO, Any
 from loadtests.cpu import pinned
 from loadtests.plan import EVENT_PREFIX
 from serving.ports import free_port
+from serving.process import stop_group
 
 __all__ = ["LocustLaunch", "run_locust"]
 
@@ -124,15 +125,9 @@ def _started(launch: LocustLaunch, log: IO[bytes]) -> Iterator[LocustProcesses]:
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        stop_group(process.pid, grace_s, first=signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
 
 

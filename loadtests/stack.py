@@ -1,8 +1,8 @@
 """Start the whole local stack on free loopback ports, and stop every process of it.
 
-TorchServe, TF Serving (the official binary when installed, else the project's named stand-in) and Triton
-start through their launchers in ``serving``; the gateway (``python -m gateway`` under granian) and
-the null endpoints start through the same ``serving.process.start_server``, so each component runs
+TorchServe, TF Serving (the official binary when installed, else the project's named stand-in), Triton,
+the gateway (``python -m gateway`` under granian) and the null endpoints start through
+:func:`serving.lifecycle.up`, as ``python -m serving up`` starts the servers, so each component runs
 as its own process group with a record in ``<run_dir>/pids`` and :meth:`LocalStack.stop` ends whole
 groups (TorchServe's Python workers, the gateway's workers) and then checks that nothing is left.
 A component that cannot start is reported with its reason; the comparison then skips its targets.
@@ -10,14 +10,10 @@ A component that cannot start is reported with its reason; the comparison then s
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +23,10 @@ from loadtests.backends import BACKEND_NAMES, BACKENDS
 from loadtests.cpu import Pinning, pin_group, pinned
 from loadtests.endpoints import Endpoints
 from model_store import MODEL_NAME
-from serving.errors import ServingError
+from serving.lifecycle import SERVERS, CommandLauncher, Launcher, up
 from serving.ports import free_port
-from serving.process import (
-    ServerRecord,
-    all_records,
-    group_members,
-    process_group_alive,
-    start_server,
-    stop_server,
-    tail,
-)
-from serving.settings import LOOPBACK, PORT_FIELDS, REPO_ROOT, ServingSettings, settings_from_env
+from serving.process import ServerRecord, all_records, group_members, process_group_alive, stop_server
+from serving.settings import LOOPBACK, PORT_FIELDS, ServingSettings, settings_from_env
 from serving.tfserving import launcher as tfserving
 from serving.torchserve import launcher as torchserve
 from serving.triton import launcher as triton
@@ -177,105 +165,38 @@ def _child_environment(extra: dict[str, str]) -> dict[str, str]:
 
 
 def start_stack(options: StackOptions, say: Say) -> LocalStack:
-    """Start the components (in parallel) and wait until each is ready; never raises for one component."""
+    """Start the components and wait until each is ready (:func:`serving.lifecycle.up`); never raises
+    for one component: one that fails is reported and left out."""
     options.run_dir.mkdir(parents=True, exist_ok=True)
     serving = _serving_settings(options)
     gateway_port, null_ports = free_port(), (free_port(), free_port())
     stack = LocalStack(serving, _endpoints(serving, gateway_port, null_ports))
     cpus = options.pinning.servers if options.pinning and options.pinning.active else None
-    launchers = {"torchserve": torchserve, "tfserving": tfserving, "triton": triton}
-    try:
-        with pinned(cpus):
-            for name, launcher in launchers.items():
-                if name in options.components:
-                    _start(stack, name, functools.partial(launcher.start, serving), launcher, say)
-            if NULLSERVER in options.components:
-                command = [sys.executable, "-m", "loadtests.nullserver", "--host", LOOPBACK]
-                command += ["--rest-port", str(null_ports[0]), "--grpc-port", str(null_ports[1])]
-                _start(stack, NULLSERVER, lambda: _launch(serving, NULLSERVER, command, {}), None, say)
-            if GATEWAY in options.components:
-                routing = options.run_dir / "routing.yaml"
-                write_routing(routing)
-                env = gateway_environment(stack.endpoints, options, f"{LOOPBACK}:{gateway_port}", routing)
-                stack.gateway_settings = {k: v for k, v in env.items() if "KEY" not in k}
-                command = [sys.executable, "-m", "gateway"]
-                _start(stack, GATEWAY, lambda: _launch(serving, GATEWAY, command, env), None, say)
-        _wait_all(stack, options, launchers, say)
-        if cpus is not None:
-            for record in stack.records.values():
-                pin_group(record.pid, cpus)
-    except BaseException:
-        stack.stop()
-        raise
+    launchers: dict[str, Launcher] = {
+        name: launcher for name, launcher in SERVERS.items() if name in options.components
+    }
+    if NULLSERVER in options.components:
+        command = [sys.executable, "-m", "loadtests.nullserver", "--host", LOOPBACK]
+        command += ["--rest-port", str(null_ports[0]), "--grpc-port", str(null_ports[1])]
+        implementation = "loadtests null endpoints (asyncio HTTP/1.1, grpcio)"
+        null_url = f"{stack.endpoints.null_url}/"
+        launchers[NULLSERVER] = CommandLauncher(
+            NULLSERVER, command, _child_environment({}), null_url, implementation, any_status=True
+        )
+    if GATEWAY in options.components:
+        routing = options.run_dir / "routing.yaml"
+        write_routing(routing)
+        env = gateway_environment(stack.endpoints, options, f"{LOOPBACK}:{gateway_port}", routing)
+        stack.gateway_settings = {k: v for k, v in env.items() if "KEY" not in k}
+        implementation = "mnist-serving-gateway (Flask; under granian unless GATEWAY_SERVER says gunicorn)"
+        ready = f"{stack.endpoints.gateway_url}/readyz"
+        launchers[GATEWAY] = CommandLauncher(
+            GATEWAY, [sys.executable, "-m", "gateway"], _child_environment(env), ready, implementation
+        )
+    with pinned(cpus):
+        started = up(serving, launchers, say, timeout_s=options.start_timeout_s)
+    stack.records, stack.failures = started.records, started.failures
+    if cpus is not None:
+        for record in stack.records.values():
+            pin_group(record.pid, cpus)
     return stack
-
-
-def _launch(serving: ServingSettings, name: str, command: list[str], env: dict[str, str]) -> ServerRecord:
-    directory = serving.run_dir / name
-    return start_server(
-        name,
-        command,
-        run_dir=serving.run_dir,
-        log_file=directory / f"{name}.log",
-        cwd=REPO_ROOT,
-        env=_child_environment(env),
-        info={"implementation": _implementation(name), "command": command},
-    )
-
-
-def _implementation(name: str) -> str:
-    if name == GATEWAY:
-        return "mnist-serving-gateway (Flask; under granian unless GATEWAY_SERVER says gunicorn)"
-    return "loadtests null endpoints (asyncio HTTP/1.1, grpcio)"
-
-
-def _start(stack: LocalStack, name: str, launch: Callable[[], ServerRecord], launcher: Any, say: Say) -> None:
-    try:
-        if launcher is not None:
-            launcher.check_ports(stack.serving)
-        record = launch()
-    except (ServingError, OSError, RuntimeError, ValueError) as exc:
-        stack.failures[name] = f"could not start: {exc}"
-        say(f"  {name}: could not start ({exc})")
-        return
-    stack.records[name] = record
-    say(f"  started {record.info.get('implementation', name)} (pid {record.pid})")
-
-
-def _wait_all(stack: LocalStack, options: StackOptions, launchers: dict[str, Any], say: Say) -> None:
-    for name, record in list(stack.records.items()):
-        started = time.monotonic()
-        try:
-            if name in launchers:
-                launchers[name].wait_until_ready(stack.serving, record, options.start_timeout_s)
-            elif name == GATEWAY:
-                _wait_http(f"{stack.endpoints.gateway_url}/readyz", record, options.start_timeout_s)
-            else:
-                _wait_http(f"{stack.endpoints.null_url}/", record, options.start_timeout_s, any_status=True)
-        except (ServingError, OSError, TimeoutError) as exc:
-            stack.failures[name] = f"not ready: {exc}"
-            say(f"  {name}: not ready ({str(exc).splitlines()[0]}); stopping it")
-            stop_server(stack.run_dir, name)
-            del stack.records[name]
-            continue
-        say(f"  {name}: ready ({time.monotonic() - started:.1f} s more)")
-
-
-def _wait_http(url: str, record: ServerRecord, timeout_s: float, any_status: bool = False) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not process_group_alive(record.pid):
-            raise ServingError(f"{record.name} exited:\n" + "\n".join(tail(Path(record.log), 15)))
-        try:
-            with urllib.request.urlopen(url, timeout=2.0) as answer:  # nosec B310  # readiness URL of a server this process started
-                if answer.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            if any_status:
-                return
-            last = f"HTTP {exc.code}"
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready within {timeout_s:.0f} s ({last})")

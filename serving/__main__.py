@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from serving.errors import ServerStartError, ServingError
+from serving.lifecycle import SERVERS, up
 from serving.process import all_records, group_members, process_group_alive, stop_server
 from serving.prometheus import launcher as prometheus_launcher
 from serving.settings import ServingSettings, settings_from_env
-from serving.tfserving import launcher as tfserving_launcher
-from serving.torchserve import launcher as torchserve_launcher
 from serving.triton import launcher as triton_launcher
 
-LAUNCHERS = {"torchserve": torchserve_launcher, "tfserving": tfserving_launcher, "triton": triton_launcher}
+LAUNCHERS = SERVERS
 OPTIONAL = {"triton"}
 """Servers `up` starts when it can: where one cannot start, `up` says why and runs the others."""
 MONITORS = {"prometheus": prometheus_launcher}
@@ -30,64 +29,39 @@ def _say(message: str = "") -> None:
 
 
 def cmd_up(settings: ServingSettings, args: argparse.Namespace) -> int:
-    wanted = [name for name in LAUNCHERS if name not in args.skip]
-    started: list[str] = []
-    given_up: dict[str, str] = {}
+    wanted = {name: launcher for name, launcher in LAUNCHERS.items() if name not in args.skip}
 
-    def give_up(name: str, exc: BaseException) -> None:
-        """An optional server failed: stop it, say why, let the others run."""
-        if name in started:
-            stop_server(settings.run_dir, name)
-            started.remove(name)
-        given_up[name] = str(exc)
-        print(f"warning: {name} not started: {exc}", file=sys.stderr, flush=True)
-        _say(f"{name}: not started (reason above); the other servers go on")
+    def warn(name: str, why: str) -> None:
+        print(f"warning: {name} not started: {why}", file=sys.stderr, flush=True)
 
+    required = [name for name in wanted if name not in OPTIONAL]
     try:
-        for name in wanted:
-            launcher = LAUNCHERS[name]
-            try:
-                launcher.check_ports(settings)
-                record = launcher.start(settings)
-            except (ServingError, OSError, subprocess.SubprocessError) as exc:
-                if name not in OPTIONAL:
-                    raise
-                give_up(name, exc)
-                continue
-            started.append(name)
-            _say(f"Started {record.info['implementation']} (pid {record.pid}); waiting for the model...")
-        for name in [name for name in wanted if name in started]:
-            launcher = LAUNCHERS[name]
-            try:
-                record = launcher.record(settings)
-                versions = launcher.wait_until_ready(settings, record, settings.startup_timeout_s)
-            except (ServingError, OSError) as exc:
-                if name not in OPTIONAL:
-                    raise
-                give_up(name, exc)
-                continue
-            _say(f"{name}: ready, versions {versions}")
-        if settings.prometheus and "prometheus" not in args.skip:
-            try:
-                started.append("prometheus")
-                _start_prometheus(settings)
-            except (ServingError, OSError, subprocess.SubprocessError) as exc:
-                give_up("prometheus", exc)
+        stack = up(settings, wanted, _say, required=required, on_give_up=warn)
     except (ServingError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        for name in started:
-            stop_server(settings.run_dir, name)
-        if started:
-            print(f"stopped what had started ({', '.join(started)})", file=sys.stderr)
+        print("stopped what had started", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        for name in started:
-            stop_server(settings.run_dir, name)
         print("interrupted; stopped what had started", file=sys.stderr)
         return 130
-    if not started:
+    given_up = dict(stack.failures)
+    if not stack.records:
         print("error: no server started", file=sys.stderr)
         return 1
+    for name, versions in stack.serves.items():
+        _say(f"{name}: serving versions {versions}")
+    if settings.prometheus and "prometheus" not in args.skip:
+        try:
+            _start_prometheus(settings)
+        except (ServingError, OSError, subprocess.SubprocessError) as exc:
+            stop_server(settings.run_dir, "prometheus")
+            given_up["prometheus"] = str(exc)
+            print(f"warning: prometheus not started: {exc}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            for name in (*stack.records, "prometheus"):
+                stop_server(settings.run_dir, name)
+            print("interrupted; stopped what had started", file=sys.stderr)
+            return 130
     _say()
     print_status(settings)
     for name, reason in given_up.items():

@@ -121,10 +121,11 @@ def process_group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def stop_group(pgid: int, grace_s: float = 15.0) -> list[int]:
-    """SIGTERM the whole group, SIGKILL what is left after ``grace_s``; returns killed-hard pids."""
+def stop_group(pgid: int, grace_s: float = 15.0, first: signal.Signals = signal.SIGTERM) -> list[int]:
+    """The one way a process group is stopped: ``first`` (SIGTERM; Locust takes SIGINT to write its last
+    figures) to the whole group, SIGKILL to what is left after ``grace_s``; returns killed-hard pids."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, first)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         _reap(pgid)

@@ -12,7 +12,7 @@ import pytest
 
 from gatewaybench.startup import measure_startup
 from loadtests.endpoints import Endpoints
-from loadtests.stack import StackOptions, write_routing
+from loadtests.stack import StackOptions
 from serving.process import process_group_alive
 from tests.integration.gatewaybench.test_stages import _FakeTFServing
 from tests.support import served_in_thread
@@ -26,8 +26,8 @@ def fake_tfserving() -> Iterator[str]:
 
 
 def test_each_start_is_timed_to_ready_and_each_worker_weighed(tmp_path: Path, fake_tfserving: str) -> None:
-    routing = tmp_path / "routing.yaml"
-    write_routing(routing)
+    routing = tmp_path / "routing.yaml"  # proxying only, as gateway/routing.yaml
+    routing.write_text(json.dumps({"models": {"mnist": {"backends": {"tfserving-rest": 1}}}}))
     options = StackOptions(store_root=tmp_path / "store", run_dir=tmp_path)
     body = json.dumps({"instances": [[[0.5] * 28] * 28]}).encode()
     run_dir = tmp_path / "startup"
