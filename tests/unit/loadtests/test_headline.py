@@ -117,13 +117,18 @@ def test_two_passes_are_paired_by_figure() -> None:
     assert HeadlineFigure.from_json(data["figures"][0]) == headline(one)[0]
 
 
+def independent_windows(p50_by_target: dict[str, float], rounds: int = 5) -> list[dict[str, Any]]:
+    """The independent client's window of each target in each round, at a fixed p50."""
+    return [
+        {**step(target, r, p50, 0.0), "kind": "independent", "step": "1 user, independent client"}
+        for r in range(rounds)
+        for target, p50 in p50_by_target.items()
+    ]
+
+
 def test_the_harness_check_pairs_locust_with_the_independent_client_round_by_round() -> None:
     locust = [s for r in range(5) for s in (step(TF, r, 1.5 + 0.01 * r, 600), step(TS, r, 3.0, 300))]
-    alone = [
-        {**step(target, r, p50, 0.0), "kind": "independent", "step": "1 user, independent client"}
-        for r in range(5)
-        for target, p50 in ((TF, 1.0), (TS, 2.9))
-    ]
+    alone = independent_windows({TF: 1.0, TS: 2.9})
     figures = {f.id: f for f in headline(locust, alone)}
     tf = figures[f"harness check: {TF} | Locust p50 / independent client p50 | 1 user"]
     assert tf.value == pytest.approx(1.52, rel=0.02) and tf.winner.startswith("Locust reads higher")
@@ -138,11 +143,7 @@ def test_the_harness_check_pairs_locust_with_the_independent_client_round_by_rou
 def test_the_gateway_cost_at_one_user_comes_from_the_independent_client_where_it_measured_both() -> None:
     via = f"gateway/{TF}"
     locust = [s for r in range(5) for s in (step(TF, r, 1.0, 900), step(via, r, 3.0, 500))]
-    alone = [
-        {**step(target, r, p50, 0.0), "kind": "independent", "step": "1 user, independent client"}
-        for r in range(5)
-        for target, p50 in ((TF, 0.8), (via, 1.3))
-    ]
+    alone = independent_windows({TF: 0.8, via: 1.3})
     figures = {f.id: f for f in headline(locust, alone)}
     added = figures[f"gateway cost: {TF} | added p50 latency | 1 user, independent client"]
     assert added.value == pytest.approx(0.5) and added.winner == TF  # the direct call is the faster
