@@ -12,7 +12,6 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -23,6 +22,7 @@ import psutil
 from loadtests.endpoints import Endpoints
 from loadtests.stack import StackOptions, gateway_environment
 from model_store import MODEL_NAME
+from serving.lifecycle import wait_http
 from serving.ports import free_port
 from serving.process import group_members, start_server, stop_server
 from serving.settings import LOOPBACK, REPO_ROOT
@@ -59,14 +59,6 @@ class Startup:
             "median_ready_s": self.median_ready_s,
             "max_worker_rss_mib": self.max_worker_rss_mib,
         }
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:  # nosec B310  # loopback, our gateway
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _predict(url: str, backend: str, body: bytes) -> None:
@@ -122,10 +114,7 @@ def measure_startup(
         launchers.append(record.pid)
         try:
             url = f"http://{LOOPBACK}:{port}"
-            while not _ready(f"{url}/readyz"):
-                if time.perf_counter() - began > READY_TIMEOUT_S:
-                    raise RuntimeError(f"the gateway was not ready in {READY_TIMEOUT_S:g} s ({name}.log)")
-                time.sleep(POLL_S)
+            wait_http(f"{url}/readyz", record, READY_TIMEOUT_S, poll_s=POLL_S)
             ready.append(time.perf_counter() - began)
             for backend in backends:  # enough calls to reach both workers
                 for _ in range(2 * WORKERS * 4):

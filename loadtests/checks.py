@@ -16,6 +16,7 @@ __all__ = [
     "check_gateway_headers",
     "check_json_predictions",
     "check_probabilities",
+    "check_rest_prediction",
     "check_status",
     "check_v2_outputs",
 ]
@@ -69,6 +70,13 @@ def check_json_predictions(body: bytes, label: int, *, digits_field: bool = Fals
         if digits != [label]:
             return f"wrong digit in 'digits': {digits} for a {label}"
     return problem
+
+
+def check_rest_prediction(body: bytes, label: int, api: str) -> str | None:
+    """A REST answer in ``api``'s format (V2 outputs, or TF Serving / TorchServe predictions)."""
+    if api == "v2":
+        return check_v2_outputs(body, label)
+    return check_json_predictions(body, label, digits_field=api == "torchserve")
 
 
 def check_gateway_headers(headers: Mapping[str, str], backend: str) -> str | None:

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
-from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
+from loadtests.checks import check_gateway_headers, check_rest_prediction, check_status
 from loadtests.payloads import Digit
 from loadtests.stats import percentile
 
@@ -54,7 +54,7 @@ def run_crosscheck(
     that must have answered."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=10)
-    bodies = [(d.label, d.v2_body() if api == "v2" else d.rest_body()) for d in digits]
+    bodies = [(d.label, d.body_for(api)) for d in digits]
     all_headers = {"Content-Type": "application/json", **headers}
     durations: list[float] = []
     failures = 0
@@ -73,7 +73,7 @@ def run_crosscheck(
             answer = connection.getresponse()
             content = answer.read()
             elapsed = (time.perf_counter() - started) * 1000.0
-            problem = check_status(answer.status, content) or _check_answer(content, label, api)
+            problem = check_status(answer.status, content) or check_rest_prediction(content, label, api)
             if backend and not problem:
                 problem = check_gateway_headers(dict(answer.getheaders()), backend)
             if problem:
@@ -93,9 +93,3 @@ def run_crosscheck(
         percentile(durations, 99),
         len(durations) / wall if wall > 0 else float("nan"),
     )
-
-
-def _check_answer(content: bytes, label: int, api: str) -> str | None:
-    if api == "v2":
-        return check_v2_outputs(content, label)
-    return check_json_predictions(content, label, digits_field=api == "torchserve")

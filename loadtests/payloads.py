@@ -53,6 +53,10 @@ class Digit:
         """``{"instances": [image]}``: the body every REST target receives (TF Serving's row format)."""
         return json.dumps({"instances": self.instances()}, separators=(",", ":")).encode()
 
+    def body_for(self, api: str) -> bytes:
+        """The REST body a server API takes: V2's tensor for ``v2``, the instances body for the others."""
+        return self.v2_body() if api == "v2" else self.rest_body()
+
     def v2_body(self) -> bytes:
         """The same image as an Open Inference Protocol (V2) JSON infer request (Triton's REST)."""
         tensor = {"name": "image", "datatype": "FP32", "shape": [1, 28, 28], "data": self.instances()}

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
+from loadtests.checks import check_gateway_headers, check_rest_prediction, check_status
 from loadtests.endpoints import REST_PATHS, Endpoints
 from loadtests.grpc_wire import codec_for
 from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
@@ -61,7 +61,7 @@ def _rest(
 ) -> Probe:
     headers = {"Content-Type": "application/json"}
     path = REST_PATHS[target.api].format(model=MODEL_NAME)
-    request_body = digit.v2_body() if target.api == "v2" else digit.rest_body()
+    request_body = digit.body_for(target.api)
     if target.api == "torchserve":
         headers.update(bearer_header(endpoints, token))
     if target.via_gateway and target.backend:
@@ -71,12 +71,8 @@ def _rest(
         problem = check_status(status, body) or (
             None if body == NULL_REST_ANSWER else "unexpected null answer"
         )
-    elif target.api == "v2":
-        problem = check_status(status, body) or check_v2_outputs(body, digit.label)
     else:
-        problem = check_status(status, body) or check_json_predictions(
-            body, digit.label, digits_field=target.api == "torchserve"
-        )
+        problem = check_status(status, body) or check_rest_prediction(body, digit.label, target.api)
     if problem is None and target.via_gateway and target.backend:
         problem = check_gateway_headers(answer_headers, target.backend)
     lowered = {key.lower(): value for key, value in answer_headers.items()}

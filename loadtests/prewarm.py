@@ -165,5 +165,5 @@ def _job(
         requests = [codec.request(d) for d in payloads.digits]
         return _grpc(address, codec.method, requests, [("authorization", bearer)] if bearer else [])
     headers = {"Content-Type": "application/json", **(ts_headers if entry.api == "torchserve" else {})}
-    bodies = [d.v2_body() if entry.api == "v2" else d.rest_body() for d in payloads.digits]
+    bodies = [d.body_for(entry.api) for d in payloads.digits]
     return _rest(address, REST_PATHS[entry.api].format(model=MODEL_NAME), bodies, headers)

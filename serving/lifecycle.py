@@ -154,9 +154,11 @@ def up(
     return stack
 
 
-def wait_http(url: str, record: ServerRecord, timeout_s: float, any_status: bool = False) -> None:
-    """Poll ``url`` until it answers 200 (any HTTP status with ``any_status``); fail fast with the
-    log's last lines when the process group has exited."""
+def wait_http(
+    url: str, record: ServerRecord, timeout_s: float, any_status: bool = False, poll_s: float = 0.3
+) -> None:
+    """Poll ``url`` every ``poll_s`` until it answers 200 (any HTTP status with ``any_status``); fail
+    fast with the log's last lines when the process group has exited."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
@@ -172,5 +174,5 @@ def wait_http(url: str, record: ServerRecord, timeout_s: float, any_status: bool
             last = f"HTTP {exc.code}"
         except OSError as exc:
             last = str(exc)
-        time.sleep(0.3)
+        time.sleep(poll_s)
     raise TimeoutError(f"{url} not ready within {timeout_s:.0f} s ({last})")
