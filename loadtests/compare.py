@@ -23,7 +23,7 @@ from loadtests.cpu import Pinning, plan_pinning
 from loadtests.endpoints import REST_PATHS, Endpoints, default_endpoints
 from loadtests.environment import describe_machine, load_average
 from loadtests.headline import reproducibility_json
-from loadtests.independent import IndependentClient, IndependentTarget, independent_records
+from loadtests.independent import TOOL, IndependentClient, IndependentTarget, independent_records
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.locust_run import LocustLaunch, run_locust
 from loadtests.payloads import Payloads, payloads_from_store, write_payloads
@@ -353,7 +353,7 @@ def _measure(
         f"(log: {launch.log_file})"
     )
     cpus = session.pinning.generator if session.pinning.active else None
-    client = IndependentClient(plan, alone, payloads.digits, cpus, say)
+    client = IndependentClient(plan, alone, payloads.digits, cpus, say, labels)
 
     def on_event(event: dict[str, Any]) -> None:
         client.on_event(event)
@@ -454,7 +454,7 @@ def crosscheck_rows(independent: list[dict[str, Any]], steps: list[dict[str, Any
         rows.append(
             {
                 "target": target,
-                "tool": "http.client, 1 keep-alive connection, 1 thread, in the same rounds",
+                "tool": f"{TOOL}, in the same rounds",
                 "rounds": len(alone),
                 "requests": sum(r["requests"] for r in alone),
                 "failures": sum(r["error_count"] for r in alone),

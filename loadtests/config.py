@@ -18,12 +18,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": {
         # REST only (gRPC and the capacity search in `make loadtest`). Interleaved rounds: every round
-        # visits the six targets once, in a random order, with a 1-user and an 8-user window each (one
-        # Locust tick apiece), so the machine's drift over minutes falls on every target alike; the
-        # headline's intervals come from the spread between the rounds.
+        # visits the six targets once, in a random order, with an 8-user and a 1-user Locust window each
+        # (one Locust tick apiece), and ends with the independent client's window over all six,
+        # interleaved in blocks of ten requests; the machine's drift falls on every target alike and
+        # the headline's intervals come from the spread between the rounds.
         "targets": "tfserving-rest,torchserve-rest,v2-rest,gateway/tfserving-rest,gateway/torchserve-rest,"
         "gateway/v2-rest",
-        "users": "8,1",  # 1 user last: the independent client's window follows it and ends the visit
+        "users": "8,1",
         "repetitions": 7,
         "min_requests": 50,
         "step_seconds": 0.6,
@@ -48,6 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "step_seconds": 0.5,
         "max_step_seconds": 3.0,
         "settle_seconds": 0.2,
+        "independent_seconds": 0.6,
         "warmup_requests": 0,
         "warmup_seconds": 0.0,
         "bootstrap": 200,
@@ -71,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "step_seconds": 5.0,
     "max_step_seconds": 60.0,
     "settle_seconds": 1.0,
+    "independent_seconds": 2.5,
     # TorchServe's JVM keeps getting faster for about 2,000 requests on these machines (cold: ~9-16 ms,
     # steady: ~1.5 ms p50 at one connection), so the warm-up asks for 2,000 (the protocol's minimum is 1,000).
     "warmup_requests": 2000,
@@ -118,7 +121,8 @@ class CompareConfig:
     warmup_users: int = DEFAULTS["warmup_users"]
     request_timeout: float = 10.0
     independent_client: bool = True
-    """An independent client's window after each REST target's 1-user step, in every round."""
+    """The independent client's window at the end of every round, over every REST target."""
+    independent_seconds: float = DEFAULTS["independent_seconds"]
     prewarm_seconds: float = DEFAULTS["prewarm_seconds"]
     prewarm_requests: int = DEFAULTS["prewarm_requests"]
     workers: int = 0
@@ -159,6 +163,7 @@ class CompareConfig:
             step_s=self.step_seconds,
             max_step_s=max(self.max_step_seconds, self.step_seconds),
             settle_s=self.settle_seconds,
+            independent_s=self.independent_seconds,
             warmup_requests=self.warmup_requests,
             warmup_s=self.warmup_seconds,
             warmup_users=self.warmup_users,
@@ -290,11 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-independent-client",
         dest="independent_client",
         action="store_false",
-        help="leave out the independent client: by default, in every round, right after Locust's 1-user "
-        "step of each REST target (servers directly and through the gateway), an independent client "
-        "(http.client, one connection, no Locust) measures the same target for one window; the "
-        "headline's 1-user p50 figures are its, and Locust's beside them are the harness check",
+        help="leave out the independent client: by default every round ends with a window in which an "
+        "independent client (http.client, one connection per target, no Locust) measures every REST "
+        "target (servers directly and through the gateway), interleaved in blocks of ten requests; the "
+        "headline's 1-user p50 figures are its, and Locust's 1-user p50 beside them is the harness check",
     )
+    _knob(load, "independent_seconds", float, "the independent client's window in each round")
 
     generator = parser.add_argument_group("load generator")
     generator.add_argument(

@@ -4,8 +4,10 @@ One Locust run (standalone, or a master with local or remote workers) executes t
 each repetition (a *round*), for each target (calibration first, then the serving targets in a random
 order of the round's own), a warm-up phase (discarded; first round only), the closed-loop
 concurrency steps, the optional fixed-rate steps, the optional capacity search, and a short drain with
-zero users so that the next target starts from nothing. The plan is a JSON file the runner writes and
-the Locust shape reads.
+zero users so that the next target starts from nothing. A round can end with one ``independent``
+phase: Locust holds zero users while the runner's own client measures every chosen target at one
+connection, interleaved in short blocks (``loadtests.independent``). The plan is a JSON file the
+runner writes and the Locust shape reads.
 
 The capacity search (``loadtests.capacity``) is planned as ``max_steps`` capacity phases per target and
 repetition whose rates are chosen while the plan runs: the sequencer asks the target's
@@ -40,6 +42,8 @@ FORMAT = "loadtests-plan/1"
 EVENT_PREFIX = "LOADTEST_EVENT "
 """Marks the shape's event lines on Locust's stdout."""
 MEASURED_KINDS = ("closed", "rate")
+INTERLEAVED = "interleaved"
+"""The ``target`` of an ``independent`` phase: every target the independent client measures."""
 EXPECTED_SEARCH_STEPS = 5
 """Capacity steps a search usually takes (the time forecast counts these)."""
 
@@ -53,7 +57,8 @@ class Phase:
     kind: str
     """``warmup`` (discarded), ``closed`` (N users, no think time), ``rate`` (paced), ``capacity`` (a step
     of the capacity search: Poisson arrivals at a rate chosen while running), ``independent`` (0 Locust
-    users while the runner's own client measures the target at one connection), ``drain`` (0 users)."""
+    users while the runner's own client measures the round's chosen targets, interleaved; its
+    ``target`` is :data:`INTERLEAVED`), ``drain`` (0 users)."""
     users: int
     settle_s: float
     min_s: float
@@ -101,8 +106,11 @@ class PlanSettings:
     order_seed: int = 0
     """Seeds each round's random visiting order."""
     independent: tuple[str, ...] = ()
-    """Targets whose 1-user step is followed, in every round, by a window of the runner's independent
-    client (no Locust): the harness check, formed inside the round."""
+    """Targets the runner's independent client measures at one connection in a window that ends every
+    round (Locust at zero users), interleaved in short blocks: the 1-user headline figures and the
+    harness check, formed inside the round."""
+    independent_s: float = 2.5
+    """How long that window lasts (after ``settle_s``)."""
     spawn_rate: float = 1000.0
     search: SearchSettings | None = None
     """The capacity search's settings; None: no search."""
@@ -189,8 +197,8 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
         measured = kind in MEASURED_KINDS
         timing: dict[str, Any]
         if kind == "independent":  # the runner's client measures; Locust sends nothing
-            timing = {"settle_s": settings.settle_s, "min_s": settings.step_s, "max_s": settings.step_s}
-            timing["min_requests"] = 0
+            timing = {"settle_s": settings.settle_s, "min_s": settings.independent_s}
+            timing.update(max_s=settings.independent_s, min_requests=0)
         elif kind == "capacity":  # a search step: its rate is chosen while the plan runs
             timing = {
                 "settle_s": settings.settle_s,
@@ -215,7 +223,7 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
             Phase(
                 index=len(phases),
                 rep=rep,
-                target=target.name,
+                target=INTERLEAVED if kind == "independent" else target.name,
                 user_class=target.user_class,
                 kind=kind,
                 users=users,
@@ -232,14 +240,14 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
                 add(rep, target, "warmup", settings.warmup_users)
             for users in settings.users:
                 add(rep, target, "closed", users)
-                if users == 1 and target.name in settings.independent:
-                    add(rep, target, "independent", 0)
             for rate in settings.rates:
                 add(rep, target, "rate", rate_users, rate)
             for step in range(settings.search.max_steps if settings.search else 0):
                 add(rep, target, "capacity", settings.search.pool_users if settings.search else 0, step=step)
-            if phases[-1].kind != "independent":  # an independent window holds Locust at 0 users: a drain
-                add(rep, target, "drain", 0)
+            add(rep, target, "drain", 0)
+        if settings.independent:  # Locust holds 0 users through it: it is the round's last drain too
+            phases.pop()
+            add(rep, visiting[-1], "independent", 0)
     names = tuple(dict.fromkeys(t.name for t in (*calibration, *targets)))
     return Plan(tuple(phases), settings.spawn_rate, settings, names)
 

@@ -74,7 +74,7 @@ class RunMonitor:
         first = index == 0 or (
             self.plan.phases[index - 1].target != phase.target or self.plan.phases[index - 1].rep != phase.rep
         )
-        if first:
+        if first and phase.kind != "independent":  # the independent client prints its own line
             reps = self.plan.settings.repetitions
             label = self.labels.get(phase.target, phase.target)
             self.say(f"[round {phase.rep + 1}/{reps}] {label}")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from loadtests.capacity import SearchSettings
-from loadtests.plan import Plan, PlanSettings, Sequencer, build_plan
+from loadtests.plan import INTERLEAVED, Plan, PlanSettings, Sequencer, build_plan
 from loadtests.targets import CALIBRATION, select_targets
 
 SETTINGS = PlanSettings(
@@ -47,26 +47,30 @@ def _order(plan: Plan, rep: int) -> list[str]:
     return [name for name in serving if not name.startswith("null-")]
 
 
-def test_an_independent_window_follows_the_one_user_step_of_the_chosen_targets() -> None:
-    settings = dataclasses.replace(SETTINGS, repetitions=3, independent=("torchserve-rest",))
+def test_every_round_ends_with_one_interleaved_independent_window() -> None:
+    settings = dataclasses.replace(
+        SETTINGS, repetitions=3, independent=("tfserving-rest", "torchserve-rest"), independent_s=2.5
+    )
     plan = build_plan(select_targets("tfserving-rest,torchserve-rest"), [], settings)
-    kinds = [(p.kind, p.users) for p in plan.phases if p.rep == 1 and p.target == "torchserve-rest"]
-    assert kinds == [("closed", 1), ("independent", 0), ("closed", 4), ("drain", 0)]
+    for rep in range(3):
+        kinds = [(p.kind, p.target) for p in plan.phases if p.rep == rep]
+        assert kinds[-1] == ("independent", INTERLEAVED)
+        assert [k for k in kinds if k[0] == "independent"] == [("independent", INTERLEAVED)]
     alone = [p for p in plan.phases if p.kind == "independent"]
-    assert [p.rep for p in alone] == [0, 1, 2] and {p.target for p in alone} == {"torchserve-rest"}
-    assert alone[0].min_requests == 0 and alone[0].min_s == alone[0].max_s == SETTINGS.step_s
+    assert alone[0].min_requests == 0 and alone[0].min_s == alone[0].max_s == 2.5
     assert Plan.from_json(plan.to_json()) == plan
+    plain = build_plan(select_targets("tfserving-rest,torchserve-rest"), [], SETTINGS)
+    assert not [p for p in plain.phases if p.kind == "independent"]
 
 
-def test_an_independent_window_that_ends_a_visit_is_its_drain() -> None:
-    """Locust holds 0 users through the independent window, so a visit that ends with one needs no
-    drain of its own; the window still ends only once Locust runs no user."""
+def test_the_independent_window_is_the_rounds_last_drain() -> None:
+    """Locust holds 0 users through the independent window, so the round's last visit needs no drain
+    of its own; every other visit keeps its drain, and the window ends only once Locust runs no user."""
     settings = dataclasses.replace(SETTINGS, users=(4, 1), independent=("torchserve-rest",))
     plan = build_plan(select_targets("tfserving-rest,torchserve-rest"), [], settings)
-    visit = [(p.kind, p.users) for p in plan.phases if p.rep == 1 and p.target == "torchserve-rest"]
-    assert visit == [("closed", 4), ("closed", 1), ("independent", 0)]
-    other = [(p.kind, p.users) for p in plan.phases if p.rep == 1 and p.target == "tfserving-rest"]
-    assert other == [("closed", 4), ("closed", 1), ("drain", 0)]
+    rounds = [[(p.kind, p.users) for p in plan.phases if p.rep == rep] for rep in range(2)]
+    first_visit, last_visit = [("closed", 4), ("closed", 1), ("drain", 0)], [("closed", 4), ("closed", 1)]
+    assert rounds[1] == [*first_visit, *last_visit, ("independent", 0)]
     clock, running = Clock(), {"users": 1}
     sequencer = Sequencer(
         plan,
