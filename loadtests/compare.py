@@ -392,6 +392,7 @@ def _prewarm(
     import os
 
     servers = sorted({t.backend for t in available if t.backend and spec(t.backend).direct})
+    via_gateway = tuple(sorted({t.backend for t in available if t.via_gateway and t.backend}))
     if config.prewarm_seconds <= 0 or not servers:
         return {}
     least = f"after at least {config.prewarm_requests:,} requests, " if config.prewarm_requests > 0 else ""
@@ -403,7 +404,13 @@ def _prewarm(
     token = os.environ.get("LOADTEST_TORCHSERVE_TOKEN", "")
     headers = bearer_header(endpoints, token)
     warmed = prewarm(
-        servers, endpoints, payloads, headers, config.prewarm_seconds, requests=config.prewarm_requests
+        servers,
+        endpoints,
+        payloads,
+        headers,
+        config.prewarm_seconds,
+        requests=config.prewarm_requests,
+        gateway_backends=via_gateway,
     )
     for name, result in warmed.items():
         say(f"  {name}: {result.describe()}")

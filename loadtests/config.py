@@ -30,9 +30,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "step_seconds": 0.6,
         "max_step_seconds": 3.0,
         "settle_seconds": 0.3,
-        "warmup_requests": 500,
-        "warmup_seconds": 2.0,
-        "warmup_users": 8,
+        # No Locust warm-up phases: every server, and the gateway to each backend, is pre-warmed until
+        # settled before the rounds, and each window opens 0.3 s after its users start.
+        "warmup_requests": 0,
+        "warmup_seconds": 0.0,
         "bootstrap": 500,
         # TorchServe's JVM kept speeding up for two minutes in one run: each server is warmed until its
         # throughput settles (three 1 s windows within 10%, no longer climbing) after 2,000 requests,

@@ -126,18 +126,19 @@ def run_interleaved(
             for _ in range(block):
                 connection.send()
         began = time.perf_counter()
-        while time.perf_counter() - began < seconds:
-            names = list(connections)
-            order.shuffle(names)
-            for name in names:
-                block_began = time.perf_counter()
-                for i in range(block):
-                    latency = connections[name].send()
-                    if latency is None:
-                        failures[name] += 1
-                    elif i >= discard:
-                        durations[name].append(latency)
-                busy[name] += time.perf_counter() - block_began
+        names: list[str] = []
+        while (block_began := time.perf_counter()) - began < seconds:
+            if not names:  # a new cycle: every target once, in a new order
+                names = list(connections)
+                order.shuffle(names)
+            name = names.pop()
+            for i in range(block):
+                latency = connections[name].send()
+                if latency is None:
+                    failures[name] += 1
+                elif i >= discard:
+                    durations[name].append(latency)
+            busy[name] += time.perf_counter() - block_began
         wall = time.perf_counter() - began
     finally:
         for connection in connections.values():

@@ -32,13 +32,18 @@ __all__ = ["Warmed", "prewarm"]
 Call = Callable[[int], None]
 
 
-def _rest(url: str, path: str, bodies: list[bytes], headers: dict[str, str]) -> Callable[[], Call]:
+def _rest(
+    url: str, path: str, bodies: list[bytes], headers: dict[str, str] | list[dict[str, str]]
+) -> Callable[[], Call]:
+    """``headers``: one set, or several taken in turn (the gateway routed to each backend)."""
+    turns = headers if isinstance(headers, list) else [headers]
+
     def connect() -> Call:
         parts = urllib.parse.urlsplit(url)
         connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=10)
 
         def call(i: int) -> None:
-            connection.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
+            connection.request("POST", path, body=bodies[i % len(bodies)], headers=turns[i % len(turns)])
             connection.getresponse().read()
 
         return call
@@ -135,6 +140,10 @@ def _hammer(
     return Warmed(sum(counts), elapsed, stable, (windows[-1] / window_s) if windows else 0.0)
 
 
+GATEWAY = "gateway"
+"""The name of the gateway's warm-up in ``prewarm``'s answer."""
+
+
 def prewarm(
     servers: list[str],
     endpoints: Endpoints,
@@ -143,13 +152,22 @@ def prewarm(
     seconds: float,
     threads: int = 4,
     requests: int = 0,
+    gateway_backends: tuple[str, ...] = (),
 ) -> dict[str, Warmed]:
     """Each server and protocol (``servers``: names such as ``torchserve-grpc``) warmed in turn until
-    its throughput settled after at least ``requests``, or for ``seconds`` at most."""
-    return {
+    its throughput settled after at least ``requests``, or for ``seconds`` at most; then the gateway's
+    REST API routed to each of ``gateway_backends`` in turn, request by request, until settled (its
+    connection pools and its workers' code paths; the servers behind it are warm by then)."""
+    warmed = {
         name: _hammer(_job(name, endpoints, payloads, torchserve_headers), seconds, threads, requests)
         for name in servers
     }
+    if gateway_backends:
+        bodies = [d.body_for("tfserving") for d in payloads.digits]
+        headers = [{"Content-Type": "application/json", "X-Gateway-Backend": b} for b in gateway_backends]
+        path = REST_PATHS["tfserving"].format(model=MODEL_NAME)
+        warmed[GATEWAY] = _hammer(_rest(endpoints.gateway_url, path, bodies, headers), seconds, threads)
+    return warmed
 
 
 def _job(
