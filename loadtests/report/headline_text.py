@@ -107,9 +107,16 @@ def method_text(results: Mapping[str, Any]) -> str:
         if pinning.get("mode") != "off" and servers
         else "servers and Locust not pinned"
     )
+    alone = (
+        "; 1-user p50 from an independent client that ends each round measuring every REST target, "
+        "interleaved in blocks of ten requests"
+        if results.get("independent")
+        else ""
+    )
     return (
-        f"{headline.get('rounds', 0)} rounds, each target once per round in a random order; ratios formed "
-        f"inside each round; 95% interval for a rerun, from the spread between rounds; {cpus}"
+        f"{headline.get('rounds', 0)} rounds, each target once per round in a random order{alone}; ratios "
+        "formed inside each round; estimate: the Hodges-Lehmann centre of the rounds; 95% interval for a "
+        f"rerun, from the spread between rounds; {cpus}"
     )
 
 

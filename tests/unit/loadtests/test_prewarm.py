@@ -33,3 +33,15 @@ def test_a_server_that_keeps_speeding_up_is_stopped_by_the_time_bound() -> None:
     warmed = _hammer(lambda: call, seconds=1.5, threads=1, window_s=0.2)
     assert not warmed.settled
     assert 1.4 <= warmed.seconds < 3.0
+
+
+def test_a_counted_warm_up_stops_after_its_count_whatever_the_throughput() -> None:
+    began = time.monotonic()
+
+    def call(i: int) -> None:  # never settles
+        time.sleep(0.005 / (1 + 20 * (time.monotonic() - began)))
+
+    warmed = _hammer(lambda: call, seconds=20.0, threads=2, requests=200, window_s=0.2, until_settled=False)
+    assert warmed.settled and warmed.counted and warmed.requests >= 200
+    assert warmed.seconds < 5.0
+    assert "a fixed count" in warmed.describe()
