@@ -32,11 +32,13 @@ from loadtests.targets import GATEWAY_PAIRS, HEADLINE_PAIRS
 
 __all__ = [
     "MIN_ROUNDS",
+    "SPEED_CHANGE_WARNING",
     "NO_DIFFERENCE",
     "HeadlineFigure",
     "RoundSummary",
     "across_rounds",
     "headline",
+    "machine_speed",
 ]
 
 MIN_ROUNDS = 3
@@ -289,18 +291,50 @@ def _harness(
     )
 
 
+SPEED_CHANGE_WARNING = 1.3
+"""A run whose slowest round took this much longer than its fastest gets a warning in the headline."""
+
+
+def machine_speed(independent: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How the machine's speed moved from round to round, read from the independent client: per round,
+    the geometric mean over targets of each target's p50 over its own median p50 (1.0: a typical
+    round; 2.0: every request took twice as long). ``slowest_over_fastest`` compares the extremes."""
+    by_target: dict[str, dict[int, float]] = {}
+    for record in independent:
+        p50 = float(record["latency_ms"]["p50"])
+        if record["requests"] and math.isfinite(p50) and p50 > 0:
+            by_target.setdefault(str(record["target"]), {})[int(record["rep"])] = p50
+    rounds = sorted({rep for values in by_target.values() for rep in values})
+    per_round = []
+    for rep in rounds:
+        logs = [
+            math.log(values[rep] / float(np.median(list(values.values()))))
+            for values in by_target.values()
+            if rep in values
+        ]
+        per_round.append(math.exp(sum(logs) / len(logs)))
+    spread = max(per_round) / min(per_round) if per_round else math.nan
+    return {"rounds": rounds, "per_round": per_round, "slowest_over_fastest": spread}
+
+
 def headline_json(
     steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:
     """``results.json``'s ``headline``: the method and the figures (documented in docs/benchmarking.md)."""
     rounds = sorted({int(s["rep"]) for s in steps})
+    speed = machine_speed(independent)
     return {
         "version": 1,
         "method": METHOD,
         "confidence": 0.95,
         "rounds": len(rounds),
         "figures": [figure.to_json() for figure in headline(steps, independent)],
+        "machine_speed": {**speed, "slowest_over_fastest": _json_number(speed["slowest_over_fastest"])},
     }
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 @dataclass(frozen=True)

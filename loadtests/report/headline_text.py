@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from loadtests.headline import NO_DIFFERENCE, HeadlineFigure
+from loadtests.headline import NO_DIFFERENCE, SPEED_CHANGE_WARNING, HeadlineFigure
 from loadtests.report.templating import text_table
 
 __all__ = ["figure_cells", "headline_rows", "headline_sentences", "method_text", "reproducibility_text"]
@@ -94,7 +94,23 @@ def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
         if figure.rounds < rounds:
             tail += f" Only {figure.rounds} of {rounds} rounds had correct answers from both (see the errors)"
         out.append(f"{subject}: {measured}; {tail}.")
+    if warning := speed_warning(results):
+        out.append(warning)
     return out
+
+
+def speed_warning(results: Mapping[str, Any]) -> str:
+    """A sentence when the machine's speed changed much between rounds ("" when it did not)."""
+    speed = (results.get("headline") or {}).get("machine_speed") or {}
+    change = speed.get("slowest_over_fastest")
+    if not isinstance(change, int | float) or change < SPEED_CHANGE_WARNING:
+        return ""
+    return (
+        f"Warning: this machine's speed changed during the run; the same requests took {change:.1f}x as "
+        "long in the slowest round as in the fastest (independent client, every target alike). Pairs "
+        "formed inside a round cancel most of that, but a ratio between stacks can itself depend on how "
+        "busy the machine is, so a rerun may land outside these intervals."
+    )
 
 
 def method_text(results: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from loadtests.headline import (
     headline,
     headline_json,
     hodges_lehmann,
+    machine_speed,
 )
 from loadtests.plan import PlanSettings, build_plan
 from loadtests.targets import select_targets
@@ -159,3 +160,20 @@ def test_the_gateway_cost_at_one_user_comes_from_the_independent_client_where_it
     assert f"gateway cost: {TF} | added p50 latency | 1 user" not in figures
     without = {f.id: f for f in headline(locust)}
     assert without[f"gateway cost: {TF} | added p50 latency | 1 user"].value == pytest.approx(2.0)
+
+
+def test_the_machines_speed_across_rounds_is_read_from_the_independent_client() -> None:
+    steady = independent_windows({TF: 1.0, TS: 3.0}, rounds=4)
+    assert machine_speed(steady)["slowest_over_fastest"] == pytest.approx(1.0)
+    # rounds 0-1 twice as slow for every target: the ratio between targets is unchanged
+    slow_start = [
+        {**record, "latency_ms": {"p50": record["latency_ms"]["p50"] * (2.0 if record["rep"] < 2 else 1.0)}}
+        for record in steady
+    ]
+    speed = machine_speed(slow_start)
+    assert speed["slowest_over_fastest"] == pytest.approx(2.0)
+    assert speed["rounds"] == [0, 1, 2, 3] and speed["per_round"][0] > speed["per_round"][3]
+    steps = [step(TF, r, 1.0, 900) for r in range(4)]
+    assert headline_json(steps, slow_start)["machine_speed"]["slowest_over_fastest"] == pytest.approx(2.0)
+    assert machine_speed([])["per_round"] == []
+    assert headline_json(steps, [])["machine_speed"]["slowest_over_fastest"] is None

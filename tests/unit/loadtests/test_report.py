@@ -172,6 +172,12 @@ def test_summary_text_has_the_table_the_gateway_and_the_winners(
     assert "](charts/headline.png)" in markdown and (tmp_path / "charts" / "headline.png").stat().st_size
     assert "Locust ceiling (null endpoints): REST" in text
     assert "TF Serving = the project's stand-in, NOT TensorFlow Serving" in text
+    assert "speed changed during the run" not in text
+    shifted = {
+        **with_headline,
+        "headline": {**with_headline["headline"], "machine_speed": {"slowest_over_fastest": 2.3}},
+    }
+    assert "took 2.3x as long in the slowest round as in the fastest" in summary_text(shifted)
 
 
 def test_skipped_targets_and_missing_figures_render(results: dict[str, Any], tmp_path: Path) -> None:
