@@ -157,6 +157,7 @@ def _step_record(
         "server_cpu_percent": dict(servers),
         "target_server_cpu_percent": sum(float(servers.get(c, 0.0)) for c in _components(target)),
         "other_cpu_percent": float(cpu.get("other", float("nan"))),
+        "steal_cpu_percent": float(cpu.get("steal", float("nan"))),
         "server_cpu_ms_per_request": _cpu_per_request(servers, target, ok, duration),
         "latencies_ms": np.round(data.latencies, 4).tolist(),
         "starts": np.round(data.starts - window[0], 6).tolist(),

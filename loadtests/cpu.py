@@ -143,6 +143,11 @@ def cpu_seconds(pgid: int) -> float:
     return sum(process_cpu_seconds(pid) for pid in _group_pids(pgid))
 
 
+def system_steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests while this machine wanted them, all cores."""
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
+
+
 def system_busy_seconds() -> float:
     """Busy CPU seconds of the whole machine so far, all cores (guest time is inside user time already)."""
     times = psutil.cpu_times()

@@ -32,8 +32,8 @@ from loadtests.targets import GATEWAY_PAIRS, HEADLINE_PAIRS
 
 __all__ = [
     "MIN_ROUNDS",
-    "SPEED_CHANGE_WARNING",
     "NO_DIFFERENCE",
+    "SPEED_CHANGE_WARNING",
     "HeadlineFigure",
     "RoundSummary",
     "across_rounds",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from loadtests.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds
+from loadtests.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds, system_steal_seconds
 from loadtests.plan import Plan
 
 __all__ = ["RunMonitor", "format_duration"]
@@ -25,6 +25,10 @@ def format_duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     minutes, secs = divmod(seconds, 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+STEAL_SHOWN = 5.0
+"""Steal (percent of one core) from which the progress line shows it."""
 
 
 class RunMonitor:
@@ -43,7 +47,7 @@ class RunMonitor:
         self.clock = clock
         self.generator_pids: list[int] = []
         self.cpu_by_phase: dict[int, dict[str, Any]] = {}
-        self._marks: dict[int, tuple[float, dict[str, float], dict[str, float], float]] = {}
+        self._marks: dict[int, tuple[float, dict[str, float], dict[str, float], float, float]] = {}
         self._began = clock()
 
     def on_start(self, pids: list[int]) -> None:
@@ -54,10 +58,10 @@ class RunMonitor:
             f"at least {format_duration(self.plan.estimated_s())}"
         )
 
-    def _snapshot(self) -> tuple[float, dict[str, float], dict[str, float], float]:
+    def _snapshot(self) -> tuple[float, dict[str, float], dict[str, float], float, float]:
         servers = {name: cpu_seconds(pgid) for name, pgid in self.server_groups.items()}
         generator = {str(pid): process_cpu_seconds(pid) for pid in self.generator_pids}
-        return self.clock(), servers, generator, system_busy_seconds()
+        return self.clock(), servers, generator, system_busy_seconds(), system_steal_seconds()
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -106,7 +110,7 @@ class RunMonitor:
         cpu: dict[str, Any] = {}
         generator_peak = ""
         if mark is not None:
-            now, servers, generator, busy = self._snapshot()
+            now, servers, generator, busy, steal = self._snapshot()
             wall = max(now - mark[0], 1e-9)
             cpu = {
                 "servers": {n: 100 * (servers[n] - mark[1].get(n, 0.0)) / wall for n in servers},
@@ -114,10 +118,14 @@ class RunMonitor:
             }
             ours = sum(cpu["servers"].values()) + sum(cpu["generator"].values())
             # Everything else the machine did meanwhile (other users' work on a shared machine).
+            # "other" counts the hypervisor's steal too (CPU this machine wanted but did not get).
             cpu["other"] = max(0.0, 100 * (busy - mark[3]) / wall - ours)
+            cpu["steal"] = max(0.0, 100 * (steal - mark[4]) / wall)
             if cpu["generator"]:
                 generator_peak = f"  Locust CPU {max(cpu['generator'].values()):3.0f}%"
             generator_peak += f"  other CPU {cpu['other']:3.0f}%"
+            if cpu["steal"] >= STEAL_SHOWN:
+                generator_peak += f" (host steal {cpu['steal']:.0f}%)"
         self.cpu_by_phase[index] = cpu
         rate = requests / duration if duration > 0 else 0.0
         p50 = event.get("p50_ms")
