@@ -149,9 +149,9 @@ def _hammer(
 
 GATEWAY = "gateway"
 """The name of the gateway's warm-up in ``prewarm``'s answer."""
-GATEWAY_REQUESTS = 300
+GATEWAY_REQUESTS = 100
 """Requests through the gateway per backend (it compiles nothing: its connection pools and code paths
-warm within a few hundred; its throughput, bound by three servers in turn, does not settle in 15 s)."""
+are warm after a hundred; its throughput, bound by three servers in turn, did not settle in 15 s)."""
 
 
 def prewarm(

@@ -40,6 +40,8 @@ def distributed(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFac
         "--warmup-requests",
         "0",
         "--no-calibration",
+        "--independent-seconds",
+        "1",
         "--bootstrap",
         "100",
         "--store",
