@@ -22,12 +22,11 @@ import serving.torchserve
 from exporters import train_keras, train_torch
 from exporters.mnist import MnistData
 from exporters.settings import TrainSettings
-from model_store import CONTRACT, ArtifactRecord, ModelStore, VersionRecord
+from model_store import CONTRACT, REFERENCE_DIR, ArtifactRecord, ModelStore, VersionRecord
 from model_store.checksums import combined_sha256, hash_tree, sha256_file
 
 TORCHSCRIPT_PATH = "torchscript/model.pt"
 MAR_DIR = "torchserve"
-REFERENCE_DIR = "reference"
 HANDLER_FILE = Path(serving.torchserve.__file__).parent / "mnist_handler.py"
 _NOT_SAVED_MODEL = frozenset({"torchscript", MAR_DIR, REFERENCE_DIR, "version.json"})
 _LIBRARIES = ("numpy", "tensorflow", "keras", "torch", "torchserve", "torch-model-archiver", "pillow")

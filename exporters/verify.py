@@ -19,9 +19,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from exporters.export import REFERENCE_DIR
 from exporters.mnist import MnistData
-from model_store import CONTRACT, ModelStore, VersionRecord
+from model_store import CONTRACT, REFERENCE_DIR, ModelStore, VersionRecord
 
 MAX_ABS_DIFF = 1e-5
 HANDLER_JSON_BATCH = 1000

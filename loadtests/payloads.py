@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from model_store import MODEL_NAME, ModelStore
+from model_store import MODEL_NAME, REFERENCE_DIR, ModelStore
 
 __all__ = [
     "Digit",
@@ -127,7 +127,7 @@ def payloads_from_store(
     version = version if version is not None else store.latest_version()
     if version is None:
         raise PayloadError(f"no model version in {store.model_dir}; run `make demo` or `make export` first")
-    reference_dir = store.version_dir(version) / "reference"
+    reference_dir = store.version_dir(version) / REFERENCE_DIR
     try:
         references = [np.load(reference_dir / f"{fw}_probabilities.npy") for fw in ("tensorflow", "pytorch")]
     except FileNotFoundError as exc:

@@ -35,6 +35,8 @@ DEFAULT_ROOT = Path(__file__).resolve().parent / "artifacts"
 ROOT_ENV_VAR = "MODEL_STORE_DIR"
 VERSION_RECORD = "version.json"
 INDEX_FILE = "manifest.json"
+REFERENCE_DIR = "reference"
+"""Each version's folder of the trained models' own outputs on the test set (what serving must match)."""
 _STAGING_PREFIX = ".staging-"
 _LOCK_FILE = ".lock"
 
