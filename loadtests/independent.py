@@ -115,7 +115,8 @@ def run_interleaved(
     discard: int = DISCARD,
 ) -> dict[str, CrossCheck]:
     """Measure every target for ``seconds`` in blocks of ``block`` requests, the targets in a new random
-    order (from ``seed``) each cycle; after one unmeasured block per target (new connections)."""
+    order (from ``seed``) each cycle, and every target at least once; after one unmeasured block per
+    target (new connections)."""
     order = random.Random(seed)
     connections = {name: _Connection(target, digits) for name, target in targets.items()}
     durations: dict[str, list[float]] = {name: [] for name in targets}
@@ -127,10 +128,15 @@ def run_interleaved(
                 connection.send()
         began = time.perf_counter()
         names: list[str] = []
-        while (block_began := time.perf_counter()) - began < seconds:
+        cycles = 0
+        # The first cycle is always finished (every target measured at least once), then until time.
+        while (
+            (block_began := time.perf_counter()) - began < seconds or cycles == 0 or (cycles == 1 and names)
+        ):
             if not names:  # a new cycle: every target once, in a new order
                 names = list(connections)
                 order.shuffle(names)
+                cycles += 1
             name = names.pop()
             for i in range(block):
                 latency = connections[name].send()

@@ -84,6 +84,8 @@ def test_targets_take_turns_in_blocks_and_wrong_answers_are_not_counted(servers:
     )
     measured_blocks = (results["a"].requests + 0.0) / (BLOCK - DISCARD)
     assert measured_blocks == int(measured_blocks), "the first answers of every block are left out"
+    short = run_interleaved(targets, digits, 0.0, seed=2)
+    assert short["a"].requests == BLOCK - DISCARD and short["b"].failures == BLOCK, "every target once"
 
 
 def test_records_give_each_target_its_own_figure_per_round() -> None:
