@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "capacity_min_requests": 20,
     },
 }
-"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 3 minutes); ``smoke``: tests."""
+"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 4 minutes here); ``smoke``: tests."""
 
 DEFAULTS: dict[str, Any] = {
     "targets": "all",
