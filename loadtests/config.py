@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="full",
-        help="load settings: full (docs/benchmarking.md), demo (make demo, about 3 minutes), smoke (tests)",
+        help="load settings: full (docs/benchmarking.md), demo (make demo, about 4 minutes here), smoke (tests)",
     )
 
     where = parser.add_argument_group("where the targets are (defaults: `make serve` and `make gateway`)")
