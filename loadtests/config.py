@@ -62,7 +62,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "capacity_min_requests": 20,
     },
 }
-"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 4 minutes here); ``smoke``: tests."""
+"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 4 minutes here); ``smoke``:
+tests."""
 
 DEFAULTS: dict[str, Any] = {
     "targets": "all",
@@ -229,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="full",
-        help="load settings: full (docs/benchmarking.md), demo (make demo, about 4 minutes here), smoke (tests)",
+        help="load settings: full (docs/benchmarking.md), demo (make demo, about 4 minutes here), "
+        "smoke (tests)",
     )
 
     where = parser.add_argument_group("where the targets are (defaults: `make serve` and `make gateway`)")

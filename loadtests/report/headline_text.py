@@ -95,7 +95,7 @@ def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
             tail += f" Only {figure.rounds} of {rounds} rounds had correct answers from both (see the errors)"
         out.append(f"{subject}: {measured}; {tail}.")
     if warning := speed_warning(results):
-        out.append(warning)
+        out.insert(0, warning)  # first: it bears on how to read every figure after it
     return out
 
 
