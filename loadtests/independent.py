@@ -9,8 +9,9 @@ of a second of the machine's life as every other target's. On this shared machin
 second says little about the next: measured here, the spread across rounds of TorchServe's / TF
 Serving's p50 fell from 0.22 (log sd) with one target after the other in 0.5 s windows to 0.07 with
 blocks of ten, and the gateway's added p50 from about 1 ms to 0.2 ms. The first ``DISCARD`` answers
-of a block are not counted: a server that sat idle while the others were measured has cold caches,
-and counting them made the TF Serving stand-in read 50% slower than alone.
+of a block are not counted: a server that sat idle while the others were measured has cold caches
+(alternating request by request, where every answer is a first one, made the TF Serving stand-in read
+50% slower than alone).
 
 These windows give the headline its 1-user p50 figures (pairs formed inside one window) and check the
 harness: Locust's 1-user p50 of the same round against this client's.
@@ -206,7 +207,7 @@ class IndependentClient:
                     phase.min_s * _USABLE_SHARE,
                     seed=self.plan.settings.order_seed * 1000 + phase.rep,
                 )
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:  # a server that broke the connection
                 self.failed[phase.index] = str(exc)
                 self.say(f"    independent client: failed ({exc})")
                 return
