@@ -366,7 +366,7 @@ def _measure(
         return None
     say("Analysing (intervals from the spread between rounds)...")
     events, samples = _read_events(launch.events_file), load_samples(launch.samples_file)
-    independent = independent_records(plan, client.results)
+    independent = independent_records(plan, client.results, client.concurrent)
     results = analyse(
         plan,
         events,
@@ -455,8 +455,9 @@ def crosscheck_rows(independent: list[dict[str, Any]], steps: list[dict[str, Any
     """Per target, the independent client's windows beside Locust's 1-user windows of the same rounds
     (medians over rounds)."""
     rows = []
-    for target in dict.fromkeys(r["target"] for r in independent):
-        alone = [r for r in independent if r["target"] == target]
+    one_user = [r for r in independent if r["users"] == 1]
+    for target in dict.fromkeys(r["target"] for r in one_user):
+        alone = [r for r in one_user if r["target"] == target]
         locust = [s for s in steps if s["target"] == target and s["kind"] == "closed" and s["users"] == 1]
         rows.append(
             {

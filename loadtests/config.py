@@ -17,14 +17,17 @@ __all__ = ["PRESETS", "CompareConfig", "build_parser", "config_from_args"]
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": {
-        # REST only (gRPC and the capacity search in `make loadtest`). Interleaved rounds: every round
-        # visits the six targets once, in a random order, with an 8-user and a 1-user Locust window each
-        # (one Locust tick apiece), and ends with the independent client's window over all six,
-        # interleaved in blocks of ten requests; the machine's drift falls on every target alike and
-        # the headline's intervals come from the spread between the rounds.
+        # REST only (gRPC, more users and the capacity search in `make loadtest`). Interleaved rounds:
+        # every round visits the six targets once, in a random order, with a 1-user Locust window each
+        # (one Locust tick: the harness check), and ends with the independent client's window over all
+        # six: one connection per target in blocks of ten requests (p50), then 8 connections per
+        # target in time slots of about 0.2 s (throughput). The machine's drift falls on every target
+        # alike and the headline's intervals come from the spread between the rounds.
         "targets": "tfserving-rest,torchserve-rest,v2-rest,gateway/tfserving-rest,gateway/torchserve-rest,"
         "gateway/v2-rest",
-        "users": "8,1",
+        "users": "1",
+        "independent_connections": 8,
+        "independent_concurrent_seconds": 4.5,
         "repetitions": 7,
         "min_requests": 50,
         "step_seconds": 0.6,
@@ -51,6 +54,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_step_seconds": 3.0,
         "settle_seconds": 0.2,
         "independent_seconds": 0.6,
+        "independent_connections": 2,
+        "independent_concurrent_seconds": 0.6,
         "warmup_requests": 0,
         "warmup_seconds": 0.0,
         "bootstrap": 200,
@@ -76,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "max_step_seconds": 60.0,
     "settle_seconds": 1.0,
     "independent_seconds": 2.5,
+    "independent_connections": 16,
+    "independent_concurrent_seconds": 4.5,
     # TorchServe's JVM keeps getting faster for about 2,000 requests on these machines (cold: ~9-16 ms,
     # steady: ~1.5 ms p50 at one connection), so the warm-up asks for 2,000 (the protocol's minimum is 1,000).
     "warmup_requests": 2000,
@@ -125,6 +132,8 @@ class CompareConfig:
     independent_client: bool = True
     """The independent client's window at the end of every round, over every REST target."""
     independent_seconds: float = DEFAULTS["independent_seconds"]
+    independent_connections: int = DEFAULTS["independent_connections"]
+    independent_concurrent_seconds: float = DEFAULTS["independent_concurrent_seconds"]
     prewarm_seconds: float = DEFAULTS["prewarm_seconds"]
     prewarm_requests: int = DEFAULTS["prewarm_requests"]
     workers: int = 0
@@ -166,6 +175,8 @@ class CompareConfig:
             max_step_s=max(self.max_step_seconds, self.step_seconds),
             settle_s=self.settle_seconds,
             independent_s=self.independent_seconds,
+            independent_connections=self.independent_connections if self.independent_client else 0,
+            independent_concurrent_s=self.independent_concurrent_seconds,
             warmup_requests=self.warmup_requests,
             warmup_s=self.warmup_seconds,
             warmup_users=self.warmup_users,
@@ -303,7 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
         "target (servers directly and through the gateway), interleaved in blocks of ten requests; the "
         "headline's 1-user p50 figures are its, and Locust's 1-user p50 beside them is the harness check",
     )
-    _knob(load, "independent_seconds", float, "the independent client's window in each round")
+    _knob(load, "independent_seconds", float, "the independent client's 1-user part in each round")
+    _knob(
+        load,
+        "independent_connections",
+        int,
+        "then its concurrent part: throughput at this many connections per target, the targets "
+        "interleaved in 0.25 s time slots (the headline's throughput figures); 0 leaves it out",
+    )
+    _knob(load, "independent_concurrent_seconds", float, "the concurrent part's length in each round")
 
     generator = parser.add_argument_group("load generator")
     generator.add_argument(

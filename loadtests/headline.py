@@ -219,53 +219,72 @@ def headline(
 ) -> list[HeadlineFigure]:
     """The headline figures of the measured steps: for each TF-vs-PyTorch pair of direct targets, p50
     at the fewest users and throughput at the most; for each backend, the gateway's added p50 and its
-    throughput share. A p50 at one user comes from the independent client's windows
-    (``independent``) where both targets have them (it adds less of its own time than Locust), else
-    from Locust's; per target with both, the harness check (Locust's p50 over the independent
-    client's, round by round). Pairs of two targets through the gateway are left to the per-metric
-    table: the gateway's cost per backend answers that question."""
+    throughput share. A figure comes from the independent client's windows (``independent``) where it
+    measured both targets (its 1-user windows for p50, its concurrent ones for throughput: it adds less
+    of its own time than Locust and interleaves the targets finely), else from Locust's; per target
+    with both, the harness check (Locust's figure over the independent client's, round by round).
+    Pairs of two targets through the gateway are left to the per-metric table: the gateway's cost per
+    backend answers that question."""
     figures: list[HeadlineFigure | None] = []
-    measured_alone = {r["target"] for r in independent}
-    alone_step = str(independent[0]["step"]) if independent else ""
+    alone = [r for r in independent if int(r["users"]) == 1]
+    together = [r for r in independent if int(r["users"]) > 1]
     via_gateway = {via for via, _ in GATEWAY_PAIRS}
+
+    def latency(pair: str, a: str, b: str, figure: str) -> HeadlineFigure | None:
+        if alone and {a, b} <= {r["target"] for r in alone}:
+            return _figure(alone, pair, a, b, str(alone[0]["step"]), figure)
+        return _figure(steps, pair, a, b, _closed_steps(steps, a)[0][1], figure)
+
+    def throughput(pair: str, a: str, b: str) -> HeadlineFigure | None:
+        if together and {a, b} <= {r["target"] for r in together}:
+            return _figure(together, pair, a, b, str(together[0]["step"]), "throughput")
+        return _figure(steps, pair, a, b, _closed_steps(steps, a)[-1][1], "throughput")
+
     for label, tf_side, pytorch_side in HEADLINE_PAIRS:
-        closed = _closed_steps(steps, tf_side)
-        if not closed or not _closed_steps(steps, pytorch_side) or {tf_side, pytorch_side} <= via_gateway:
+        if not _closed_steps(steps, tf_side) or not _closed_steps(steps, pytorch_side):
             continue
-        if {tf_side, pytorch_side} <= measured_alone:
-            figures.append(_figure(independent, label, tf_side, pytorch_side, alone_step, "p50 latency"))
-        else:
-            figures.append(_figure(steps, label, tf_side, pytorch_side, closed[0][1], "p50 latency"))
-        figures.append(_figure(steps, label, tf_side, pytorch_side, closed[-1][1], "throughput"))
+        if {tf_side, pytorch_side} <= via_gateway:
+            continue
+        figures.append(latency(label, tf_side, pytorch_side, "p50 latency"))
+        figures.append(throughput(label, tf_side, pytorch_side))
     for via, direct in GATEWAY_PAIRS:
-        closed = _closed_steps(steps, direct)
-        if not closed or not _closed_steps(steps, via):
+        if not _closed_steps(steps, direct) or not _closed_steps(steps, via):
             continue
         pair = f"gateway cost: {direct}"
-        if {via, direct} <= measured_alone:
-            figures.append(_figure(independent, pair, direct, via, alone_step, "added p50 latency"))
-        else:
-            figures.append(_figure(steps, pair, direct, via, closed[0][1], "added p50 latency"))
-        figures.append(_figure(steps, pair, direct, via, closed[-1][1], "throughput"))
-    figures += [_harness(steps, independent, target) for target in sorted(measured_alone)]
+        figures.append(latency(pair, direct, via, "added p50 latency"))
+        figures.append(throughput(pair, direct, via))
+    figures += [
+        _harness(steps, alone, target, "p50 latency") for target in sorted({r["target"] for r in alone})
+    ]
+    figures += [
+        _harness(steps, together, target, "throughput") for target in sorted({r["target"] for r in together})
+    ]
     return [figure for figure in figures if figure is not None]
 
 
 HARNESS_TOLERANCE = 0.15
-"""Locust's 1-user p50 within 15% of the independent client's: the harness is not what is measured."""
+"""Locust's figure within 15% of the independent client's: the harness is not what is measured."""
 
 
 def _harness(
-    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]], target: str
+    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]], target: str, figure: str
 ) -> HeadlineFigure | None:
-    locust = {
-        s["rep"]: s for s in steps if s["target"] == target and s["kind"] == "closed" and s["users"] == 1
-    }
+    """Locust's p50 (or throughput) over the independent client's at the same concurrency, round by
+    round; None where Locust did not measure that concurrency."""
     alone = {r["rep"]: r for r in independent if r["target"] == target and r["requests"]}
+    users = int(independent[0]["users"]) if independent else 1
+    locust = {
+        s["rep"]: s for s in steps if s["target"] == target and s["kind"] == "closed" and s["users"] == users
+    }
     rounds = sorted(rep for rep in alone if rep in locust and locust[rep]["requests"])
     if not rounds:
         return None
-    values = [locust[r]["latency_ms"]["p50"] / alone[r]["latency_ms"]["p50"] for r in rounds]
+    if figure == "throughput":
+        values = [locust[r]["rps"] / alone[r]["rps"] for r in rounds]
+        better, measured = "higher", "throughput"
+    else:
+        values = [locust[r]["latency_ms"]["p50"] / alone[r]["latency_ms"]["p50"] for r in rounds]
+        better, measured = "lower", "p50"
     summary = across_rounds(values, ratio=True)
     if summary.rounds < MIN_ROUNDS:
         verdict = TOO_FEW
@@ -273,15 +292,15 @@ def _harness(
         verdict = "agrees within 15%"
     else:
         side = "higher" if summary.value > 1.0 else "lower"
-        verdict = f"Locust reads {side}: the headline uses the independent client's p50"
+        verdict = f"Locust reads {side}: the headline uses the independent client's {measured}"
     return HeadlineFigure(
         pair=f"harness check: {target}",
-        figure="Locust p50 / independent client p50",
+        figure=f"Locust {measured} / independent client {measured}",
         a=f"{target} (independent client)",
         b=f"{target} (Locust)",
-        step="1 user",
+        step=f"{users} user{'s' if users != 1 else ''}",
         kind="ratio",
-        better="lower",
+        better=better,
         value=summary.value,
         low=summary.low,
         high=summary.high,
@@ -301,6 +320,8 @@ def machine_speed(independent: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     round; 2.0: every request took twice as long). ``slowest_over_fastest`` compares the extremes."""
     by_target: dict[str, dict[int, float]] = {}
     for record in independent:
+        if int(record["users"]) != 1:
+            continue
         p50 = float(record["latency_ms"]["p50"])
         if record["requests"] and math.isfinite(p50) and p50 > 0:
             by_target.setdefault(str(record["target"]), {})[int(record["rep"])] = p50

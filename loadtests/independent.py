@@ -34,7 +34,18 @@ from loadtests.payloads import Digit
 from loadtests.plan import Phase, Plan
 from loadtests.stats import percentile
 
-__all__ = ["BLOCK", "STEP", "CrossCheck", "IndependentClient", "IndependentTarget", "independent_records"]
+__all__ = [
+    "BLOCK",
+    "STEP",
+    "CrossCheck",
+    "IndependentClient",
+    "IndependentTarget",
+    "Slots",
+    "concurrent_step",
+    "independent_records",
+    "run_concurrent",
+    "run_interleaved",
+]
 
 STEP = "1 user, independent client"
 """The step label of the independent client's figures."""
@@ -43,6 +54,10 @@ BLOCK = 10
 DISCARD = 3
 """Answers at the start of each block that are not counted (the server's caches are warming again)."""
 TOOL = f"http.client, 1 keep-alive connection per target, targets interleaved in blocks of {BLOCK}"
+SLOT_S = 0.25
+"""About how long the concurrent part stays with one target."""
+SETTLE_SHARE = 0.3
+"""The share of a slot that is not counted."""
 _USABLE_SHARE = 0.85
 """Of the phase's measured time: the client stops before the next phase may start."""
 
@@ -165,6 +180,119 @@ def run_interleaved(
     }
 
 
+@dataclass(frozen=True)
+class Slots:
+    """Time slots of the concurrent part: every target gets one slot per cycle, in a new random order
+    each cycle, the slots about ``SLOT_S`` long and fitted so that whole cycles fill the time; the first
+    ``settle_s`` of a slot is not counted (the previous target's answers are still arriving and the
+    connections move over)."""
+
+    order: tuple[str, ...]
+    slot_s: float
+    settle_s: float
+
+    @classmethod
+    def plan(cls, names: Iterable[str], seconds: float, seed: int, slot_s: float = SLOT_S) -> Slots:
+        targets = list(names)
+        if not targets:
+            return cls((), slot_s, slot_s * SETTLE_SHARE)
+        cycles = max(1, round(seconds / (slot_s * len(targets))))
+        fitted = seconds / (cycles * len(targets)) if seconds > 0 else slot_s  # whole cycles fill the time
+        shuffle = random.Random(seed)
+        order: list[str] = []
+        for _ in range(cycles):
+            shuffle.shuffle(targets)
+            order += targets
+        return cls(tuple(order), fitted, fitted * SETTLE_SHARE)
+
+    def at(self, elapsed: float) -> tuple[int, bool] | None:
+        """The slot ``elapsed`` seconds after the start, and whether that moment is counted; None after
+        the last slot."""
+        index = int(elapsed // self.slot_s)
+        if elapsed < 0 or index >= len(self.order):
+            return None
+        return index, elapsed - index * self.slot_s >= self.settle_s
+
+    def counted_s(self, name: str) -> float:
+        return self.order.count(name) * (self.slot_s - self.settle_s)
+
+
+def run_concurrent(
+    targets: Mapping[str, IndependentTarget],
+    digits: tuple[Digit, ...],
+    seconds: float,
+    *,
+    connections: int,
+    seed: int = 0,
+    slot_s: float = SLOT_S,
+) -> dict[str, CrossCheck]:
+    """Throughput at ``connections`` concurrent connections, every target in short time slots
+    (``Slots``) that all threads follow by the same clock, so that each target's throughput is measured
+    over the same seconds of the machine's life as every other's. A target's throughput is the number
+    of requests *started* in its counted time over that time: in a closed loop each connection starts
+    its next request as soon as an answer arrives, so the starts keep pace with the answers."""
+    slots = Slots.plan(targets, seconds, seed, slot_s)
+    began = [0.0]
+    ready = threading.Barrier(connections, action=lambda: began.__setitem__(0, time.perf_counter()))
+    started = {name: 0 for name in targets}
+    failures = dict.fromkeys(targets, 0)
+    durations: dict[str, list[float]] = {name: [] for name in targets}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def connection() -> None:
+        own = {name: _Connection(target, digits) for name, target in targets.items()}
+        mine: list[tuple[str, float | None]] = []
+        try:
+            for link in own.values():  # connected and warm before the clock starts
+                link.send()
+            ready.wait(timeout=30.0)
+            while (now := slots.at(time.perf_counter() - began[0])) is not None:
+                name = slots.order[now[0]]
+                latency = own[name].send()
+                if now[1]:
+                    mine.append((name, latency))
+        except (OSError, http.client.HTTPException, threading.BrokenBarrierError) as exc:
+            with lock:
+                errors.append(exc)
+            ready.abort()
+        finally:
+            for link in own.values():
+                link.close()
+        with lock:
+            for name, latency in mine:
+                started[name] += 1
+                if latency is None:
+                    failures[name] += 1
+                else:
+                    durations[name].append(latency)
+
+    threads = [threading.Thread(target=connection, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60.0)
+    if errors:
+        raise errors[0]
+    tool = (
+        f"http.client, {connections} keep-alive connections per target, targets interleaved in "
+        f"{slots.slot_s:.2f} s time slots"
+    )
+    return {
+        name: CrossCheck(
+            name,
+            tool,
+            slots.slot_s * len(slots.order),
+            len(durations[name]),
+            failures[name],
+            percentile(durations[name], 50),
+            percentile(durations[name], 99),
+            started[name] / slots.counted_s(name) if slots.counted_s(name) > 0 else float("nan"),
+        )
+        for name in targets
+    }
+
+
 class IndependentClient:
     """Measures each ``independent`` phase of ``plan`` as the Locust shape announces it (``on_event``)."""
 
@@ -184,6 +312,9 @@ class IndependentClient:
         self.say = say
         self.labels = dict(labels or {})
         self.results: dict[int, dict[str, CrossCheck]] = {}
+        """Per independent phase: each target at one connection."""
+        self.concurrent: dict[int, dict[str, CrossCheck]] = {}
+        """Per independent phase: each target at the plan's ``independent_connections``."""
         self.failed: dict[int, str] = {}
         self._threads: list[threading.Thread] = []
 
@@ -198,26 +329,44 @@ class IndependentClient:
         self._threads.append(thread)
 
     def _measure(self, phase: Phase) -> None:
+        settings = self.plan.settings
+        seed = settings.order_seed * 1000 + phase.rep
         with pinned(self.cpus):
             time.sleep(phase.settle_s)
             try:
-                results = run_interleaved(
-                    self.targets,
-                    self.digits,
-                    phase.min_s * _USABLE_SHARE,
-                    seed=self.plan.settings.order_seed * 1000 + phase.rep,
+                alone = run_interleaved(
+                    self.targets, self.digits, settings.independent_s * _USABLE_SHARE, seed=seed
                 )
+                self.results[phase.index] = alone
+                self._say("1 connection each, blocks", alone, "p50 ms", lambda r: f"{r.p50_ms:.2f}")
+                if settings.independent_connections > 0:
+                    together = run_concurrent(
+                        self.targets,
+                        self.digits,
+                        settings.independent_concurrent_s * _USABLE_SHARE,
+                        connections=settings.independent_connections,
+                        seed=seed,
+                    )
+                    self.concurrent[phase.index] = together
+                    self._say(
+                        f"{settings.independent_connections} connections, time slots",
+                        together,
+                        "req/s",
+                        lambda r: f"{r.rps:.0f}",
+                    )
             except (OSError, http.client.HTTPException) as exc:  # a server that broke the connection
                 self.failed[phase.index] = str(exc)
                 self.say(f"    independent client: failed ({exc})")
-                return
-        self.results[phase.index] = results
+
+    def _say(
+        self, how: str, results: Mapping[str, CrossCheck], unit: str, figure: Callable[[CrossCheck], str]
+    ) -> None:
         seconds = max(result.seconds for result in results.values())
         requests = sum(result.requests for result in results.values())
-        figures = ", ".join(f"{self.labels.get(n, n)} {r.p50_ms:.2f}" for n, r in sorted(results.items()))
+        figures = ", ".join(f"{self.labels.get(n, n)} {figure(r)}" for n, r in sorted(results.items()))
         self.say(
             f"    {'independent':>12} {seconds:5.1f} s {requests:>7} requests, {len(results)} targets "
-            f"interleaved, one connection each, no Locust; p50 ms: {figures}"
+            f"interleaved, {how}, no Locust; {unit}: {figures}"
         )
 
     def join(self, timeout_s: float = 15.0) -> None:
@@ -225,28 +374,42 @@ class IndependentClient:
             thread.join(timeout_s)
 
 
-def independent_records(plan: Plan, results: Mapping[int, Mapping[str, CrossCheck]]) -> list[dict[str, Any]]:
-    """Step-like records of the independent client's figures, a target and round each (the fields the
-    headline reads)."""
+def independent_records(
+    plan: Plan,
+    results: Mapping[int, Mapping[str, CrossCheck]],
+    concurrent: Mapping[int, Mapping[str, CrossCheck]] | None = None,
+) -> list[dict[str, Any]]:
+    """Step-like records of the independent client's figures, a target, round and concurrency each
+    (the fields the headline reads)."""
+    connections = plan.settings.independent_connections
+    parts = [(results, 1, STEP)]
+    if concurrent:
+        parts.append((concurrent, connections, concurrent_step(connections)))
     records = []
     for phase in plan.phases:
         if phase.kind != "independent":
             continue
-        for result in results.get(phase.index, {}).values():
-            records.append(
-                {
-                    "target": result.target,
-                    "rep": phase.rep,
-                    "phase": phase.index,
-                    "kind": "independent",
-                    "step": STEP,
-                    "users": 1,
-                    "requests": result.requests,
-                    "error_count": result.failures,
-                    "duration_s": result.seconds,
-                    "rps": result.rps,
-                    "latency_ms": {"p50": result.p50_ms, "p99": result.p99_ms},
-                    "saturated": False,
-                }
-            )
+        for windows, users, step in parts:
+            for result in windows.get(phase.index, {}).values():
+                records.append(
+                    {
+                        "target": result.target,
+                        "rep": phase.rep,
+                        "phase": phase.index,
+                        "kind": "independent",
+                        "step": step,
+                        "users": users,
+                        "requests": result.requests,
+                        "error_count": result.failures,
+                        "duration_s": result.seconds,
+                        "rps": result.rps,
+                        "latency_ms": {"p50": result.p50_ms, "p99": result.p99_ms},
+                        "saturated": False,
+                    }
+                )
     return records
+
+
+def concurrent_step(connections: int) -> str:
+    """The step label of the independent client's figures at ``connections`` connections."""
+    return f"{connections} connections, independent client"

@@ -6,7 +6,8 @@ order of the round's own), a warm-up phase (discarded; first round only), the cl
 concurrency steps, the optional fixed-rate steps, the optional capacity search, and a short drain with
 zero users so that the next target starts from nothing. A round can end with one ``independent``
 phase: Locust holds zero users while the runner's own client measures every chosen target at one
-connection, interleaved in short blocks (``loadtests.independent``). The plan is a JSON file the
+connection, interleaved in short blocks, and then (optionally) at several connections, interleaved
+in short time slots (``loadtests.independent``). The plan is a JSON file the
 runner writes and the Locust shape reads.
 
 The capacity search (``loadtests.capacity``) is planned as ``max_steps`` capacity phases per target and
@@ -110,7 +111,19 @@ class PlanSettings:
     round (Locust at zero users), interleaved in short blocks: the 1-user headline figures and the
     harness check, formed inside the round."""
     independent_s: float = 2.5
-    """How long that window lasts (after ``settle_s``)."""
+    """How long that window's 1-user part lasts (after ``settle_s``)."""
+    independent_connections: int = 0
+    """Connections of the window's concurrent part (0: none): throughput at that concurrency, the
+    targets interleaved in short time slots."""
+    independent_concurrent_s: float = 0.0
+    """How long the concurrent part lasts (after the 1-user part)."""
+
+    @property
+    def independent_window_s(self) -> float:
+        """The whole window of the independent client: its 1-user part and its concurrent part."""
+        concurrent = self.independent_concurrent_s if self.independent_connections > 0 else 0.0
+        return self.independent_s + concurrent
+
     spawn_rate: float = 1000.0
     search: SearchSettings | None = None
     """The capacity search's settings; None: no search."""
@@ -197,8 +210,8 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
         measured = kind in MEASURED_KINDS
         timing: dict[str, Any]
         if kind == "independent":  # the runner's client measures; Locust sends nothing
-            timing = {"settle_s": settings.settle_s, "min_s": settings.independent_s}
-            timing.update(max_s=settings.independent_s, min_requests=0)
+            timing = {"settle_s": settings.settle_s, "min_s": settings.independent_window_s}
+            timing.update(max_s=settings.independent_window_s, min_requests=0)
         elif kind == "capacity":  # a search step: its rate is chosen while the plan runs
             timing = {
                 "settle_s": settings.settle_s,

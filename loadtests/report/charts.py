@@ -393,7 +393,8 @@ def _headline_label(item: Any, official_tf: bool | None) -> str:
     name = lambda target: target_label(target, official_tf)  # noqa: E731 - a short alias
     if item.pair.startswith("harness check"):
         target = item.pair.removeprefix("harness check: ")
-        return f"{name(target)}: Locust / independent client, p50 at {item.step}"
+        measured = "throughput" if item.figure.endswith("throughput") else "p50"
+        return f"{name(target)}: Locust / independent client, {measured} at {item.step}"
     if item.pair.startswith("gateway cost"):
         what = "added p50" if item.kind == "difference" else f"{item.figure}, via gateway / direct"
         return f"{name(item.a)}: {what}, {item.step}"

@@ -77,7 +77,7 @@ def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
             )
         elif figure.pair.startswith("harness check"):
             subject = f"Harness check, {label(figure.a.removesuffix(' (independent client)'))}"
-            measured = f"Locust's p50 at 1 user / the independent client's = {value} {interval}"
+            measured = f"{figure.figure} at {figure.step} = {value} {interval}"
         else:
             subject = f"{figure.pair}, {what}"
             measured = f"{label(figure.b)} / {label(figure.a)} = {value} {interval}"
@@ -123,12 +123,19 @@ def method_text(results: Mapping[str, Any]) -> str:
         if pinning.get("mode") != "off" and servers
         else "servers and Locust not pinned"
     )
+    independent = results.get("independent") or []
+    connections = max((int(r.get("users", 1)) for r in independent), default=1)
     alone = (
         "; 1-user p50 from an independent client that ends each round measuring every REST target, "
         "interleaved in blocks of ten requests"
-        if results.get("independent")
+        if independent
         else ""
     )
+    if connections > 1:
+        alone += (
+            f", and throughput from the same client at {connections} connections per target, the targets "
+            "interleaved in time slots of about 0.2 s"
+        )
     return (
         f"{headline.get('rounds', 0)} rounds, each target once per round in a random order{alone}; ratios "
         "formed inside each round; estimate: the Hodges-Lehmann centre of the rounds; 95% interval for a "

@@ -177,3 +177,37 @@ def test_the_machines_speed_across_rounds_is_read_from_the_independent_client() 
     assert headline_json(steps, slow_start)["machine_speed"]["slowest_over_fastest"] == pytest.approx(2.0)
     assert machine_speed([])["per_round"] == []
     assert headline_json(steps, [])["machine_speed"]["slowest_over_fastest"] is None
+
+
+def concurrent_windows(rps_by_target: dict[str, float], connections: int = 8) -> list[dict[str, Any]]:
+    """The independent client's concurrent part of each round, at a fixed throughput."""
+    step_name = f"{connections} connections, independent client"
+    return [
+        {**step(target, r, 5.0, rps, users=connections), "kind": "independent", "step": step_name}
+        for r in range(5)
+        for target, rps in rps_by_target.items()
+    ]
+
+
+def test_throughput_comes_from_the_independent_clients_concurrent_part_where_it_measured_both() -> None:
+    via = f"gateway/{TF}"
+    locust = [
+        s
+        for r in range(5)
+        for s in (step(TF, r, 1.0, 600, users=8), step(TS, r, 2.0, 300, users=8), step(via, r, 2.0, 200, 8))
+    ]
+    together = concurrent_windows({TF: 800.0, TS: 200.0, via: 400.0})
+    figures = {f.id: f for f in headline(locust, together)}
+    direct = figures["REST, direct (headline) | throughput | 8 connections, independent client"]
+    assert direct.value == pytest.approx(0.25) and direct.winner == TF
+    share = figures[f"gateway cost: {TF} | throughput | 8 connections, independent client"]
+    assert share.value == pytest.approx(0.5)
+    assert "REST, direct (headline) | throughput | 8 users" not in figures, "Locust's is the check only"
+    check = figures[f"harness check: {TS} | Locust throughput / independent client throughput | 8 users"]
+    assert check.value == pytest.approx(1.5) and check.winner.startswith("Locust reads higher")
+    agrees = figures[f"harness check: {TF} | Locust throughput / independent client throughput | 8 users"]
+    assert agrees.value == pytest.approx(0.75) and agrees.winner.startswith("Locust reads lower")
+    # the 1-user figures are unaffected, and the machine's speed is read from 1-user windows only
+    assert machine_speed(together)["per_round"] == []
+    without = {f.id: f for f in headline(locust)}
+    assert without["REST, direct (headline) | throughput | 8 users"].value == pytest.approx(0.5)

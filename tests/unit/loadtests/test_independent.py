@@ -4,6 +4,7 @@ integration and smoke tests)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ from loadtests.independent import (
     STEP,
     CrossCheck,
     IndependentTarget,
+    Slots,
     independent_records,
+    run_concurrent,
     run_interleaved,
 )
 from loadtests.payloads import Digit
@@ -109,3 +112,33 @@ def test_records_give_each_target_its_own_figure_per_round() -> None:
         ("torchserve-rest", 0, STEP),
     ]
     assert records[0]["latency_ms"] == {"p50": 1.5, "p99": 3.0}
+
+
+def test_time_slots_give_every_target_one_slot_per_cycle_and_fill_the_time() -> None:
+    slots = Slots.plan(["a", "b", "c"], 3.0, seed=4)
+    assert len(slots.order) == 12 and slots.slot_s == pytest.approx(0.25)
+    for cycle in range(4):
+        assert sorted(slots.order[3 * cycle : 3 * cycle + 3]) == ["a", "b", "c"]
+    assert len({slots.order[0:3], slots.order[3:6], slots.order[6:9]}) > 1, "a new order each cycle"
+    fitted = Slots.plan(["a", "b"], 1.1, seed=0)  # two cycles of 0.275 s fill 1.1 s exactly
+    assert fitted.slot_s * len(fitted.order) == pytest.approx(1.1)
+    assert fitted.at(0.0) == (0, False) and fitted.at(fitted.settle_s + 0.01) == (0, True)
+    assert fitted.at(fitted.slot_s + 0.01) == (1, False), "each slot starts unsettled"
+    assert fitted.at(1.2) is None and fitted.counted_s("a") == pytest.approx(2 * 0.275 * 0.7)
+    assert Slots.plan(["a", "b"], 0.0, seed=0).order != (), "every target at least once"
+
+
+def test_concurrent_connections_follow_the_slots_together(servers: dict[str, str]) -> None:
+    digits = (Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),)
+    path = "/v1/models/mnist:predict"
+    targets = {name: IndependentTarget(url, path, {}, "tfserving") for name, url in servers.items()}
+    results = run_concurrent(targets, digits, 1.0, connections=3, seed=1)
+    assert results["a"].requests > 0 and results["a"].failures == 0 and results["a"].rps > 0
+    assert results["b"].requests == 0 and results["b"].failures > 0, "wrong answers are not counted"
+    assert "3 keep-alive connections" in results["a"].tool
+    measured = ARRIVALS[6:]  # after each connection's one warm request to each target
+    switches = sum(1 for x, y in itertools.pairwise(measured) if x != y)
+    # 4 slots: the connections move together, so the targets change a few times at each boundary,
+    # never request by request
+    assert switches <= 3 * 3 + 3, switches
+    assert len(measured) > 20 * switches
