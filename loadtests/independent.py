@@ -225,15 +225,24 @@ def run_concurrent(
     connections: int,
     seed: int = 0,
     slot_s: float = SLOT_S,
+    deadline: float | None = None,
 ) -> dict[str, CrossCheck]:
     """Throughput at ``connections`` concurrent connections, every target in short time slots
     (``Slots``) that all threads follow by the same clock, so that each target's throughput is measured
     over the same seconds of the machine's life as every other's. A target's throughput is the number
     of requests *started* in its counted time over that time: in a closed loop each connection starts
-    its next request as soon as an answer arrives, so the starts keep pace with the answers."""
-    slots = Slots.plan(targets, seconds, seed, slot_s)
+    its next request as soon as an answer arrives, so the starts keep pace with the answers. The slots
+    take ``seconds`` after every connection has sent one unmeasured request to every target, or less
+    where that would pass ``deadline`` (``time.time()``; the phase's end)."""
+    plan: list[Slots] = []
     began = [0.0]
-    ready = threading.Barrier(connections, action=lambda: began.__setitem__(0, time.perf_counter()))
+
+    def start_clock() -> None:  # run once, by the last thread to be ready
+        left = seconds if deadline is None else max(0.0, min(seconds, deadline - time.time()))
+        plan.append(Slots.plan(targets, left, seed, slot_s))
+        began[0] = time.perf_counter()
+
+    ready = threading.Barrier(connections, action=start_clock)
     started = {name: 0 for name in targets}
     failures = dict.fromkeys(targets, 0)
     durations: dict[str, list[float]] = {name: [] for name in targets}
@@ -247,6 +256,7 @@ def run_concurrent(
             for link in own.values():  # connected and warm before the clock starts
                 link.send()
             ready.wait(timeout=30.0)
+            slots = plan[0]
             while (now := slots.at(time.perf_counter() - began[0])) is not None:
                 name = slots.order[now[0]]
                 latency = own[name].send()
@@ -274,6 +284,7 @@ def run_concurrent(
         thread.join(timeout=seconds + 60.0)
     if errors:
         raise errors[0]
+    slots = plan[0]
     tool = (
         f"http.client, {connections} keep-alive connections per target, targets interleaved in "
         f"{slots.slot_s:.2f} s time slots"
@@ -324,15 +335,21 @@ class IndependentClient:
         phase = self.plan.phases[int(event["phase"])]
         if phase.kind != "independent":
             return
-        thread = threading.Thread(target=self._measure, args=(phase,), daemon=True, name="independent-client")
+        began = float(event.get("time") or time.time())
+        thread = threading.Thread(
+            target=self._measure, args=(phase, began), daemon=True, name="independent-client"
+        )
         thread.start()
         self._threads.append(thread)
 
-    def _measure(self, phase: Phase) -> None:
+    def _measure(self, phase: Phase, began: float) -> None:
+        """Both parts inside the phase: the concurrent part's slots end before the phase may (the
+        Locust shape ends it on its own clock, and the next visit's users must find the servers idle)."""
         settings = self.plan.settings
         seed = settings.order_seed * 1000 + phase.rep
+        deadline = began + phase.settle_s + settings.independent_window_s * _USABLE_SHARE
         with pinned(self.cpus):
-            time.sleep(phase.settle_s)
+            time.sleep(max(0.0, began + phase.settle_s - time.time()))
             try:
                 alone = run_interleaved(
                     self.targets, self.digits, settings.independent_s * _USABLE_SHARE, seed=seed
@@ -343,9 +360,10 @@ class IndependentClient:
                     together = run_concurrent(
                         self.targets,
                         self.digits,
-                        settings.independent_concurrent_s * _USABLE_SHARE,
+                        settings.independent_concurrent_s,
                         connections=settings.independent_connections,
                         seed=seed,
+                        deadline=deadline,
                     )
                     self.concurrent[phase.index] = together
                     self._say(

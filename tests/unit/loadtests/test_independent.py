@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -142,3 +143,12 @@ def test_concurrent_connections_follow_the_slots_together(servers: dict[str, str
     # never request by request
     assert switches <= 3 * 3 + 3, switches
     assert len(measured) > 20 * switches
+
+
+def test_the_concurrent_part_ends_by_its_deadline(servers: dict[str, str]) -> None:
+    digits = (Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),)
+    targets = {"a": IndependentTarget(servers["a"], "/v1/models/mnist:predict", {}, "tfserving")}
+    began = time.time()
+    results = run_concurrent(targets, digits, 30.0, connections=2, deadline=began + 0.6)
+    assert time.time() - began < 3.0, "the slots were fitted to the time left, not to 30 s"
+    assert results["a"].seconds <= 0.6 and results["a"].requests > 0
