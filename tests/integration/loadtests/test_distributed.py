@@ -42,6 +42,10 @@ def distributed(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFac
         "--no-calibration",
         "--independent-seconds",
         "1",
+        "--independent-connections",
+        "2",
+        "--independent-concurrent-seconds",
+        "1",
         "--bootstrap",
         "100",
         "--store",
@@ -72,7 +76,7 @@ def test_both_workers_sent_the_measured_requests(results: dict[str, Any]) -> Non
 
 def test_the_headline_and_the_rerun_check(distributed: tuple[str, Path], results: dict[str, Any]) -> None:
     figures = {f["id"]: f for f in results["headline"]["figures"]}
-    cost = figures["gateway cost: tfserving-rest | throughput | 1 user"]
+    cost = figures["gateway cost: tfserving-rest | throughput | 2 connections, independent client"]
     assert cost["rounds"] == ROUNDS and cost["low"] <= cost["value"] <= cost["high"]
     added = figures["gateway cost: tfserving-rest | added p50 latency | 1 user, independent client"]
     assert added["kind"] == "difference" and added["rounds"] == ROUNDS
