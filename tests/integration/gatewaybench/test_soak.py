@@ -1,4 +1,4 @@
-"""The fault soak, short: one minute of real load through the gateway while TorchServe is killed and
+"""The fault soak, short: 40 s of real load through the gateway while TorchServe is killed and
 restarted, the TF server frozen, keys renewed, the routing file broken and a version published."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ STEPS = (
 @pytest.fixture(scope="module")
 def soak(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     out = tmp_path_factory.mktemp("soak")
-    command = [sys.executable, "-m", "gatewaybench", "soak", "--seconds", "60", "--slow", "10"]
+    command = [sys.executable, "-m", "gatewaybench", "soak", "--seconds", "40", "--slow", "10"]
     command += ["--store", str(exported_store.root), "--out", str(out)]
     process = subprocess.Popen(
         command,
