@@ -5,26 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtests.report.again import read_saved, run_again
+from loadtests.report.again import run_again
+from loadtests.saved import read_saved
 
 __all__ = ["main", "render_again"]
 
 
 def render_again(run: Path) -> list[Path]:
-    saved, data, kind = read_saved(run, ("results.json", "soak.json"))
-    folder = saved.parent
-    if kind.startswith("gateway-bench/"):
+    saved = read_saved(run, ("results.json", "soak.json"))
+    folder = saved.path.parent
+    if saved.kind == "gateway-bench":
         from gatewaybench.bench import summary_text
 
-        (folder / "summary.txt").write_text(summary_text(data))
+        (folder / "summary.txt").write_text(summary_text(saved.flat()))
         return [folder / "summary.txt"]
-    if kind == "soak":
+    if saved.kind == "soak":
         from gatewaybench.soak import render
 
-        (folder / "soak.md").write_text(render(data))
+        (folder / "soak.md").write_text(render(saved.flat()))
         return [folder / "soak.md"]
     raise ValueError(
-        f"{saved} is not a gateway bench or soak run (kind {kind!r}); comparisons and sweeps: "
+        f"{saved.path} is not a gateway bench or soak run (kind {saved.kind!r}); comparisons and sweeps: "
         f"`python -m loadtests report {run}`"
     )
 

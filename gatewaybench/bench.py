@@ -66,6 +66,7 @@ from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Payloads, payloads_from_store
 from loadtests.prewarm import prewarm
 from loadtests.report.templating import template_environment
+from loadtests.saved import write_saved
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.stats import percentile
@@ -733,7 +734,7 @@ def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
         "batching": [row.to_dict() for row in batching],
         **extras,
     }
-    (bench.out / "results.json").write_text(json.dumps(results, indent=1))
+    write_saved(bench.out / "results.json", "gateway-bench", results)
     summary = summary_text(results)
     (bench.out / "summary.txt").write_text(summary)
     say("\n" + summary)

@@ -44,6 +44,7 @@ from gateway.backends.torchserve_keys import TokenSource
 from gateway.routing import RetryBudgetConfig
 from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.report.templating import template_environment
+from loadtests.saved import write_saved
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.stats import percentile
@@ -561,7 +562,7 @@ def _soak(args: argparse.Namespace, stack: LocalStack, store: ModelStore, out: P
         "notes": soak_state.notes,
         "servers": stack.describe(),
     }
-    (out / "soak.json").write_text(json.dumps(report, indent=1))
+    write_saved(out / "soak.json", "soak", report)
     text = render(report)
     (out / "soak.md").write_text(text)
     say("")

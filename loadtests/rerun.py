@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from loadtests.headline import reproducibility_json
-from loadtests.report.again import read_saved
 from loadtests.report.headline_text import reproducibility_text
+from loadtests.saved import read_saved
 
 __all__ = ["main"]
 
@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     headlines = []
     try:
         for run in args.runs:
-            saved, data, kind = read_saved(run, ("results.json",))
-            if kind != "loadtests-results/1" or not data.get("headline"):
-                raise ValueError(f"{saved} is not a comparison with a headline (kind {kind!r})")
-            headlines.append(data["headline"])
+            saved = read_saved(run, ("results.json",))
+            if saved.kind != "comparison" or not saved.data.get("headline"):
+                raise ValueError(f"{saved.path} is not a comparison with a headline (kind {saved.kind!r})")
+            headlines.append(saved.data["headline"])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import sys
@@ -23,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from loadtests.saved import read_saved, write_saved
 
 __all__ = ["SETTINGS", "Setting", "main", "settings_for"]
 
@@ -103,7 +104,7 @@ def _capacity(reports: Sequence[Path], target: str) -> dict[str, Any] | None:
     reports = [path for path in reports if (path / "results.json").exists()]
     if not reports:
         return None
-    results = json.loads((reports[-1] / "results.json").read_text())
+    results = read_saved(reports[-1], ("results.json",)).data
     found = (results.get("slo_capacity") or {}).get("targets", {}).get(target)
     if found is None:
         return None
@@ -159,7 +160,7 @@ def main(argv: list[str]) -> int:
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": rows,
     }
-    (folder / "sweep.json").write_text(json.dumps(results, indent=1))
+    write_saved(folder / "sweep.json", "sweep", results)
     from loadtests.report.sweep import write_sweep_report
 
     paths = write_sweep_report(results, folder)

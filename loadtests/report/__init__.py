@@ -1,12 +1,12 @@
 """The comparison report: ``results.json``, ``report.md`` and the same as a self-contained ``report.html``.
 
-Everything is drawn from the results dict alone, so ``write_report(json.load(...), folder)`` re-renders a
-recorded run. Importing this package does not import matplotlib until charts are drawn.
+Everything is drawn from the results dict alone, so ``write_report(read_saved(run, ...).flat(), folder)``
+re-renders a recorded run (``loadtests.saved``: the envelope every saved run is written in). Importing
+this package does not import matplotlib until charts are drawn.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,6 +64,7 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     from loadtests.report.content import render, title
     from loadtests.report.page import html_page
     from loadtests.report.verdict import capacity_chart, render_verdict, verdict
+    from loadtests.saved import write_saved
 
     folder.mkdir(parents=True, exist_ok=True)
     cleaned = _clean(dict(results))
@@ -72,7 +73,7 @@ def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
         "markdown": folder / "report.md",
         "html": folder / "report.html",
     }
-    paths["json"].write_text(json.dumps(cleaned, indent=1, allow_nan=False))
+    write_saved(paths["json"], "comparison", cleaned)
     chart_dir = folder / "charts"
     chart_dir.mkdir(exist_ok=True)
     pngs: dict[str, bytes] = {}

@@ -10,56 +10,37 @@ that JSON file: a comparison (``results.json``: report.md, report.html, charts) 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-__all__ = ["main", "read_saved", "render_again", "run_again"]
+from loadtests.saved import read_saved
+
+__all__ = ["main", "render_again", "run_again"]
 
 _FILES = ("results.json", "sweep.json")
 
 
-def read_saved(run: Path, files: Sequence[str]) -> tuple[Path, dict[str, Any], str]:
-    """The JSON a run saved (``run`` itself, or the first of ``files`` in the folder), its content
-    and its kind (the ``format`` or ``schema`` it names; "soak" for a soak's report)."""
-    if run.is_file():
-        saved = run
-    elif not run.is_dir():
-        raise ValueError(f"{run} does not exist")
-    else:
-        found = [run / name for name in files if (run / name).is_file()]
-        if not found:
-            raise ValueError(f"{run} holds none of {', '.join(files)}: not the folder of a saved run")
-        saved = found[0]
-    try:
-        data: Any = json.loads(saved.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{saved} is not readable JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{saved} is not a saved run (its JSON is not an object)")
-    kind = str(data.get("format") or data.get("schema") or ("soak" if "footprint" in data else ""))
-    return saved, data, kind
-
-
 def render_again(run: Path) -> list[Path]:
-    """Write the report of the comparison or sweep saved at ``run`` beside its JSON; returns the files."""
-    saved, data, kind = read_saved(run, _FILES)
-    folder = saved.parent
-    if kind == "loadtests-results/1":
+    """Write the report of the comparison or sweep saved at ``run`` beside its JSON; returns the files
+    (the JSON is written again too, in today's envelope)."""
+    saved = read_saved(run, _FILES)
+    folder = saved.path.parent
+    if saved.kind == "comparison":
         from loadtests.report import write_report
 
-        paths = write_report(data, folder)
+        paths = write_report(saved.flat(), folder)
         return [paths["markdown"], paths["html"]]
-    if kind.startswith("loadtests-sweep/"):
+    if saved.kind == "sweep":
         from loadtests.report.sweep import write_sweep_report
 
-        paths = write_sweep_report(data, folder)
+        paths = write_sweep_report(saved.flat(), folder)
         return [paths["markdown"], paths["html"]]
-    if kind == "soak" or kind.startswith("gateway-bench/"):
-        raise ValueError(f"{saved} is a gateway bench or soak run: `python -m gatewaybench report {run}`")
-    raise ValueError(f"{saved}: unknown kind of run {kind!r}")
+    if saved.kind in ("soak", "gateway-bench"):
+        raise ValueError(
+            f"{saved.path} is a gateway bench or soak run: `python -m gatewaybench report {run}`"
+        )
+    raise ValueError(f"{saved.path}: unknown kind of run {saved.kind!r}")
 
 
 def run_again(

@@ -3,7 +3,6 @@ restarted, the TF server frozen, keys renewed, the routing file broken and a ver
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.saved import read_saved
 from model_store import ModelStore
 from serving.process import process_group_alive
 from tests.integration.loadtests.conftest import REPO, only_report
@@ -58,7 +58,9 @@ def soak(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def report(soak: tuple[int, str, Path]) -> dict[str, Any]:
-    return dict(json.loads((soak[2] / "soak.json").read_text()))
+    saved = read_saved(soak[2], ("soak.json",))
+    assert saved.kind == "soak"
+    return saved.flat()
 
 
 def test_every_fault_happened_and_every_target_was_met(

@@ -4,12 +4,12 @@ headline and the check come out of it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from loadtests.saved import read_saved
 from model_store import ModelStore
 from tests.integration.loadtests.conftest import only_report, run_loadtests
 
@@ -60,7 +60,7 @@ def distributed(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="module")
 def results(distributed: tuple[str, Path]) -> dict[str, Any]:
-    return dict(json.loads((distributed[1] / "results.json").read_text()))
+    return read_saved(distributed[1], ("results.json",)).flat()
 
 
 def test_both_workers_sent_the_measured_requests(results: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.saved import read_saved
 from loadtests.targets import ALL_TARGETS
 from model_store import ModelStore
 from serving.process import process_group_alive
@@ -38,7 +38,9 @@ def smoke(exported_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def results(smoke: tuple[str, Path]) -> dict[str, Any]:
-    return dict(json.loads((smoke[1] / "results.json").read_text()))
+    saved = read_saved(smoke[1], ("results.json",))
+    assert saved.kind == "comparison"
+    return saved.flat()
 
 
 def test_no_server_failed_and_every_requested_target_was_measured(results: dict[str, Any]) -> None:

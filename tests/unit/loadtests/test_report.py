@@ -115,9 +115,12 @@ def test_markdown_tables_list_every_target_and_step(results: dict[str, Any], rep
 
 
 def test_results_json_is_rewritten_as_strict_json(report: dict[str, Path]) -> None:
-    data = json.loads(report["json"].read_text(), parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
-    assert data["environment"]["pinning"]["mode"] in ("auto", "manual", "off")
+    saved = json.loads(report["json"].read_text(), parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert (saved["kind"], saved["version"]) == ("comparison", 2), "the envelope every saved run has"
+    assert saved["environment"]["pinning"]["mode"] in ("auto", "manual", "off")
+    data = saved["data"]
     assert {"steps", "summary", "gateway_added", "comparisons", "calibration"} <= set(data)
+    assert "environment" not in data and "format" not in data
 
 
 def _estimate(value: float, low: float, high: float) -> dict[str, float]:

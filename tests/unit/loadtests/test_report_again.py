@@ -29,6 +29,12 @@ def test_a_comparison_gets_its_report_back(tmp_path: Path, capsys: pytest.Captur
         markdown.startswith("# MNIST serving comparison") and "| target | step | req/s [95% CI]" in markdown
     )
     assert len(list((tmp_path / "charts").glob("*.png"))) == 4
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["kind"] == "comparison" and again["data"]["steps"], (
+        "a run saved before the envelope gets one"
+    )
+    assert loadtests_main(["report", str(tmp_path)]) == 0  # and reads back the same
+    assert (tmp_path / "report.md").read_text() == markdown
 
 
 def test_a_sweep_gets_its_report_back(tmp_path: Path) -> None:
@@ -54,6 +60,7 @@ def test_a_bench_run_is_sent_to_its_own_command(tmp_path: Path) -> None:
         ("{not json", "is not readable JSON"),
         ("[1, 2]", "not a saved run"),
         ('{"format": "something-else/3"}', "unknown kind of run 'something-else/3'"),
+        ('{"kind": "weather", "version": 1, "environment": {}, "data": {}}', "unknown kind of run 'weather'"),
     ],
 )
 def test_what_is_not_a_saved_run_is_refused_with_the_reason(

@@ -162,7 +162,7 @@ def test_the_report_opens_with_the_capacity_verdict(recorded: dict[str, Any], tm
     assert (tmp_path / "charts" / "capacity.png").read_bytes().startswith(b"\x89PNG")
     markdown = paths["markdown"].read_text()
     assert markdown.index("## Capacity under p99") < markdown.index("## This run")
-    assert json.loads(paths["json"].read_text())["slo_capacity"]["schema"] == "loadtests-capacity/1"
+    assert json.loads(paths["json"].read_text())["data"]["slo_capacity"]["schema"] == "loadtests-capacity/1"
 
 
 def test_the_printed_summary_starts_with_the_sentences(recorded: dict[str, Any]) -> None:
