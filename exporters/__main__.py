@@ -64,10 +64,10 @@ def verify_in_fresh_process(store: ModelStore, version: int, cache_dir: Path | N
 
 def train_and_export(store: ModelStore, settings: TrainSettings, cache_dir: Path | None) -> int:
     """Train both models, export a new version, verify it; returns the version."""
+    store.ensure_writable()  # fail before training (and before TensorFlow's import), not after
     from exporters import train_keras, train_torch
     from exporters.export import TrainedPair, export_version
 
-    store.ensure_writable()  # fail before training, not after
     data = load_mnist(cache_dir=cache_dir)
     _say(f"MNIST: {data.source}")
     _say(f"Training Keras ({settings.epochs} epochs, batch {settings.batch_size}, seed {settings.seed})...")
