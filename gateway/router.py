@@ -446,6 +446,8 @@ class Router:
             self.breakers[name].record(ok=not exc.retryable or isinstance(exc, OverCapacity), started=began)
             if exc.backend is None:
                 exc.backend = name
+            if isinstance(exc, NotFound):
+                raise _not_served(model, version, name, exc) from exc
             raise
         except Exception as exc:  # a bug or an untranslated failure inside a backend: never leak it
             log.exception("backend %s raised an untranslated error", name)
@@ -537,3 +539,9 @@ class CircuitOpen(Unavailable):
 
 def _label(version: int | None) -> str:
     return str(version) if version is not None else "default"
+
+
+def _not_served(model: str, version: int | None, backend: str, exc: NotFound) -> NotFound:
+    """A backend's 404 said in the client's terms: which version of which model is not served."""
+    what = f"version {version} of model {model!r}" if version is not None else f"model {model!r}"
+    return NotFound(f"{what} is not served by {backend} ({exc.message})", backend=backend, detail=exc.detail)

@@ -301,3 +301,17 @@ def test_unknown_model(fakes: dict[str, FakeBackend]) -> None:
         make_router(fakes, ModelRoute("mnist", {"tf": 1})).predict(
             Selection("other", time.monotonic() + 1), IMAGES
         )
+
+
+def test_a_backends_not_found_names_the_model_and_version_it_does_not_serve(
+    fakes: dict[str, FakeBackend],
+) -> None:
+    fakes["tf"].error = NotFound("tf answered HTTP 404", backend="tf", detail="Servable not found")
+    router = make_router(fakes, ModelRoute("mnist", {"tf": 1, "pt": 0}))
+    with pytest.raises(NotFound) as caught:
+        router.predict(select(version=99), IMAGES)
+    assert caught.value.message == "version 99 of model 'mnist' is not served by tf (tf answered HTTP 404)"
+    assert caught.value.backend == "tf" and caught.value.detail == "Servable not found"
+    assert fakes["pt"].calls == 0, "a version that is not served is not failed over"
+    with pytest.raises(NotFound, match="^model 'mnist' is not served by tf"):
+        router.predict(select(), IMAGES)
