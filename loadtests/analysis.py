@@ -22,6 +22,7 @@ from loadtests.backends import spec
 from loadtests.headline import across_rounds, headline_json
 from loadtests.plan import Phase, Plan
 from loadtests.recorder import Columns
+from loadtests.records import StepRecord, WindowRecord
 from loadtests.stats import (
     bin_rates,
     bins_for,
@@ -123,12 +124,12 @@ def _step_record(
     data: StepSamples,
     cpu: Mapping[str, Any],
     target: Target,
-) -> dict[str, Any]:
+) -> StepRecord:
     window = (float(event["window"][0]), float(event["window"][1]))
     duration = window[1] - window[0]
     servers = cpu.get("servers", {})
     ok = int(data.latencies.size)
-    record: dict[str, Any] = {
+    record: StepRecord = {
         "target": phase.target,
         "rep": phase.rep,
         "phase": phase.index,
@@ -143,6 +144,7 @@ def _step_record(
         "error_count": sum(data.errors.values()),
         "rps": ok / duration if duration > 0 else float("nan"),
         "short": ok < phase.min_requests,
+        "saturated": False,  # judged once every step is in (``_flag``)
         "latency_ms": {f"p{q}": percentile(data.latencies, q) for q in PERCENTILES}
         | {
             "mean": float(data.latencies.mean()) if ok else float("nan"),
@@ -172,7 +174,7 @@ def _step_record(
 
 
 def _flag(
-    record: dict[str, Any], ceilings: Mapping[str, float], settings: AnalysisSettings, protocol: str
+    record: StepRecord, ceilings: Mapping[str, float], settings: AnalysisSettings, protocol: str
 ) -> None:
     reasons = []
     peak = record["generator_cpu_peak"]
@@ -189,7 +191,7 @@ def _flag(
     record["saturation"] = reasons
 
 
-def _calibration(steps: list[dict[str, Any]]) -> dict[str, Any]:
+def _calibration(steps: list[StepRecord]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, protocol in (("null-rest", "rest"), ("null-grpc", "grpc")):
         mine = [s for s in steps if s["target"] == name and s["requests"]]
@@ -208,15 +210,15 @@ def _calibration(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _group(steps: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+def _group(steps: Iterable[StepRecord]) -> dict[tuple[str, str], list[StepRecord]]:
+    groups: dict[tuple[str, str], list[StepRecord]] = {}
     for step in steps:
         groups.setdefault((step["target"], step["step"]), []).append(step)
     return groups
 
 
 def _summary_row(
-    target: str, step: str, runs: list[dict[str, Any]], iterations: int, rng: np.random.Generator
+    target: str, step: str, runs: list[StepRecord], iterations: int, rng: np.random.Generator
 ) -> dict[str, Any]:
     latencies = [np.asarray(r["latencies_ms"]) for r in runs]
     cost = np.asarray([r.get("server_cpu_ms_per_request", float("nan")) for r in runs], dtype=float)
@@ -250,13 +252,13 @@ def _summary_row(
     return row
 
 
-def _rate_replicates(run: dict[str, Any], iterations: int, rng: np.random.Generator) -> np.ndarray:
+def _rate_replicates(run: StepRecord, iterations: int, rng: np.random.Generator) -> np.ndarray:
     window = (0.0, float(run["duration_s"]))
     return resample_mean(bin_rates(np.asarray(run["starts"]), window, bins_for(window)), iterations, rng)
 
 
 def _gateway_added(
-    steps: list[dict[str, Any]], iterations: int, rng: np.random.Generator
+    steps: list[StepRecord], iterations: int, rng: np.random.Generator
 ) -> list[dict[str, Any]]:
     """Per backend and step: gateway - direct p50/p99 and gateway/direct throughput, per repetition."""
     by_key = {(s["target"], s["step"], s["rep"]): s for s in steps}
@@ -294,7 +296,7 @@ def _gateway_added(
 METRICS = (("rps", False), ("p50_ms", True), ("p95_ms", True), ("p99_ms", True))
 
 
-def _comparisons(summary: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _comparisons(summary: list[dict[str, Any]], steps: list[StepRecord]) -> list[dict[str, Any]]:
     """TensorFlow side vs PyTorch side per pair, step and metric.
 
     The ratio (PyTorch side / TensorFlow side) is formed inside each round, pair by pair, and summarised
@@ -335,9 +337,7 @@ def _comparisons(summary: list[dict[str, Any]], steps: list[dict[str, Any]]) -> 
     return out
 
 
-def _per_round_ratio(
-    steps: list[dict[str, Any]], left: str, right: str, step: str, metric: str
-) -> list[float]:
+def _per_round_ratio(steps: list[StepRecord], left: str, right: str, step: str, metric: str) -> list[float]:
     """right / left for one metric, in each round that measured both."""
     by_round = {(s["target"], s["rep"]): s for s in steps if s["step"] == step and s["requests"]}
     rounds = sorted(rep for (name, rep) in by_round if name == left and (right, rep) in by_round)
@@ -362,14 +362,14 @@ def analyse(
     samples: Mapping[str, Columns],
     cpu_by_phase: Mapping[int, Mapping[str, Any]],
     settings: AnalysisSettings,
-    independent: Sequence[Mapping[str, Any]] = (),
+    independent: Sequence[WindowRecord] = (),
 ) -> dict[str, Any]:
     """Every figure of the report; ``independent``: the independent client's windows (the harness
     check and the headline's p50 pair from that client)."""
     rng = np.random.default_rng(settings.seed)
     targets = {t.name: t for t in ALL_TARGETS}
     ends = {int(e["phase"]): e for e in events if e.get("event") == "phase_end" and e.get("window")}
-    steps: list[dict[str, Any]] = []
+    steps: list[StepRecord] = []
     for phase in plan.phases:
         event = ends.get(phase.index)
         if not phase.measured or event is None:

@@ -32,9 +32,11 @@ from loadtests.preflight import Probe, bearer_header, probe
 from loadtests.prewarm import prewarm
 from loadtests.progress import RunMonitor, format_duration
 from loadtests.recorder import load_samples
+from loadtests.records import WindowRecord
 from loadtests.report import write_report
 from loadtests.report.headline_text import reproducibility_text
 from loadtests.report.summary import summary_text
+from loadtests.saved import read_saved, write_saved
 from loadtests.secrets import scrub_report
 from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.targets import CALIBRATION, Target, select_targets
@@ -83,9 +85,9 @@ class Session:
         else:
             say("  stopped: " + ", ".join(self.stack.records) + " (no process remains)")
         if self.results_file is not None and self.results_file.exists():
-            results = json.loads(self.results_file.read_text())
+            results = read_saved(self.results_file, ()).flat()
             results["cleanup"] = {"stopped": list(self.stack.records), "leftovers": self.leftovers}
-            self.results_file.write_text(json.dumps(results, indent=1))
+            write_saved(self.results_file, "comparison", results)
 
 
 def describe_tfserving(
@@ -451,7 +453,7 @@ def _independent_targets(
     return targets
 
 
-def crosscheck_rows(independent: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def crosscheck_rows(independent: list[WindowRecord], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per target, the independent client's windows beside Locust's 1-user windows of the same rounds
     (medians over rounds)."""
     rows = []

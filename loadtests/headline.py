@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from loadtests.records import WindowRecord
 from loadtests.targets import GATEWAY_PAIRS, HEADLINE_PAIRS
 
 __all__ = [
@@ -165,7 +166,7 @@ def _winner(summary: RoundSummary, kind: str, better: str, a: str, b: str, satur
     return b if b_is_larger == (better == "higher") else a
 
 
-def _closed_steps(steps: Sequence[Mapping[str, Any]], target: str) -> list[tuple[int, str]]:
+def _closed_steps(steps: Sequence[WindowRecord], target: str) -> list[tuple[int, str]]:
     found = {
         (int(s["users"]), str(s["step"])) for s in steps if s["target"] == target and s["kind"] == "closed"
     }
@@ -173,7 +174,7 @@ def _closed_steps(steps: Sequence[Mapping[str, Any]], target: str) -> list[tuple
 
 
 def _figure(
-    steps: Sequence[Mapping[str, Any]],
+    steps: Sequence[WindowRecord],
     pair: str,
     a: str,
     b: str,
@@ -214,9 +215,7 @@ def _figure(
     )
 
 
-def headline(
-    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]] = ()
-) -> list[HeadlineFigure]:
+def headline(steps: Sequence[WindowRecord], independent: Sequence[WindowRecord] = ()) -> list[HeadlineFigure]:
     """The headline figures of the measured steps: for each TF-vs-PyTorch pair of direct targets, p50
     at the fewest users and throughput at the most; for each backend, the gateway's added p50 and its
     throughput share. A figure comes from the independent client's windows (``independent``) where it
@@ -267,7 +266,7 @@ HARNESS_TOLERANCE = 0.15
 
 
 def _harness(
-    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]], target: str, figure: str
+    steps: Sequence[WindowRecord], independent: Sequence[WindowRecord], target: str, figure: str
 ) -> HeadlineFigure | None:
     """Locust's p50 (or throughput) over the independent client's at the same concurrency, round by
     round; None where Locust did not measure that concurrency."""
@@ -314,7 +313,7 @@ SPEED_CHANGE_WARNING = 1.3
 """A run whose slowest round took this much longer than its fastest gets a warning in the headline."""
 
 
-def machine_speed(independent: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def machine_speed(independent: Sequence[WindowRecord]) -> dict[str, Any]:
     """How the machine's speed moved from round to round, read from the independent client: per round,
     the geometric mean over targets of each target's p50 over its own median p50 (1.0: a typical
     round; 2.0: every request took twice as long). ``slowest_over_fastest`` compares the extremes."""
@@ -338,9 +337,7 @@ def machine_speed(independent: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"rounds": rounds, "per_round": per_round, "slowest_over_fastest": spread}
 
 
-def headline_json(
-    steps: Sequence[Mapping[str, Any]], independent: Sequence[Mapping[str, Any]] = ()
-) -> dict[str, Any]:
+def headline_json(steps: Sequence[WindowRecord], independent: Sequence[WindowRecord] = ()) -> dict[str, Any]:
     """``results.json``'s ``headline``: the method and the figures (documented in docs/benchmarking.md)."""
     rounds = sorted({int(s["rep"]) for s in steps})
     speed = machine_speed(independent)

@@ -32,6 +32,7 @@ from loadtests.checks import check_gateway_headers, check_rest_prediction, check
 from loadtests.cpu import pinned
 from loadtests.payloads import Digit
 from loadtests.plan import Phase, Plan
+from loadtests.records import WindowRecord
 from loadtests.stats import percentile
 
 __all__ = [
@@ -396,14 +397,14 @@ def independent_records(
     plan: Plan,
     results: Mapping[int, Mapping[str, CrossCheck]],
     concurrent: Mapping[int, Mapping[str, CrossCheck]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[WindowRecord]:
     """Step-like records of the independent client's figures, a target, round and concurrency each
     (the fields the headline reads)."""
     connections = plan.settings.independent_connections
     parts = [(results, 1, STEP)]
     if concurrent:
         parts.append((concurrent, connections, concurrent_step(connections)))
-    records = []
+    records: list[WindowRecord] = []
     for phase in plan.phases:
         if phase.kind != "independent":
             continue
