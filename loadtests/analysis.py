@@ -11,16 +11,17 @@ measures the generator, not the server, and is kept out of capacity figures and 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from loadtests.backends import spec
 from loadtests.headline import across_rounds, headline_json
-from loadtests.plan import Phase, Plan
+from loadtests.plan import INTERLEAVED, Phase, Plan
 from loadtests.recorder import Columns
 from loadtests.records import StepRecord, WindowRecord
 from loadtests.stats import (
@@ -374,12 +375,18 @@ def analyse(
         event = ends.get(phase.index)
         if not phase.measured or event is None:
             continue
-        data = select_window(
-            samples.get(phase.target), (float(event["window"][0]), float(event["window"][1]))
-        )
-        steps.append(
-            _step_record(phase, event, data, cpu_by_phase.get(phase.index, {}), targets[phase.target])
-        )
+        window = (float(event["window"][0]), float(event["window"][1]))
+        cpu = cpu_by_phase.get(phase.index, {})
+        if phase.target != INTERLEAVED:
+            data = select_window(samples.get(phase.target), window)
+            steps.append(_step_record(phase, event, data, cpu, targets[phase.target]))
+            continue
+        for name, _ in plan.interleaved:  # one window, each target's own answers in it
+            data = select_window(samples.get(name), window)
+            record = _step_record(replace(phase, target=name), event, data, cpu, targets[name])
+            # The servers' CPU of the window is every target's: none of it is this target's alone.
+            record["target_server_cpu_percent"] = record["server_cpu_ms_per_request"] = math.nan
+            steps.append(record)
     calibration = _calibration(steps)
     ceilings = {protocol: float(c["ceiling_rps"]) for protocol, c in calibration.items()}
     for record in steps:

@@ -331,7 +331,7 @@ def _measure(
         samples_file=raw / "samples.json",
         payload_file=payload_file,
         log_file=raw / "locust.log",
-        address_args=tuple(endpoints.locust_args()),
+        address_args=(*endpoints.locust_args(), *_interleaved_args(plan)),
         deadline_s=_deadline(plan),
         local_workers=config.workers,
         expect_workers=config.expect_workers,
@@ -386,6 +386,13 @@ def _measure(
     results["crosscheck"] = crosscheck_rows(independent, results["steps"])
     results["slo_capacity"] = capacity_results(plan, events, samples, monitor.cpu_by_phase, target_components)
     return Pass(number, plan, results, code)
+
+
+def _interleaved_args(plan: Plan) -> list[str]:
+    """The targets the interleaved Locust user takes in turn, with their own User classes."""
+    if not plan.interleaved:
+        return []
+    return ["--interleaved-targets", ",".join(f"{name}={user}" for name, user in plan.interleaved)]
 
 
 def _prewarm(

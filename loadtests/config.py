@@ -18,14 +18,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": {
         # REST only (gRPC, more users and the capacity search in `make loadtest`). Interleaved rounds:
-        # every round visits the six targets once, in a random order, with a 1-user Locust window each
-        # (one Locust tick: the harness check), and ends with the independent client's window over all
-        # six: one connection per target in blocks of ten requests (p50), then 8 connections per
-        # target in time slots of about 0.2 s (throughput). The machine's drift falls on every target
-        # alike and the headline's intervals come from the spread between the rounds.
+        # every round has one Locust window at 1 user in which Locust takes the six targets in turn,
+        # in blocks of ten requests (the harness check), and ends with the independent client's window
+        # over all six: one connection per target in blocks of ten requests (p50), then 8 connections
+        # per target in time slots of about 0.2 s (throughput). The machine's drift falls on every
+        # target alike and the headline's intervals come from the spread between the rounds.
         "targets": "tfserving-rest,torchserve-rest,v2-rest,gateway/tfserving-rest,gateway/torchserve-rest,"
         "gateway/v2-rest",
         "users": "1",
+        "interleave_locust": True,
         "independent_connections": 8,
         "independent_concurrent_seconds": 4.5,
         "repetitions": 7,
@@ -83,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "independent_seconds": 2.5,
     "independent_connections": 16,
     "independent_concurrent_seconds": 4.5,
+    "interleave_locust": False,
     # TorchServe's JVM keeps getting faster for about 2,000 requests on these machines (cold: ~9-16 ms,
     # steady: ~1.5 ms p50 at one connection), so the warm-up asks for 2,000 (the protocol's minimum is 1,000).
     "warmup_requests": 2000,
@@ -134,6 +136,7 @@ class CompareConfig:
     independent_seconds: float = DEFAULTS["independent_seconds"]
     independent_connections: int = DEFAULTS["independent_connections"]
     independent_concurrent_seconds: float = DEFAULTS["independent_concurrent_seconds"]
+    interleave_locust: bool = DEFAULTS["interleave_locust"]
     prewarm_seconds: float = DEFAULTS["prewarm_seconds"]
     prewarm_requests: int = DEFAULTS["prewarm_requests"]
     workers: int = 0
@@ -177,6 +180,7 @@ class CompareConfig:
             independent_s=self.independent_seconds,
             independent_connections=self.independent_connections if self.independent_client else 0,
             independent_concurrent_s=self.independent_concurrent_seconds,
+            interleave_locust=self.interleave_locust,
             warmup_requests=self.warmup_requests,
             warmup_s=self.warmup_seconds,
             warmup_users=self.warmup_users,
@@ -323,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
         "interleaved in 0.25 s time slots (the headline's throughput figures); 0 leaves it out",
     )
     _knob(load, "independent_concurrent_seconds", float, "the concurrent part's length in each round")
+    load.add_argument(
+        "--interleave-locust",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Locust takes the round's REST targets in turn within one window per step (blocks of ten "
+        "requests, as the independent client does) instead of visiting them one by one, each with its "
+        f"own window and drain; --step-seconds is then per target ({_preset_help('interleave_locust')})",
+    )
 
     generator = parser.add_argument_group("load generator")
     generator.add_argument(

@@ -30,7 +30,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,12 @@ EVENT_PREFIX = "LOADTEST_EVENT "
 """Marks the shape's event lines on Locust's stdout."""
 MEASURED_KINDS = ("closed", "rate")
 INTERLEAVED = "interleaved"
-"""The ``target`` of an ``independent`` phase: every target the independent client measures."""
+"""The ``target`` of a phase that measures several targets in turn: an ``independent`` phase, or a
+Locust step of ``interleave_locust`` (its targets: :attr:`Plan.interleaved`)."""
+INTERLEAVED_USER = "InterleavedRestUser"
+"""The Locust User class of an interleaved step (``loadtests.users``)."""
+NOT_COUNTED = " (block start)"
+"""Appended to the target's name for the first answers of a block, which are not counted."""
 EXPECTED_SEARCH_STEPS = 5
 """Capacity steps a search usually takes (the time forecast counts these)."""
 
@@ -117,6 +122,10 @@ class PlanSettings:
     targets interleaved in short time slots."""
     independent_concurrent_s: float = 0.0
     """How long the concurrent part lasts (after the 1-user part)."""
+    interleave_locust: bool = False
+    """Locust's closed-loop steps visit the round's REST targets together: one phase per step in which
+    its users take the targets in turn, in blocks (``INTERLEAVED_USER``), instead of one visit (and one
+    drain) per target. The other targets are still visited one by one."""
 
     @property
     def independent_window_s(self) -> float:
@@ -139,6 +148,8 @@ class Plan:
     spawn_rate: float
     settings: PlanSettings
     targets: tuple[str, ...] = field(default=())
+    interleaved: tuple[tuple[str, str], ...] = field(default=())
+    """(target, its own User class) of each target an interleaved Locust step takes in turn."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +157,7 @@ class Plan:
             "spawn_rate": self.spawn_rate,
             "settings": asdict(self.settings),
             "targets": list(self.targets),
+            "interleaved": [list(pair) for pair in self.interleaved],
             "phases": [asdict(phase) for phase in self.phases],
         }
 
@@ -167,6 +179,7 @@ class Plan:
             float(data["spawn_rate"]),
             PlanSettings(**raw),
             tuple(data.get("targets", ())),
+            tuple((str(name), str(user)) for name, user in data.get("interleaved", ())),
         )
 
     @classmethod
@@ -244,25 +257,44 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
             )
         )
 
-    for rep in range(settings.repetitions):
-        visiting = (list(calibration) if rep < settings.calibration_repetitions else []) + visit_order(
-            targets, rep, settings.order_seed
-        )
-        for target in visiting:
-            if settings.warmup_requests > 0 and settings.warmup_s > 0 and rep < settings.warmup_repetitions:
-                add(rep, target, "warmup", settings.warmup_users)
-            for users in settings.users:
-                add(rep, target, "closed", users)
-            for rate in settings.rates:
-                add(rep, target, "rate", rate_users, rate)
-            for step in range(settings.search.max_steps if settings.search else 0):
-                add(rep, target, "capacity", settings.search.pool_users if settings.search else 0, step=step)
+    def visit(rep: int, target: Target, closed: bool = True) -> None:
+        steps = len(phases)
+        if settings.warmup_requests > 0 and settings.warmup_s > 0 and rep < settings.warmup_repetitions:
+            add(rep, target, "warmup", settings.warmup_users)
+        for users in settings.users if closed else ():
+            add(rep, target, "closed", users)
+        for rate in settings.rates:
+            add(rep, target, "rate", rate_users, rate)
+        for step in range(settings.search.max_steps if settings.search else 0):
+            add(rep, target, "capacity", settings.search.pool_users if settings.search else 0, step=step)
+        if len(phases) > steps:
             add(rep, target, "drain", 0)
+
+    def interleaved_steps(rep: int) -> None:
+        """One phase per closed step in which the users take every REST target in turn."""
+        for users in settings.users:
+            add(rep, together[0], "closed", users)
+            length = settings.step_s * len(together)
+            phases[-1] = replace(
+                phases[-1], target=INTERLEAVED, user_class=INTERLEAVED_USER, min_s=length, max_s=length
+            )
+            phases[-1] = replace(phases[-1], min_requests=0)
+        add(rep, together[0], "drain", 0)
+
+    together = [t for t in targets if settings.interleave_locust and t.protocol == "rest"]
+    for rep in range(settings.repetitions):
+        for target in calibration if rep < settings.calibration_repetitions else ():
+            visit(rep, target)
+        if together:
+            interleaved_steps(rep)
+        for target in visit_order(targets, rep, settings.order_seed):
+            visit(rep, target, closed=target not in together)
         if settings.independent:  # Locust holds 0 users through it: it is the round's last drain too
             phases.pop()
-            add(rep, visiting[-1], "independent", 0)
+            add(rep, targets[0], "independent", 0)
     names = tuple(dict.fromkeys(t.name for t in (*calibration, *targets)))
-    return Plan(tuple(phases), settings.spawn_rate, settings, names)
+    pairs = tuple((t.name, t.user_class) for t in together)
+    return Plan(tuple(phases), settings.spawn_rate, settings, names, pairs)
 
 
 SAMPLES_WAIT_S = 10.0

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loadtests.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds, system_steal_seconds
-from loadtests.plan import Plan
+from loadtests.independent import BLOCK
+from loadtests.plan import INTERLEAVED, Plan
 
 __all__ = ["RunMonitor", "format_duration"]
 
@@ -81,6 +82,8 @@ class RunMonitor:
         if first and phase.kind != "independent":  # the independent client prints its own line
             reps = self.plan.settings.repetitions
             label = self.labels.get(phase.target, phase.target)
+            if phase.target == INTERLEAVED:
+                label = f"{len(self.plan.interleaved)} REST targets in turn, blocks of {BLOCK} requests"
             self.say(f"[round {phase.rep + 1}/{reps}] {label}")
 
     def _on_end(self, event: dict[str, Any]) -> None:
@@ -139,6 +142,13 @@ class RunMonitor:
             )
             p50_text += f"  {str(verdict.get('outcome', '?')).upper():9}"
             failed = int(verdict.get("errors", 0))
+        each = event.get("targets")
+        if isinstance(each, dict) and each:  # an interleaved step: each target's p50 in the one window
+            p50_text = "  p50 ms: " + ", ".join(
+                f"{self.labels.get(name, name)} {summary['p50_ms']:.2f}"
+                for name, summary in sorted(each.items())
+                if isinstance(summary.get("p50_ms"), int | float)
+            )
         self.say(
             f"    {phase.step:>12} {duration:5.1f} s {requests:>7} requests {rate:8.1f} req/s{p50_text}"
             f"{f'  {failed} FAILED' if failed else ''}{generator_peak}   [{elapsed} elapsed, ~{left} left]"

@@ -176,7 +176,7 @@ class SampleRecorder:
             self._watched += sum(1 for start in starts if start >= since)
 
     def window_summary(self, name: str, begin: float, end: float) -> dict[str, float | int | None]:
-        """Median duration of the correct answers and the failure count in a window (for progress lines)."""
+        """Median duration of the correct answers, their count and the failures' in a window (progress)."""
         columns = self.columns.get(name)
         durations: list[float] = []
         failures = 0
@@ -189,7 +189,7 @@ class SampleRecorder:
                         durations.append(ms)
         durations.sort()
         p50 = durations[len(durations) // 2] if durations else None
-        return {"p50_ms": p50, "failures": failures}
+        return {"p50_ms": p50, "failures": failures, "requests": len(durations)}
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "targets": {name: cols.to_dict() for name, cols in self.columns.items()}}

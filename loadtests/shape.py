@@ -25,7 +25,7 @@ from locust.runners import MasterRunner
 
 from loadtests import open_loop, users
 from loadtests.capacity import judge_window
-from loadtests.plan import EVENT_PREFIX, Phase, Plan, Sequencer
+from loadtests.plan import EVENT_PREFIX, INTERLEAVED, Phase, Plan, Sequencer
 
 __all__ = ["ComparisonShape"]
 
@@ -132,8 +132,23 @@ class ComparisonShape(LoadTestShape):
             self._worker_cpu = {}
         elif event["event"] == "phase_end":
             event["generator_cpu"] = self._generator_cpu()
-            phase = self._sequencer.plan.phases[event["phase"]] if self._sequencer else None
-            if phase is not None and event.get("window"):
+            plan = self._sequencer.plan if self._sequencer else None
+            phase = plan.phases[event["phase"]] if plan else None
+            if (
+                plan is not None
+                and phase is not None
+                and phase.kind == "closed"
+                and phase.target == INTERLEAVED
+            ):
+                # one window, every target of the step: each one's figures, and the step's total
+                each = {
+                    name: users.RECORDER.window_summary(name, *event["window"])
+                    for name, _ in plan.interleaved
+                }
+                event["targets"] = each
+                event["requests"] = sum(int(summary["requests"] or 0) for summary in each.values())
+                event["failures"] = sum(int(summary["failures"] or 0) for summary in each.values())
+            elif phase is not None and event.get("window"):
                 event.update(users.RECORDER.window_summary(phase.target, *event["window"]))
             self._cpu_mark = None
         line = json.dumps(event)

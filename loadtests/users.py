@@ -35,8 +35,10 @@ from loadtests.backends import BACKENDS, StackBackend
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
 from loadtests.endpoints import ADDRESS_OPTIONS, REST_PATHS
 from loadtests.grpc_wire import GrpcCodec, codec_for
+from loadtests.independent import BLOCK, DISCARD
 from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Payloads, load_payloads, payloads_from_store
+from loadtests.plan import NOT_COUNTED
 from loadtests.recorder import SampleRecorder, failure_reason
 
 __all__ = ["RECORDER", "USER_CLASSES", "set_pace"]
@@ -89,6 +91,12 @@ def _options(parser: Any) -> None:
         help="digits written by the runner (default: choose them from the model store's latest version)",
     )
     group.add_argument("--request-timeout", type=float, default=10.0, env_var="LOADTEST_REQUEST_TIMEOUT")
+    group.add_argument(
+        "--interleaved-targets",
+        default="",
+        env_var="LOADTEST_INTERLEAVED_TARGETS",
+        help="target=UserClass,... that InterleavedRestUser takes in turn (written by the runner)",
+    )
     group.add_argument(
         "--samples-file",
         default="",
@@ -286,13 +294,14 @@ class _RestUser(FastHttpUser):
         )
 
     @task
-    def predict(self) -> None:
+    def predict(self, name: str | None = None) -> None:
+        """One digit; recorded under ``name`` (default: the target's own)."""
         label, body = self._bodies[next(self._cursor)]
         with self.client.post(
             self._url,
             data=body,  # type: ignore[arg-type]  # geventhttpclient sends bytes as they are
             headers=self.headers(),
-            name=self.target_name,
+            name=name or self.target_name,
             catch_response=True,
         ) as response:
             problem = self.check(response, response.content or b"", label)
@@ -382,6 +391,37 @@ def _token_source(environment: Environment) -> Any:
         str(_option(environment, "torchserve_key_file") or ""),
         str(_option(environment, "torchserve_token") or ""),
     )
+
+
+class InterleavedRestUser(User):
+    """Every REST target of the round in turn, in blocks: ``BLOCK`` requests to one target, then the
+    next, the targets in a new random order every cycle (as the independent client takes them). Each
+    target is called through its own User class (its address, body, headers and answer check) on a
+    connection of its own; the first ``DISCARD`` answers of a block are recorded under the target's
+    name plus :data:`~loadtests.plan.NOT_COUNTED` (the server's caches warm again after the others ran),
+    the rest under the target's name, so a step's figures per target come out of one window."""
+
+    wait_time = open_loop.wait_or(paced_wait)
+
+    def on_start(self) -> None:
+        pairs = str(_option(self.environment, "interleaved_targets") or "")
+        chosen = [item.split("=", 1) for item in pairs.split(",") if "=" in item]
+        if not chosen:
+            raise ValueError("InterleavedRestUser: no --interleaved-targets (written by the runner)")
+        self._legs: dict[str, Any] = {name: USER_CLASSES[user](self.environment) for name, user in chosen}
+        self._order: list[str] = []
+        self._left = 0
+        self._name = ""
+
+    @task
+    def predict(self) -> None:
+        if self._left == 0:  # the next target's block
+            if not self._order:
+                self._order = random.sample(list(self._legs), len(self._legs))
+            self._name, self._left = self._order.pop(), BLOCK
+        counted = self._left <= BLOCK - DISCARD
+        self._left -= 1
+        self._legs[self._name].predict(self._name if counted else self._name + NOT_COUNTED)
 
 
 # -- gRPC users ----------------------------------------------------------------------------------
@@ -493,6 +533,7 @@ _USERS: tuple[type[User], ...] = (
     TFServingGrpcUser,
     TorchServeGrpcUser,
     V2GrpcUser,
+    InterleavedRestUser,
     *map(_gateway_user, BACKENDS),
 )
 USER_CLASSES: dict[str, type[User]] = {user.__name__: user for user in _USERS}

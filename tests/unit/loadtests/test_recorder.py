@@ -62,4 +62,4 @@ def test_window_summary_for_progress_lines() -> None:
     recorder = SampleRecorder()
     for start, ms, error in ((1.0, 2.0, ""), (1.1, 4.0, ""), (1.2, 3.0, "HTTP 500"), (9.0, 1.0, "")):
         recorder.record("t", start, ms, error)
-    assert recorder.window_summary("t", 0.0, 5.0) == {"p50_ms": 4.0, "failures": 1}
+    assert recorder.window_summary("t", 0.0, 5.0) == {"p50_ms": 4.0, "failures": 1, "requests": 2}
