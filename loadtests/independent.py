@@ -59,8 +59,10 @@ SLOT_S = 0.25
 """About how long the concurrent part stays with one target."""
 SETTLE_SHARE = 0.3
 """The share of a slot that is not counted."""
-_USABLE_SHARE = 0.85
-"""Of the phase's measured time: the client stops before the next phase may start."""
+_LEAST_CONCURRENT_S = 0.5
+"""Less time than this left for the concurrent part: it is left out of that round."""
+_MARGIN_S = 0.25
+"""The concurrent part's slots end this long before the phase may (its requests still in flight)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ class _Connection:
         if self._target.backend and not problem:
             problem = check_gateway_headers(dict(answer.getheaders()), self._target.backend)
         return None if problem else elapsed
+
+    def connect(self) -> None:
+        self._http.connect()
 
     def close(self) -> None:
         self._http.close()
@@ -233,8 +238,8 @@ def run_concurrent(
     over the same seconds of the machine's life as every other's. A target's throughput is the number
     of requests *started* in its counted time over that time: in a closed loop each connection starts
     its next request as soon as an answer arrives, so the starts keep pace with the answers. The slots
-    take ``seconds`` after every connection has sent one unmeasured request to every target, or less
-    where that would pass ``deadline`` (``time.time()``; the phase's end)."""
+    take ``seconds`` once every connection is open, or less where that would pass ``deadline``
+    (``time.time()``; the phase's end)."""
     plan: list[Slots] = []
     began = [0.0]
 
@@ -254,8 +259,8 @@ def run_concurrent(
         own = {name: _Connection(target, digits) for name, target in targets.items()}
         mine: list[tuple[str, float | None]] = []
         try:
-            for link in own.values():  # connected and warm before the clock starts
-                link.send()
+            for link in own.values():  # connected before the clock starts (each slot's start is not counted)
+                link.connect()
             ready.wait(timeout=30.0)
             slots = plan[0]
             while (now := slots.at(time.perf_counter() - began[0])) is not None:
@@ -348,16 +353,16 @@ class IndependentClient:
         Locust shape ends it on its own clock, and the next visit's users must find the servers idle)."""
         settings = self.plan.settings
         seed = settings.order_seed * 1000 + phase.rep
-        deadline = began + phase.settle_s + settings.independent_window_s * _USABLE_SHARE
+        deadline = began + phase.settle_s + settings.independent_window_s - _MARGIN_S
         with pinned(self.cpus):
             time.sleep(max(0.0, began + phase.settle_s - time.time()))
             try:
-                alone = run_interleaved(
-                    self.targets, self.digits, settings.independent_s * _USABLE_SHARE, seed=seed
-                )
+                alone = run_interleaved(self.targets, self.digits, settings.independent_s, seed=seed)
                 self.results[phase.index] = alone
                 self._say("1 connection each, blocks", alone, "p50 ms", lambda r: f"{r.p50_ms:.2f}")
-                if settings.independent_connections > 0:
+                if settings.independent_connections > 0 and deadline - time.time() < _LEAST_CONCURRENT_S:
+                    self.say("    independent client: no time left in the window for the concurrent part")
+                elif settings.independent_connections > 0:
                     together = run_concurrent(
                         self.targets,
                         self.digits,
