@@ -39,6 +39,7 @@ __all__ = [
     "BLOCK",
     "STEP",
     "CrossCheck",
+    "Digits",
     "IndependentClient",
     "IndependentTarget",
     "Slots",
@@ -93,14 +94,28 @@ class CrossCheck:
         return dict(self.__dict__)
 
 
+class Digits:
+    """The digits to send, each request body encoded once per API (not once per connection and round:
+    eight connections to six targets encoding a hundred digits each took 1.5 s of a 4 s window)."""
+
+    def __init__(self, digits: tuple[Digit, ...]) -> None:
+        self.digits = digits
+        self._bodies: dict[str, list[tuple[int, bytes]]] = {}
+
+    def bodies(self, api: str) -> list[tuple[int, bytes]]:
+        if api not in self._bodies:
+            self._bodies[api] = [(d.label, d.body_for(api)) for d in self.digits]
+        return self._bodies[api]
+
+
 class _Connection:
     """One keep-alive connection to one target that sends a digit and checks the answer."""
 
-    def __init__(self, target: IndependentTarget, digits: tuple[Digit, ...]) -> None:
+    def __init__(self, target: IndependentTarget, digits: Digits) -> None:
         parts = urllib.parse.urlsplit(target.url)
         self._http = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=10)
         self._target = target
-        self._bodies = [(d.label, d.body_for(target.api)) for d in digits]
+        self._bodies = digits.bodies(target.api)
         self._headers = {"Content-Type": "application/json", **target.headers}
         self._sent = 0
 
@@ -129,7 +144,7 @@ class _Connection:
 
 def run_interleaved(
     targets: Mapping[str, IndependentTarget],
-    digits: tuple[Digit, ...],
+    digits: Digits,
     seconds: float,
     *,
     seed: int = 0,
@@ -225,7 +240,7 @@ class Slots:
 
 def run_concurrent(
     targets: Mapping[str, IndependentTarget],
-    digits: tuple[Digit, ...],
+    digits: Digits,
     seconds: float,
     *,
     connections: int,
@@ -324,7 +339,7 @@ class IndependentClient:
     ) -> None:
         self.plan = plan
         self.targets = dict(targets)
-        self.digits = digits
+        self.digits = Digits(digits)
         self.cpus = tuple(cpus) if cpus is not None else None
         self.say = say
         self.labels = dict(labels or {})

@@ -280,6 +280,7 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
             )
             phases[-1] = replace(phases[-1], min_requests=0)
         add(rep, together[0], "drain", 0)
+        phases[-1] = replace(phases[-1], target=INTERLEAVED, user_class=INTERLEAVED_USER)
 
     together = [t for t in targets if settings.interleave_locust and t.protocol == "rest"]
     for rep in range(settings.repetitions):

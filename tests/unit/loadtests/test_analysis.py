@@ -126,3 +126,38 @@ def test_failures_are_counted_not_timed() -> None:
     assert row["p99_ms"]["value"] < 10  # the failed requests (50 ms) are not in the percentiles
     # The one that started long after every window (and any slow failure crossing a window's end).
     assert set(results["failures_outside_windows"]) == {"torchserve-rest"}
+
+
+def test_an_interleaved_step_gives_each_target_its_own_record_per_round() -> None:
+    targets = select_targets("tfserving-rest,torchserve-rest")
+    settings = PlanSettings(users=(1,), repetitions=3, warmup_requests=0, interleave_locust=True)
+    plan = build_plan(targets, [], settings)
+    events: list[dict[str, Any]] = []
+    samples = {name: columns([], []) for name in ("tfserving-rest", "torchserve-rest")}
+    samples.update({f"{name} (block start)": columns([], []) for name in list(samples)})
+    clock = 0.0
+    for phase in plan.phases:
+        if phase.measured:  # the two targets in turn inside one window: 2 ms and 4 ms
+            for i in range(100):
+                name = ("tfserving-rest", "torchserve-rest")[(i // 10) % 2]
+                counted = i % 10 >= 3
+                ms = 2.0 if name == "tfserving-rest" else 4.0
+                samples[name if counted else name + " (block start)"].extend(
+                    columns([clock + 0.01 * i], [ms])
+                )
+            events.append({"event": "phase_end", "phase": phase.index, "window": [clock, clock + 1.1]})
+        clock += 2.0
+    results = analyse(
+        plan,
+        events,
+        samples,
+        {phase.index: {"servers": {"tfserving": 50.0}} for phase in plan.phases},
+        SETTINGS,
+    )
+    steps = [(s["target"], s["rep"], s["requests"]) for s in results["steps"]]
+    assert steps == [(name, rep, 35) for rep in range(3) for name in ("tfserving-rest", "torchserve-rest")]
+    first = results["steps"][0]
+    assert first["latency_ms"]["p50"] == 2.0 and first["step"] == "1 user"
+    assert np.isnan(first["server_cpu_ms_per_request"]), "the window's server CPU is no one target's"
+    ratio = next(c for c in results["comparisons"] if c["metric"] == "p50_ms")
+    assert ratio["ratio_b_over_a"]["value"] == pytest.approx(2.0)

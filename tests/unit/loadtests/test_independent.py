@@ -19,6 +19,7 @@ from loadtests.independent import (
     DISCARD,
     STEP,
     CrossCheck,
+    Digits,
     IndependentTarget,
     Slots,
     independent_records,
@@ -74,7 +75,7 @@ def servers() -> Iterator[dict[str, str]]:
 
 
 def test_targets_take_turns_in_blocks_and_wrong_answers_are_not_counted(servers: dict[str, str]) -> None:
-    digits = (Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),)
+    digits = Digits((Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),))
     path = "/v1/models/mnist:predict"
     targets = {name: IndependentTarget(url, path, {}, "tfserving") for name, url in servers.items()}
     results = run_interleaved(targets, digits, 1.0, seed=1)
@@ -130,7 +131,7 @@ def test_time_slots_give_every_target_one_slot_per_cycle_and_fill_the_time() -> 
 
 
 def test_concurrent_connections_follow_the_slots_together(servers: dict[str, str]) -> None:
-    digits = (Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),)
+    digits = Digits((Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),))
     path = "/v1/models/mnist:predict"
     targets = {name: IndependentTarget(url, path, {}, "tfserving") for name, url in servers.items()}
     results = run_concurrent(targets, digits, 1.0, connections=3, seed=1)
@@ -146,7 +147,7 @@ def test_concurrent_connections_follow_the_slots_together(servers: dict[str, str
 
 
 def test_the_concurrent_part_ends_by_its_deadline(servers: dict[str, str]) -> None:
-    digits = (Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),)
+    digits = Digits((Digit(0, 7, np.zeros((28, 28), dtype=np.float32)),))
     targets = {"a": IndependentTarget(servers["a"], "/v1/models/mnist:predict", {}, "tfserving")}
     began = time.time()
     results = run_concurrent(targets, digits, 30.0, connections=2, deadline=began + 0.6)

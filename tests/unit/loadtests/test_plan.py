@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from loadtests.capacity import SearchSettings
-from loadtests.plan import INTERLEAVED, Plan, PlanSettings, Sequencer, build_plan
+from loadtests.plan import INTERLEAVED, INTERLEAVED_USER, Plan, PlanSettings, Sequencer, build_plan
 from loadtests.targets import CALIBRATION, select_targets
 
 SETTINGS = PlanSettings(
@@ -328,3 +328,36 @@ def test_a_worker_that_stops_reporting_delays_a_step_by_at_most_the_wait_limit()
         clock.now += 1
     assert len(windows) == 1 and windows[0][1] - windows[0][0] == 2.0
     assert windows[0][1] + SAMPLES_WAIT_S < clock.now < began + 100  # judged after the wait; the plan ended
+
+
+def test_interleaved_locust_steps_take_the_rest_targets_together_and_visit_the_others(tmp_path: Path) -> None:
+    settings = PlanSettings(
+        users=(1, 8),
+        repetitions=2,
+        step_s=0.5,
+        warmup_requests=0,
+        interleave_locust=True,
+        independent=("tfserving-rest", "torchserve-rest"),
+    )
+    targets = select_targets("tfserving-rest,torchserve-rest,tfserving-grpc")
+    plan = build_plan(targets, [], settings)
+    assert plan.interleaved == (
+        ("tfserving-rest", "TFServingRestUser"),
+        ("torchserve-rest", "TorchServeRestUser"),
+    )
+    for rep in range(2):
+        phases = [(p.target, p.kind, p.users) for p in plan.phases if p.rep == rep]
+        assert phases[:3] == [
+            (INTERLEAVED, "closed", 1),
+            (INTERLEAVED, "closed", 8),
+            (INTERLEAVED, "drain", 0),
+        ]
+        assert ("tfserving-grpc", "closed", 8) in phases, "a gRPC target is still visited on its own"
+        assert not [p for p in phases if p[0] in ("tfserving-rest", "torchserve-rest")], (
+            "no REST visit of its own"
+        )
+        assert phases[-1] == (INTERLEAVED, "independent", 0)
+    together = next(p for p in plan.phases if p.user_class == INTERLEAVED_USER)
+    assert (together.min_s, together.max_s, together.min_requests) == (1.0, 1.0, 0), "step_s per target"
+    plan.write(tmp_path / "plan.json")
+    assert Plan.read(tmp_path / "plan.json") == plan
