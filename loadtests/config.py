@@ -28,8 +28,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "users": "1",
         "interleave_locust": True,
         "independent_connections": 8,
-        "independent_concurrent_seconds": 4.5,
-        "repetitions": 7,
+        "independent_concurrent_seconds": 5.5,
+        "repetitions": 9,
         "min_requests": 50,
         "step_seconds": 0.6,
         "max_step_seconds": 3.0,
@@ -68,7 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "capacity_min_requests": 20,
     },
 }
-"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 4 minutes here); ``smoke``:
+"""``full`` follows docs/benchmarking.md; ``demo`` fits ``make demo`` (about 3.5 minutes here); ``smoke``:
 tests."""
 
 DEFAULTS: dict[str, Any] = {
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="full",
-        help="load settings: full (docs/benchmarking.md), demo (make demo, about 4 minutes here), "
+        help="load settings: full (docs/benchmarking.md), demo (make demo, about 3.5 minutes here), "
         "smoke (tests)",
     )
 

@@ -136,8 +136,13 @@ def method_text(results: Mapping[str, Any]) -> str:
             f", and throughput from the same client at {connections} connections per target, the targets "
             "interleaved in time slots of about 0.2 s"
         )
+    visits = (
+        "Locust taking every REST target in turn, in blocks of ten requests, in one window per round"
+        if (results.get("config") or {}).get("interleave_locust")
+        else "each target once per round in a random order"
+    )
     return (
-        f"{headline.get('rounds', 0)} rounds, each target once per round in a random order{alone}; ratios "
+        f"{headline.get('rounds', 0)} rounds, {visits}{alone}; ratios "
         "formed inside each round; estimate: the Hodges-Lehmann centre of the rounds; 95% interval for a "
         f"rerun, from the spread between rounds; {cpus}"
     )

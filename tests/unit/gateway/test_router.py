@@ -313,5 +313,5 @@ def test_a_backends_not_found_names_the_model_and_version_it_does_not_serve(
     assert caught.value.message == "version 99 of model 'mnist' is not served by tf (tf answered HTTP 404)"
     assert caught.value.backend == "tf" and caught.value.detail == "Servable not found"
     assert fakes["pt"].calls == 0, "a version that is not served is not failed over"
-    with pytest.raises(NotFound, match="^model 'mnist' is not served by tf"):
+    with pytest.raises(NotFound, match=r"^model 'mnist' is not served by tf"):
         router.predict(select(), IMAGES)
