@@ -93,6 +93,14 @@ class CrossCheck:
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
+    @classmethod
+    def of(
+        cls, target: str, tool: str, seconds: float, durations: list[float], failures: int, rps: float
+    ) -> CrossCheck:
+        """One target's figures from its correct answers' latencies (ms) and its failure count."""
+        p50, p99 = percentile(durations, 50), percentile(durations, 99)
+        return cls(target, tool, seconds, len(durations), failures, p50, p99, rps)
+
 
 class Digits:
     """The digits to send, each request body encoded once per API (not once per connection and round:
@@ -187,14 +195,12 @@ def run_interleaved(
         for connection in connections.values():
             connection.close()
     return {
-        name: CrossCheck(
+        name: CrossCheck.of(
             name,
             TOOL,
             wall,
-            len(durations[name]),
+            durations[name],
             failures[name],
-            percentile(durations[name], 50),
-            percentile(durations[name], 99),
             (len(durations[name]) + failures[name]) / busy[name] if busy[name] > 0 else float("nan"),
         )
         for name in targets
@@ -310,16 +316,15 @@ def run_concurrent(
         f"http.client, {connections} keep-alive connections per target, targets interleaved in "
         f"{slots.slot_s:.2f} s time slots"
     )
+    seconds_run = slots.slot_s * len(slots.order)
     return {
-        name: CrossCheck(
+        name: CrossCheck.of(
             name,
             tool,
-            slots.slot_s * len(slots.order),
-            len(durations[name]),
+            seconds_run,
+            durations[name],
             failures[name],
-            percentile(durations[name], 50),
-            percentile(durations[name], 99),
-            started[name] / slots.counted_s(name) if slots.counted_s(name) > 0 else float("nan"),
+            started[name] / counted if (counted := slots.counted_s(name)) > 0 else float("nan"),
         )
         for name in targets
     }

@@ -276,9 +276,13 @@ def build_plan(targets: Sequence[Target], calibration: Sequence[Target], setting
             add(rep, together[0], "closed", users)
             length = settings.step_s * len(together)
             phases[-1] = replace(
-                phases[-1], target=INTERLEAVED, user_class=INTERLEAVED_USER, min_s=length, max_s=length
+                phases[-1],
+                target=INTERLEAVED,
+                user_class=INTERLEAVED_USER,
+                min_s=length,
+                max_s=length,
+                min_requests=0,
             )
-            phases[-1] = replace(phases[-1], min_requests=0)
         add(rep, together[0], "drain", 0)
         phases[-1] = replace(phases[-1], target=INTERLEAVED, user_class=INTERLEAVED_USER)
 

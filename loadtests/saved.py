@@ -67,20 +67,12 @@ def read_saved(run: Path, files: Sequence[str]) -> Saved:
         raise ValueError(f"{saved} is not readable JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise ValueError(f"{saved} is not a saved run (its JSON is not an object)")
-    if isinstance(raw.get("kind"), str) and isinstance(raw.get("data"), dict):
-        environment = raw.get("environment")
-        return Saved(
-            saved,
-            raw["kind"],
-            int(raw.get("version") or 0),
-            dict(environment) if isinstance(environment, dict) else {},
-            dict(raw["data"]),
-        )
-    data = {key: value for key, value in raw.items() if key != "environment"}
     environment = raw.get("environment")
-    return Saved(
-        saved, _former_kind(raw), 1, dict(environment) if isinstance(environment, dict) else {}, data
-    )
+    environment = dict(environment) if isinstance(environment, dict) else {}
+    if isinstance(raw.get("kind"), str) and isinstance(raw.get("data"), dict):
+        return Saved(saved, raw["kind"], int(raw.get("version") or 0), environment, dict(raw["data"]))
+    data = {key: value for key, value in raw.items() if key != "environment"}
+    return Saved(saved, _former_kind(raw), 1, environment, data)
 
 
 def _locate(run: Path, files: Sequence[str]) -> Path:
