@@ -1,6 +1,6 @@
 """``python -m gatewaybench bench`` (``make bench-gateway``): what the gateway costs, in one run.
 
-It starts the stack it measures through :mod:`loadtests.stack` (TF Serving or its named stand-in,
+It starts the stack it measures through :mod:`serving.stack` (TF Serving or its named stand-in,
 TorchServe, the gateway with one worker; servers pinned away from the load generator), plus the
 floor proxy (:mod:`gatewaybench.floorproxy`, the least any Flask proxy does for the same request), and
 for each backend measures, A B B A (direct, gateway, gateway, direct):
@@ -60,7 +60,6 @@ from gatewaybench.figures import (
 from gatewaybench.stages import stage_lines
 from gatewaybench.startup import measure_startup
 from loadtests.backends import spec
-from loadtests.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
 from loadtests.environment import describe_machine
 from loadtests.grpc_wire import tfserving_codec, torchserve_codec
 from loadtests.payloads import Payloads, payloads_from_store
@@ -68,12 +67,13 @@ from loadtests.prewarm import prewarm
 from loadtests.report.templating import template_environment
 from loadtests.saved import write_saved
 from loadtests.secrets import scrub_report
-from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.stats import percentile
 from model_store import MODEL_NAME, ModelStore, default_root
+from serving.cpu import Pinning, cpu_seconds, pin_group, pinned, plan_pinning, process_cpu_seconds
 from serving.ports import free_port
 from serving.process import group_members, start_server, stop_server
 from serving.settings import LOOPBACK, REPO_ROOT, ServingSettings
+from serving.stack import LocalStack, StackOptions, start_stack
 from serving.torchserve import launcher as torchserve
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -579,7 +579,7 @@ def _torchscript(store: ModelStore) -> str:
 
 def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:
     """The load generator's own ceiling at the batching point: the same clients against the stack's
-    null endpoints (loadtests.nullserver). No path through any server can be measured faster."""
+    null endpoints (serving.nullserver). No path through any server can be measured faster."""
     if "nullserver" not in bench.stack.records:
         say("  the null endpoints did not start; no ceiling measured")
         return None

@@ -46,11 +46,11 @@ from loadtests.interrupts import terminate_as_interrupt, uninterruptible
 from loadtests.report.templating import template_environment
 from loadtests.saved import write_saved
 from loadtests.secrets import scrub_report
-from loadtests.stack import LocalStack, StackOptions, start_stack
 from loadtests.stats import percentile
 from model_store import MODEL_NAME, ModelStore, default_root
 from model_store.manifest import VersionRecord
 from serving.process import process_group_alive
+from serving.stack import LocalStack, StackOptions, start_stack
 from serving.torchserve import launcher as torchserve
 
 TEMPLATES = Path(__file__).parent / "templates"

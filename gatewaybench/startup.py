@@ -19,13 +19,13 @@ from pathlib import Path
 
 import psutil
 
-from loadtests.endpoints import Endpoints
-from loadtests.stack import StackOptions, gateway_environment
 from model_store import MODEL_NAME
+from serving.endpoints import Endpoints
 from serving.lifecycle import wait_http
 from serving.ports import free_port
 from serving.process import group_members, start_server, stop_server
 from serving.settings import LOOPBACK, REPO_ROOT
+from serving.stack import StackOptions, gateway_environment
 
 __all__ = ["Startup", "measure_startup"]
 

@@ -19,8 +19,6 @@ from loadtests.analysis import AnalysisSettings, analyse, target_components
 from loadtests.backends import spec
 from loadtests.capacity_results import capacity_results
 from loadtests.config import CompareConfig
-from loadtests.cpu import Pinning, plan_pinning
-from loadtests.endpoints import REST_PATHS, Endpoints, default_endpoints
 from loadtests.environment import describe_machine, load_average
 from loadtests.headline import reproducibility_json
 from loadtests.independent import TOOL, IndependentClient, IndependentTarget, independent_records
@@ -38,11 +36,13 @@ from loadtests.report.headline_text import reproducibility_text
 from loadtests.report.summary import summary_text
 from loadtests.saved import read_saved, write_saved
 from loadtests.secrets import scrub_report
-from loadtests.stack import LocalStack, StackOptions, start_stack
-from loadtests.targets import CALIBRATION, Target, select_targets
+from loadtests.targets import CALIBRATION, Target, address, locust_args, select_targets
 from model_store import MODEL_NAME, ModelStore, default_root
+from serving.cpu import Pinning, plan_pinning
+from serving.endpoints import REST_PATHS, Endpoints, default_endpoints
 from serving.ports import free_port
 from serving.settings import REPO_ROOT
+from serving.stack import LocalStack, StackOptions, start_stack
 
 __all__ = ["compare", "describe_tfserving", "needed_components"]
 
@@ -185,7 +185,7 @@ def _preflight(
         result = probe(target, endpoints, payloads.digits[0], token=token, timeout=config.request_timeout)
         probes[target.name] = result
         state = "ok" if result.ok else f"SKIPPED: {result.reason}"
-        say(f"  {target.name:<28} {endpoints.address(target):<28} {state}")
+        say(f"  {target.name:<28} {address(endpoints, target):<28} {state}")
     return probes
 
 
@@ -331,7 +331,7 @@ def _measure(
         samples_file=raw / "samples.json",
         payload_file=payload_file,
         log_file=raw / "locust.log",
-        address_args=(*endpoints.locust_args(), *_interleaved_args(plan)),
+        address_args=(*locust_args(endpoints), *_interleaved_args(plan)),
         deadline_s=_deadline(plan),
         local_workers=config.workers,
         expect_workers=config.expect_workers,
@@ -452,7 +452,7 @@ def _independent_targets(
             continue
         api = target.api
         targets[target.name] = IndependentTarget(
-            endpoints.address(target),
+            address(endpoints, target),
             REST_PATHS[api].format(model=MODEL_NAME),
             bearer_header(endpoints, token) if api == "torchserve" else {},
             api=api,

@@ -9,8 +9,8 @@ from typing import Any
 
 from loadtests.backends import BACKEND_NAMES, BACKENDS
 from loadtests.capacity import SearchSettings, SloSettings
-from loadtests.endpoints import ADDRESS_OPTIONS
 from loadtests.plan import PlanSettings
+from loadtests.targets import ADDRESS_OPTIONS
 
 __all__ = ["PRESETS", "CompareConfig", "build_parser", "config_from_args"]
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtests.checks import check_gateway_headers, check_rest_prediction, check_status
-from loadtests.cpu import pinned
 from loadtests.payloads import Digit
 from loadtests.plan import Phase, Plan
 from loadtests.records import WindowRecord
 from loadtests.stats import percentile
+from serving.cpu import pinned
 
 __all__ = [
     "BLOCK",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loadtests.cpu import pinned
 from loadtests.plan import EVENT_PREFIX
+from serving.cpu import pinned
 from serving.ports import free_port
 from serving.process import stop_group
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.checks import check_gateway_headers, check_rest_prediction, check_status
-from loadtests.endpoints import REST_PATHS, Endpoints
 from loadtests.grpc_wire import codec_for
-from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Digit
-from loadtests.targets import Target
+from loadtests.targets import Target, address
 from model_store import MODEL_NAME
+from serving.endpoints import REST_PATHS, Endpoints
+from serving.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 
 __all__ = ["Probe", "bearer_header", "probe"]
 
@@ -106,13 +106,13 @@ def probe(
     target: Target, endpoints: Endpoints, digit: Digit, *, token: str = "", timeout: float = 10.0
 ) -> Probe:
     """Send ``digit`` once to ``target``; ``ok`` only for a correct answer."""
-    address = endpoints.address(target)
-    if not address:
+    where = address(endpoints, target)
+    if not where:
         return Probe(target.name, False, "no address configured")
     try:
         if target.protocol == "grpc":
-            return _grpc(target, address, digit, endpoints, token, timeout)
-        return _rest(target, address, digit, endpoints, token, timeout)
+            return _grpc(target, where, digit, endpoints, token, timeout)
+        return _rest(target, where, digit, endpoints, token, timeout)
     except OSError as exc:
         reason = getattr(exc, "reason", None) or exc
-        return Probe(target.name, False, f"unreachable at {address}: {reason}")
+        return Probe(target.name, False, f"unreachable at {where}: {reason}")

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import grpc
 
 from loadtests.backends import BACKEND_NAMES, spec
-from loadtests.endpoints import REST_PATHS, Endpoints
 from loadtests.grpc_wire import codec_for
 from loadtests.payloads import Payloads
 from model_store import MODEL_NAME
+from serving.endpoints import REST_PATHS, Endpoints
 
 __all__ = ["Warmed", "prewarm"]
 

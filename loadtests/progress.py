@@ -2,7 +2,7 @@
 
 Fed with the shape's events as Locust prints them. At the start and the end of each phase it reads the
 CPU time of every server process group, of every local Locust process and of the whole machine
-(psutil, :mod:`loadtests.cpu`), so each measured step records how busy the servers, the load
+(psutil, :mod:`serving.cpu`), so each measured step records how busy the servers, the load
 generator and everything else were (a window can open and close within one shape tick, too short to
 measure, so the phase is the unit).
 """
@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from loadtests.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds, system_steal_seconds
 from loadtests.independent import BLOCK
 from loadtests.plan import INTERLEAVED, Plan
+from serving.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds, system_steal_seconds
 
 __all__ = ["RunMonitor", "format_duration"]
 

@@ -9,17 +9,21 @@ the report and the locustfiles agree without importing Locust.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from loadtests.backends import BACKENDS, spec
+from serving.endpoints import Endpoints
 
 __all__ = [
+    "ADDRESS_OPTIONS",
     "ALL_TARGETS",
     "CALIBRATION",
     "GATEWAY_PAIRS",
     "HEADLINE_PAIRS",
     "TARGETS",
     "Target",
+    "address",
+    "locust_args",
     "select_targets",
 ]
 
@@ -127,3 +131,38 @@ def select_targets(names: str, skip: str = "") -> list[Target]:
                 chosen.append(found)
     skipped = {target(part.strip()).name for part in skip.split(",") if part.strip()}
     return [t for t in chosen if t.name not in skipped and t.path != "calibration"]
+
+
+def address(endpoints: Endpoints, target: Target) -> str:
+    """The address a target's requests go to ("" when none is configured)."""
+    if target.path == "calibration":
+        return endpoints.null_url if target.protocol == "rest" else endpoints.null_grpc_target
+    if target.via_gateway:
+        return endpoints.gateway_url
+    return endpoints.of_backend(target.name)
+
+
+def locust_args(endpoints: Endpoints) -> list[str]:
+    """The users' address options (``loadtests.users``) for these endpoints."""
+    args: list[str] = []
+    for name, value in asdict(endpoints).items():
+        if value and name != "torchserve_management_url":
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    return args
+
+
+def _address_options() -> tuple[tuple[str, str], ...]:
+    servers: dict[str, str] = {}
+    for entry in BACKENDS:
+        if entry.direct:
+            what = "REST base URL" if entry.protocol == "rest" else "gRPC host:port"
+            servers.setdefault(entry.endpoint.replace("_", "-"), f"{entry.label} {what}")
+    return (
+        *servers.items(),
+        ("torchserve-key-file", "TorchServe key_file.json (token auth; LOADTEST_TORCHSERVE_TOKEN overrides)"),
+        ("gateway-url", "gateway base URL"),
+    )
+
+
+ADDRESS_OPTIONS = _address_options()
+"""(option, help) of every address the runner and the Locust users take."""

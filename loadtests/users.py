@@ -33,13 +33,14 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import open_loop
 from loadtests.backends import BACKENDS, StackBackend
 from loadtests.checks import check_gateway_headers, check_json_predictions, check_status, check_v2_outputs
-from loadtests.endpoints import ADDRESS_OPTIONS, REST_PATHS
 from loadtests.grpc_wire import GrpcCodec, codec_for
 from loadtests.independent import BLOCK, DISCARD
-from loadtests.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 from loadtests.payloads import Payloads, load_payloads, payloads_from_store
 from loadtests.plan import NOT_COUNTED
 from loadtests.recorder import SampleRecorder, failure_reason
+from loadtests.targets import ADDRESS_OPTIONS
+from serving.endpoints import REST_PATHS
+from serving.nullserver import NULL_GRPC_METHOD, NULL_REST_ANSWER
 
 __all__ = ["RECORDER", "USER_CLASSES", "set_pace"]
 
@@ -59,7 +60,7 @@ _pace: dict[str, float | None] = {"per_user": None}
 
 
 def _defaults() -> dict[str, str]:
-    from loadtests.endpoints import default_endpoints
+    from serving.endpoints import default_endpoints
 
     return default_endpoints().to_dict()
 
@@ -366,7 +367,7 @@ def _gateway_user(entry: StackBackend) -> type[_GatewayUser]:
 
 
 class NullRestUser(_RestUser):
-    """Calibration: the same request to an endpoint that does no work (``python -m loadtests.nullserver``)."""
+    """Calibration: the same request to an endpoint that does no work (``python -m serving.nullserver``)."""
 
     target_name = "null-rest"
     url_option = "null_url"

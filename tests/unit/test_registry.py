@@ -11,10 +11,10 @@ import pytest
 
 from gateway.settings import Settings
 from loadtests.backends import BACKEND_NAMES, BACKENDS, spec
-from loadtests.endpoints import ADDRESS_OPTIONS, Endpoints, default_endpoints
 from loadtests.report.charts import color
 from loadtests.report.labels import target_label
-from loadtests.targets import GATEWAY_PAIRS, HEADLINE_PAIRS, TARGETS, target
+from loadtests.targets import ADDRESS_OPTIONS, GATEWAY_PAIRS, HEADLINE_PAIRS, TARGETS, address, target
+from serving.endpoints import Endpoints, default_endpoints
 from serving.settings import ServingSettings
 
 
@@ -60,7 +60,7 @@ def test_addresses_labels_and_colours_come_from_the_registry() -> None:
     endpoints = default_endpoints()
     options = dict(ADDRESS_OPTIONS)
     for entry in (e for e in BACKENDS if e.direct):
-        assert endpoints.address(target(entry.name)) == getattr(endpoints, entry.endpoint) != ""
+        assert address(endpoints, target(entry.name)) == getattr(endpoints, entry.endpoint) != ""
         assert entry.label in options[entry.endpoint.replace("_", "-")]
     for t in TARGETS:
         assert t.name not in target_label(t.name, official=True)  # a human label, not the identifier
@@ -74,7 +74,7 @@ def test_the_registry_and_what_derives_from_it_import_nothing_heavy() -> None:
     code = (
         "import sys, gateway.registry\n"
         "light = sorted(m for m in sys.modules if m.split('.')[0] in ('gateway', 'serving', 'model_store'))\n"
-        "import loadtests.targets, loadtests.endpoints, loadtests.report.labels\n"
+        "import loadtests.targets, serving.endpoints, loadtests.report.labels\n"
         "print(light, sorted(m for m in ('numpy', 'grpc', 'tensorflow', 'torch') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gatewaybench.startup import measure_startup
-from loadtests.endpoints import Endpoints
-from loadtests.stack import StackOptions
+from serving.endpoints import Endpoints
 from serving.process import process_group_alive
+from serving.stack import StackOptions
 from tests.integration.gatewaybench.test_stages import _FakeTFServing
 from tests.support import served_in_thread
 

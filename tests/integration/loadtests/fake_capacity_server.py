@@ -17,7 +17,7 @@ import json
 import signal
 import time
 
-from loadtests.nullserver import NULL_REST_ANSWER, content_length
+from serving.nullserver import NULL_REST_ANSWER, content_length
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(NULL_REST_ANSWER), NULL_REST_ANSWER)
 

@@ -9,10 +9,18 @@ import pytest
 
 from loadtests.compare import needed_components
 from loadtests.config import PRESETS, CompareConfig, build_parser, config_from_args
-from loadtests.cpu import parse_cpus, plan_pinning
-from loadtests.endpoints import Endpoints
-from loadtests.nullserver import NULL_REST_ANSWER, NullHttp, content_length
-from loadtests.targets import CALIBRATION, GATEWAY_PAIRS, TARGETS, select_targets, target
+from loadtests.targets import (
+    CALIBRATION,
+    GATEWAY_PAIRS,
+    TARGETS,
+    address,
+    locust_args,
+    select_targets,
+    target,
+)
+from serving.cpu import parse_cpus, plan_pinning
+from serving.endpoints import Endpoints
+from serving.nullserver import NULL_REST_ANSWER, NullHttp, content_length
 
 
 def test_help_documents_every_knob() -> None:
@@ -69,11 +77,11 @@ def test_start_runs_only_the_servers_the_targets_need() -> None:
 
 def test_addresses_per_target_and_as_locust_options() -> None:
     endpoints = Endpoints(tfserving_rest_url="http://h:1", gateway_url="http://g:2", null_grpc_target="n:3")
-    assert endpoints.address(target("tfserving-rest")) == "http://h:1"
-    assert endpoints.address(target("gateway/torchserve-grpc")) == "http://g:2"
-    assert endpoints.address(CALIBRATION[1]) == "n:3"
-    assert endpoints.address(target("torchserve-rest")) == ""
-    assert endpoints.locust_args() == [
+    assert address(endpoints, target("tfserving-rest")) == "http://h:1"
+    assert address(endpoints, target("gateway/torchserve-grpc")) == "http://g:2"
+    assert address(endpoints, CALIBRATION[1]) == "n:3"
+    assert address(endpoints, target("torchserve-rest")) == ""
+    assert locust_args(endpoints) == [
         "--tfserving-rest-url",
         "http://h:1",
         "--gateway-url",

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.backends import BACKEND_NAMES, BACKENDS
-from loadtests.cpu import Pinning, pin_group, pinned
-from loadtests.endpoints import Endpoints
+from gateway import registry
 from model_store import MODEL_NAME
+from serving.cpu import Pinning, pin_group, pinned
+from serving.endpoints import Endpoints
 from serving.lifecycle import SERVERS, CommandLauncher, Launcher, up
 from serving.ports import free_port
 from serving.process import ServerRecord, all_records, group_members, process_group_alive, stop_server
@@ -114,7 +114,11 @@ def gateway_environment(
         "GATEWAY_ROUTING_FILE": str(routing_file),
         "GATEWAY_MODEL_STORE": str(options.store_root),
         "GATEWAY_EMBEDDED_THREADS": str(options.threads),
-        **{f"GATEWAY_{e.address.upper()}": getattr(endpoints, e.endpoint) for e in BACKENDS if e.address},
+        **{
+            f"GATEWAY_{b.address.upper()}": endpoints.of_backend(b.name)
+            for b in registry.BACKENDS
+            if b.address
+        },
         "GATEWAY_TORCHSERVE_KEY_FILE": endpoints.torchserve_key_file,
         "GATEWAY_TORCHSERVE_MANAGEMENT_URL": endpoints.torchserve_management_url,
         "GATEWAY_GRACEFUL_TIMEOUT_S": "5",
@@ -125,7 +129,8 @@ def gateway_environment(
 
 def write_routing(path: Path) -> None:
     """Every backend reachable by explicit choice (``X-Gateway-Backend``); no failover, no shadow."""
-    backends = {name: (1 if name == BACKEND_NAMES[0] else 0) for name in BACKEND_NAMES}
+    names = registry.BACKEND_NAMES
+    backends = {name: (1 if name == names[0] else 0) for name in names}
     path.write_text(json.dumps({"models": {MODEL_NAME: {"backends": backends, "failover": False}}}, indent=2))
 
 
@@ -176,9 +181,9 @@ def start_stack(options: StackOptions, say: Say) -> LocalStack:
         name: launcher for name, launcher in SERVERS.items() if name in options.components
     }
     if NULLSERVER in options.components:
-        command = [sys.executable, "-m", "loadtests.nullserver", "--host", LOOPBACK]
+        command = [sys.executable, "-m", "serving.nullserver", "--host", LOOPBACK]
         command += ["--rest-port", str(null_ports[0]), "--grpc-port", str(null_ports[1])]
-        implementation = "loadtests null endpoints (asyncio HTTP/1.1, grpcio)"
+        implementation = "serving null endpoints (asyncio HTTP/1.1, grpcio)"
         null_url = f"{stack.endpoints.null_url}/"
         launchers[NULLSERVER] = CommandLauncher(
             NULLSERVER, command, _child_environment({}), null_url, implementation, any_status=True

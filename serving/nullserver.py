@@ -1,11 +1,11 @@
 """Null endpoints that answer at once, for calibrating the load generator (docs/benchmarking.md, step 3).
 
-    python -m loadtests.nullserver --host 127.0.0.1 --rest-port 0 --grpc-port 0
+    python -m serving.nullserver --host 127.0.0.1 --rest-port 0 --grpc-port 0
 
 REST: a minimal HTTP/1.1 keep-alive server on asyncio that reads each request (headers and
 ``Content-Length`` body) and sends a fixed, small JSON answer — far cheaper per request than any
 model server, so the throughput Locust reaches against it is the generator's own ceiling.
-gRPC: ``/loadtests.Null/Predict`` on grpcio, answering fixed bytes. The chosen ports are printed as
+gRPC: ``/serving.Null/Predict`` on grpcio, answering fixed bytes. The chosen ports are printed as
 one JSON line on stdout (``{"rest_port": ..., "grpc_port": ...}``) once both listen.
 """
 
@@ -21,7 +21,7 @@ from concurrent import futures
 __all__ = ["NULL_GRPC_ANSWER", "NULL_GRPC_METHOD", "NULL_REST_ANSWER", "main"]
 
 NULL_REST_ANSWER = b'{"predictions":[[0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1]]}'
-NULL_GRPC_METHOD = "/loadtests.Null/Predict"
+NULL_GRPC_METHOD = "/serving.Null/Predict"
 NULL_GRPC_ANSWER = b"\n\x04null"
 _HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -100,9 +100,7 @@ async def serve(host: str, rest_port: int, grpc_port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtests.nullserver", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m serving.nullserver", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     parser.add_argument("--rest-port", type=int, default=0, help="REST port (0: any free port)")
     parser.add_argument("--grpc-port", type=int, default=0, help="gRPC port (0: any free port; -1: none)")

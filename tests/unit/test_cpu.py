@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from loadtests.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds
+from serving.cpu import cpu_seconds, process_cpu_seconds, system_busy_seconds
 
 
 def _spin(seconds: float) -> None:
