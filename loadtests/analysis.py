@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,7 +23,15 @@ from loadtests.backends import spec
 from loadtests.headline import across_rounds, headline_json
 from loadtests.plan import INTERLEAVED, Phase, Plan
 from loadtests.recorder import Columns
-from loadtests.records import StepRecord, WindowRecord
+from loadtests.records import (
+    Analysis,
+    CalibrationRecord,
+    ComparisonRow,
+    GatewayAddedRow,
+    StepRecord,
+    SummaryRow,
+    WindowRecord,
+)
 from loadtests.stats import (
     bin_rates,
     bins_for,
@@ -192,8 +200,8 @@ def _flag(
     record["saturation"] = reasons
 
 
-def _calibration(steps: list[StepRecord]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _calibration(steps: list[StepRecord]) -> dict[str, CalibrationRecord]:
+    out: dict[str, CalibrationRecord] = {}
     for name, protocol in (("null-rest", "rest"), ("null-grpc", "grpc")):
         mine = [s for s in steps if s["target"] == name and s["requests"]]
         if not mine:
@@ -220,11 +228,12 @@ def _group(steps: Iterable[StepRecord]) -> dict[tuple[str, str], list[StepRecord
 
 def _summary_row(
     target: str, step: str, runs: list[StepRecord], iterations: int, rng: np.random.Generator
-) -> dict[str, Any]:
+) -> SummaryRow:
     latencies = [np.asarray(r["latencies_ms"]) for r in runs]
     cost = np.asarray([r.get("server_cpu_ms_per_request", float("nan")) for r in runs], dtype=float)
     rate_runs = [(np.asarray(r["starts"]), (0.0, float(r["duration_s"]))) for r in runs]
-    row: dict[str, Any] = {
+    p50, p95, p99 = (bootstrap_percentile(latencies, q, iterations, rng).to_dict() for q in PERCENTILES)
+    row: SummaryRow = {
         "target": target,
         "step": step,
         "kind": runs[0]["kind"],
@@ -238,6 +247,9 @@ def _summary_row(
         "saturation": sorted({reason for r in runs for reason in r["saturation"]}),
         "short": any(r["short"] for r in runs),
         "rps": bootstrap_rate(rate_runs, iterations, rng).to_dict(),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
         "generator_cpu_peak": max((r["generator_cpu_peak"] for r in runs), default=float("nan")),
         "target_server_cpu_percent": float(np.median([r["target_server_cpu_percent"] for r in runs])),
         "server_cpu_ms_per_request": float(np.nanmedian(cost)) if np.isfinite(cost).any() else float("nan"),
@@ -245,8 +257,6 @@ def _summary_row(
         if any(np.isfinite(r["other_cpu_percent"]) for r in runs)
         else float("nan"),
     }
-    for q in PERCENTILES:
-        row[f"p{q}_ms"] = bootstrap_percentile(latencies, q, iterations, rng).to_dict()
     timing = [r["server_timing_ms"] for r in runs if "server_timing_ms" in r]
     if timing:
         row["server_timing_ms"] = {key: float(np.median([t[key] for t in timing])) for key in timing[0]}
@@ -260,10 +270,10 @@ def _rate_replicates(run: StepRecord, iterations: int, rng: np.random.Generator)
 
 def _gateway_added(
     steps: list[StepRecord], iterations: int, rng: np.random.Generator
-) -> list[dict[str, Any]]:
+) -> list[GatewayAddedRow]:
     """Per backend and step: gateway - direct p50/p99 and gateway/direct throughput, per repetition."""
     by_key = {(s["target"], s["step"], s["rep"]): s for s in steps}
-    rows = []
+    rows: list[GatewayAddedRow] = []
     for via, direct in GATEWAY_PAIRS:
         for step in dict.fromkeys(s["step"] for s in steps if s["target"] == via):
             pairs = [
@@ -294,17 +304,23 @@ def _gateway_added(
     return rows
 
 
-METRICS = (("rps", False), ("p50_ms", True), ("p95_ms", True), ("p99_ms", True))
+Metric = Literal["rps", "p50_ms", "p95_ms", "p99_ms"]
+METRICS: tuple[tuple[Metric, bool], ...] = (
+    ("rps", False),
+    ("p50_ms", True),
+    ("p95_ms", True),
+    ("p99_ms", True),
+)
 
 
-def _comparisons(summary: list[dict[str, Any]], steps: list[StepRecord]) -> list[dict[str, Any]]:
+def _comparisons(summary: list[SummaryRow], steps: list[StepRecord]) -> list[ComparisonRow]:
     """TensorFlow side vs PyTorch side per pair, step and metric.
 
     The ratio (PyTorch side / TensorFlow side) is formed inside each round, pair by pair, and summarised
     across rounds (:mod:`loadtests.headline`); a winner only where its 95% rerun interval excludes 1.
     """
     rows = {(r["target"], r["step"]): r for r in summary}
-    out = []
+    out: list[ComparisonRow] = []
     for label, left, right in HEADLINE_PAIRS:
         for step in dict.fromkeys(r["step"] for r in summary if r["target"] == left):
             a, b = rows.get((left, step)), rows.get((right, step))
@@ -348,13 +364,14 @@ def _per_round_ratio(steps: list[StepRecord], left: str, right: str, step: str, 
     return [by_round[(right, r)]["latency_ms"][key] / by_round[(left, r)]["latency_ms"][key] for r in rounds]
 
 
-def _cdf_step(summary: list[dict[str, Any]], wanted: str) -> str | None:
+def _cdf_step(summary: list[SummaryRow], wanted: str) -> str | None:
     steps = [r for r in summary if r["kind"] == "closed" and not r["target"].startswith("null-")]
     labels = list(dict.fromkeys(r["step"] for r in sorted(steps, key=lambda r: r["users"])))
     if wanted:
         return wanted if wanted in labels else (labels[0] if labels else None)
     clean = [label for label in labels if not any(r["saturated"] for r in steps if r["step"] == label)]
-    return (clean or labels or [None])[-1]
+    chosen = clean or labels
+    return chosen[-1] if chosen else None
 
 
 def analyse(
@@ -364,7 +381,7 @@ def analyse(
     cpu_by_phase: Mapping[int, Mapping[str, Any]],
     settings: AnalysisSettings,
     independent: Sequence[WindowRecord] = (),
-) -> dict[str, Any]:
+) -> Analysis:
     """Every figure of the report; ``independent``: the independent client's windows (the harness
     check and the headline's p50 pair from that client)."""
     rng = np.random.default_rng(settings.seed)

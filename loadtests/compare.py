@@ -30,7 +30,7 @@ from loadtests.preflight import Probe, bearer_header, probe
 from loadtests.prewarm import prewarm
 from loadtests.progress import RunMonitor, format_duration
 from loadtests.recorder import load_samples
-from loadtests.records import WindowRecord
+from loadtests.records import Results, StepRecord, WindowRecord
 from loadtests.report import write_report
 from loadtests.report.headline_text import reproducibility_text
 from loadtests.report.summary import summary_text
@@ -299,7 +299,7 @@ class Pass:
 
     number: int
     plan: Plan
-    results: dict[str, Any]
+    results: Results
     locust_exit_code: int
 
 
@@ -369,20 +369,22 @@ def _measure(
     say("Analysing (intervals from the spread between rounds)...")
     events, samples = _read_events(launch.events_file), load_samples(launch.samples_file)
     independent = independent_records(plan, client.results, client.concurrent)
-    results = analyse(
-        plan,
-        events,
-        samples,
-        monitor.cpu_by_phase,
-        AnalysisSettings(
-            bootstrap=config.bootstrap,
-            seed=config.seed,
-            saturation_cpu=config.saturation_cpu,
-            ceiling_fraction=config.ceiling_fraction,
-            cdf_step=config.cdf_step,
-        ),
-        independent,
-    )
+    results: Results = {
+        **analyse(
+            plan,
+            events,
+            samples,
+            monitor.cpu_by_phase,
+            AnalysisSettings(
+                bootstrap=config.bootstrap,
+                seed=config.seed,
+                saturation_cpu=config.saturation_cpu,
+                ceiling_fraction=config.ceiling_fraction,
+                cdf_step=config.cdf_step,
+            ),
+            independent,
+        )
+    }
     results["crosscheck"] = crosscheck_rows(independent, results["steps"])
     results["slo_capacity"] = capacity_results(plan, events, samples, monitor.cpu_by_phase, target_components)
     return Pass(number, plan, results, code)
@@ -460,7 +462,7 @@ def _independent_targets(
     return targets
 
 
-def crosscheck_rows(independent: list[WindowRecord], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def crosscheck_rows(independent: list[WindowRecord], steps: list[StepRecord]) -> list[dict[str, Any]]:
     """Per target, the independent client's windows beside Locust's 1-user windows of the same rounds
     (medians over rounds)."""
     rows = []

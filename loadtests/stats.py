@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from loadtests.records import Interval
+
 __all__ = [
     "Estimate",
     "bin_rates",
@@ -40,7 +42,7 @@ class Estimate:
     low: float
     high: float
 
-    def to_dict(self) -> dict[str, float | None]:
+    def to_dict(self) -> Interval:
         return {"value": _finite(self.value), "low": _finite(self.low), "high": _finite(self.high)}
 
     @classmethod

@@ -8,9 +8,10 @@ this package does not import matplotlib until charts are drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from loadtests.records import Results
 
 __all__ = ["render_charts", "write_report"]
 
@@ -26,7 +27,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
+def render_charts(results: Results) -> list[tuple[str, str, bytes]]:
     """(file name, title, PNG) per chart."""
     import matplotlib
 
@@ -50,7 +51,7 @@ def render_charts(results: Mapping[str, Any]) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def _headline_chart(results: Mapping[str, Any]) -> bytes | None:
+def _headline_chart(results: Results) -> bytes | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,7 +60,7 @@ def _headline_chart(results: Mapping[str, Any]) -> bytes | None:
     return headline_chart(results)
 
 
-def write_report(results: Mapping[str, Any], folder: Path) -> dict[str, Path]:
+def write_report(results: Results, folder: Path) -> dict[str, Path]:
     """Write results.json, charts/*.png, report.md and report.html into ``folder``; returns their paths."""
     from loadtests.report.content import render, title
     from loadtests.report.page import html_page

@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from loadtests.saved import read_saved
 
@@ -27,9 +28,10 @@ def render_again(run: Path) -> list[Path]:
     saved = read_saved(run, _FILES)
     folder = saved.path.parent
     if saved.kind == "comparison":
+        from loadtests.records import Results
         from loadtests.report import write_report
 
-        paths = write_report(saved.flat(), folder)
+        paths = write_report(cast("Results", saved.flat()), folder)  # the JSON edge: as compare wrote it
         return [paths["markdown"], paths["html"]]
     if saved.kind == "sweep":
         from loadtests.report.sweep import write_sweep_report

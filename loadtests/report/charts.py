@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -23,12 +23,18 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from loadtests.backends import BACKEND_NAMES, spec
+from loadtests.records import Interval, Results, SummaryRow
 from loadtests.report.labels import official, target_label
 
 __all__ = ["breakdown_chart", "cdf_chart", "headline_chart", "knee_chart", "throughput_chart"]
 
 NULL_COLOR = "#7f7f7f"
-PERCENTILE_STYLE = {"p50_ms": ("p50", "o", 1.0), "p95_ms": ("p95", "s", 0.75), "p99_ms": ("p99", "^", 0.5)}
+PercentileKey = Literal["p50_ms", "p95_ms", "p99_ms"]
+PERCENTILE_STYLE: dict[PercentileKey, tuple[str, str, float]] = {
+    "p50_ms": ("p50", "o", 1.0),
+    "p95_ms": ("p95", "s", 0.75),
+    "p99_ms": ("p99", "^", 0.5),
+}
 
 
 def color(target: str) -> str:
@@ -62,13 +68,12 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _value(estimate: Mapping[str, Any] | None) -> float:
-    if not estimate or estimate.get("value") is None:
-        return math.nan
-    return float(estimate["value"])
+def _value(estimate: Interval | None) -> float:
+    value = estimate["value"] if estimate else None
+    return math.nan if value is None else float(value)
 
 
-def _errors(estimates: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
+def _errors(estimates: Sequence[Interval | None]) -> np.ndarray:
     """Asymmetric error bars (2, n) from estimates' intervals (0 where unknown)."""
     lows, highs = [], []
     for estimate in estimates:
@@ -80,11 +85,11 @@ def _errors(estimates: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
     return np.array([lows, highs])
 
 
-def _serving_targets(results: Mapping[str, Any]) -> list[str]:
+def _serving_targets(results: Results) -> list[str]:
     return [t for t in dict.fromkeys(r["target"] for r in results["summary"]) if not t.startswith("null-")]
 
 
-def _closed_rows(results: Mapping[str, Any], target: str) -> list[Mapping[str, Any]]:
+def _closed_rows(results: Results, target: str) -> list[SummaryRow]:
     rows = [r for r in results["summary"] if r["target"] == target and r["kind"] == "closed"]
     return sorted(rows, key=lambda r: r["users"])
 
@@ -104,7 +109,7 @@ def _scatter(
     )
 
 
-def knee_chart(results: Mapping[str, Any]) -> bytes:
+def knee_chart(results: Results) -> bytes:
     """One panel per target: p50/p95/p99 (log ms) against throughput, each point a concurrency step."""
     targets = _serving_targets(results)
     columns = min(4, max(1, len(targets)))
@@ -172,7 +177,7 @@ def knee_chart(results: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def throughput_chart(results: Mapping[str, Any]) -> bytes:
+def throughput_chart(results: Results) -> bytes:
     """Throughput against users: direct targets (left), through the gateway (right), generator ceilings."""
     figure = Figure(figsize=(12, 4.4))
     official_tf = official(results)
@@ -246,7 +251,7 @@ def throughput_chart(results: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def cdf_chart(results: Mapping[str, Any], step: str) -> bytes:
+def cdf_chart(results: Results, step: str) -> bytes:
     """Latency CDF per target at ``step`` (all repetitions pooled), log-scale milliseconds."""
     figure = Figure(figsize=(12, 4.4))
     official_tf = official(results)
@@ -291,7 +296,7 @@ def cdf_chart(results: Mapping[str, Any], step: str) -> bytes:
     return _png(figure)
 
 
-def breakdown_chart(results: Mapping[str, Any], step: str) -> bytes | None:
+def breakdown_chart(results: Results, step: str) -> bytes | None:
     """Median split of a gateway request: backend call, gateway's own work, client + network + HTTP."""
     rows = [
         r
@@ -337,7 +342,7 @@ def breakdown_chart(results: Mapping[str, Any], step: str) -> bytes | None:
     return _png(figure)
 
 
-def headline_chart(results: Mapping[str, Any]) -> bytes | None:
+def headline_chart(results: Results) -> bytes | None:
     """Every headline figure with its 95% rerun interval: ratios on a log scale around 1, the gateway's
     added p50 in ms around 0. Filled markers are verdicts (the interval excludes no difference)."""
     from loadtests.headline import HeadlineFigure

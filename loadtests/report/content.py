@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loadtests.records import ComparisonRow, Results, SummaryRow
 from loadtests.report.headline_text import headline_rows, headline_sentences, method_text
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
 from loadtests.report.templating import lenient, template_environment
@@ -17,11 +18,11 @@ BUSY_OTHER_CPU = 25.0
 METRIC_NAMES = {"rps": "throughput (req/s)", "p50_ms": "p50 (ms)", "p95_ms": "p95 (ms)", "p99_ms": "p99 (ms)"}
 
 
-def title(results: Mapping[str, Any]) -> str:
+def title(results: Results) -> str:
     return f"MNIST serving comparison, {results.get('created', '')}"
 
 
-def _label(results: Mapping[str, Any], name: str) -> str:
+def _label(results: Results, name: str) -> str:
     return target_label(name, official(results))
 
 
@@ -29,7 +30,7 @@ def _pct(value: Any) -> str:
     return "-" if not isinstance(value, int | float) or value != value else f"{value:.0f}%"
 
 
-def _tfserving_text(results: Mapping[str, Any]) -> str:
+def _tfserving_text(results: Results) -> str:
     tf = results.get("tfserving", {})
     if tf.get("official") is False:
         return (
@@ -49,7 +50,7 @@ def _ratio(value: Any) -> str:
     return fmt_estimate(value, "ratio") if isinstance(value, dict) else "-"
 
 
-def _flags(row: Mapping[str, Any]) -> str:
+def _flags(row: SummaryRow) -> str:
     flags = []
     if row.get("saturated"):
         flags.append("SATURATED generator: " + "; ".join(row.get("saturation", [])))
@@ -63,7 +64,7 @@ def _flags(row: Mapping[str, Any]) -> str:
     return ", ".join(flags)
 
 
-def _server_cpu(row: Mapping[str, Any]) -> str:
+def _server_cpu(row: SummaryRow) -> str:
     cost = row.get("server_cpu_ms_per_request")
     share = _pct(row.get("target_server_cpu_percent"))
     return f"{share} ({cost:.2f})" if isinstance(cost, int | float) and cost == cost else share
@@ -87,7 +88,7 @@ RESULTS_HEADER = (
 )
 
 
-def _summary_row(results: Mapping[str, Any], row: Mapping[str, Any]) -> list[str]:
+def _summary_row(results: Results, row: SummaryRow) -> list[str]:
     return [
         _label(results, row["target"]),
         row["step"],
@@ -104,7 +105,7 @@ def _summary_row(results: Mapping[str, Any], row: Mapping[str, Any]) -> list[str
     ]
 
 
-def _comparison_row(results: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+def _comparison_row(results: Results, c: ComparisonRow) -> list[str]:
     kind = "rps" if c["metric"] == "rps" else "ms"
     unnamed = "- (saturated)" if c["saturated"] else "- (overlap)"
     winner = _label(results, c["winner"]) if c["winner"] else unnamed
@@ -125,7 +126,7 @@ def _pinning(pin: Mapping[str, Any]) -> str:
     return f"servers on CPUs {pin.get('server_cpus')}, Locust on CPUs {pin.get('generator_cpus')}"
 
 
-def _tables(results: Mapping[str, Any]) -> dict[str, Any]:
+def _tables(results: Results) -> dict[str, Any]:
     """Every table's rows, each a list of formatted cells."""
     label = lambda name: _label(results, name)  # noqa: E731 - a short alias for the rows below
     summary = results.get("summary", [])
@@ -184,7 +185,7 @@ def _tables(results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render(
-    results: Mapping[str, Any],
+    results: Results,
     charts: Sequence[tuple[str, str]],
     opening: str | None = None,
     headline_chart: str | None = None,

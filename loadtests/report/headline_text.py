@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loadtests.headline import NO_DIFFERENCE, SPEED_CHANGE_WARNING, HeadlineFigure
+from loadtests.records import Results
 from loadtests.report.templating import text_table
 
 __all__ = ["figure_cells", "headline_rows", "headline_sentences", "method_text", "reproducibility_text"]
@@ -45,7 +46,7 @@ def _verdict(figure: HeadlineFigure, label: Label) -> str:
     return figure.winner
 
 
-def headline_rows(results: Mapping[str, Any], label: Label) -> list[list[str]]:
+def headline_rows(results: Results, label: Label) -> list[list[str]]:
     rows = []
     for figure in _figures(results):
         value, interval = figure_cells(figure)
@@ -56,12 +57,12 @@ def headline_rows(results: Mapping[str, Any], label: Label) -> list[list[str]]:
     return rows
 
 
-def _figures(results: Mapping[str, Any]) -> list[HeadlineFigure]:
+def _figures(results: Results) -> list[HeadlineFigure]:
     headline = results.get("headline") or {}
     return [HeadlineFigure.from_json(f) for f in headline.get("figures", [])]
 
 
-def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
+def headline_sentences(results: Results, label: Label) -> list[str]:
     """One plain sentence per headline figure."""
     out = []
     rounds = int((results.get("headline") or {}).get("rounds") or 0)
@@ -99,7 +100,7 @@ def headline_sentences(results: Mapping[str, Any], label: Label) -> list[str]:
     return out
 
 
-def speed_warning(results: Mapping[str, Any]) -> str:
+def speed_warning(results: Results) -> str:
     """A sentence when the machine's speed changed much between rounds ("" when it did not)."""
     speed = (results.get("headline") or {}).get("machine_speed") or {}
     change = speed.get("slowest_over_fastest")
@@ -113,7 +114,7 @@ def speed_warning(results: Mapping[str, Any]) -> str:
     )
 
 
-def method_text(results: Mapping[str, Any]) -> str:
+def method_text(results: Results) -> str:
     """How the headline was measured, in one line: rounds, the interval, the CPUs the servers share."""
     headline = results.get("headline") or {}
     pinning = (results.get("environment") or {}).get("pinning") or {}

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadtests.backends import BACKEND_NAMES, StackBackend, spec
+from loadtests.records import Results
 
 __all__ = ["fmt_estimate", "fmt_ms", "fmt_rps", "number", "official", "target_label", "tfserving_name"]
 
 
-def official(results: Mapping[str, Any]) -> bool | None:
+def official(results: Results) -> bool | None:
     """Whether the run's TF Serving was the official binary (False: the stand-in; None: unverified)."""
     value = results.get("tfserving", {}).get("official")
     return None if value is None else bool(value)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from loadtests.records import ComparisonRow, Results, SummaryRow
 from loadtests.report.content import BUSY_OTHER_CPU
 from loadtests.report.headline_text import headline_rows, headline_sentences, method_text
 from loadtests.report.labels import fmt_estimate, fmt_ms, fmt_rps, official, target_label
@@ -17,7 +15,7 @@ __all__ = ["summary_text"]
 METRICS = ("rps", "p50_ms", "p99_ms")
 
 
-def _tfserving(results: Mapping[str, Any]) -> str:
+def _tfserving(results: Results) -> str:
     tf_official = official(results)
     if tf_official is False:
         return "the project's stand-in, NOT TensorFlow Serving"
@@ -30,7 +28,7 @@ def _cpu(value: float) -> str:
     return "-" if value != value else f"{value:.2f}"
 
 
-def _flags(row: Mapping[str, Any]) -> str:
+def _flags(row: SummaryRow) -> str:
     other = row.get("other_cpu_percent")
     flags = (
         ("generator saturated", row.get("saturated")),
@@ -40,7 +38,7 @@ def _flags(row: Mapping[str, Any]) -> str:
     return ", ".join(flag for flag, on in flags if on)
 
 
-def summary_text(results: Mapping[str, Any]) -> str:
+def summary_text(results: Results) -> str:
     tf_official = official(results)
     label = lambda name: target_label(name, tf_official)  # noqa: E731 - a short alias for the rows below
     env = lenient(results.get("environment", {}))
@@ -109,19 +107,22 @@ def summary_text(results: Mapping[str, Any]) -> str:
     return template_environment().get_template("summary.txt").render(values)
 
 
-def _cell(row: Mapping[str, Any]) -> str:
+def _cell(row: ComparisonRow) -> str:
     if not row["winner"]:
         return "generator saturated" if row["saturated"] and row["metric"] == "rps" else "no difference"
     ratio = row.get("ratio_b_over_a")
     value = ratio.get("value") if isinstance(ratio, dict) else ratio
     if not isinstance(value, int | float) or value <= 0:  # fall back to the medians' ratio
-        value = row["b_value"]["value"] / row["a_value"]["value"]
+        a, b = row["a_value"]["value"], row["b_value"]["value"]
+        if not a or not b:
+            return "-"
+        value = b / a
     factor = max(value, 1 / value)  # within-run ratio PyTorch / TF, as "how many times better"
     side = "TF" if row["winner"] == row["a"] else "PyTorch"
     return f"{side} {factor:.2f}x"
 
 
-def _winner_rows(results: Mapping[str, Any]) -> list[list[str]]:
+def _winner_rows(results: Results) -> list[list[str]]:
     """One row per pair and step: who wins on throughput, p50, p99 (and by what factor)."""
     comparisons = results.get("comparisons", [])
     keys = list(dict.fromkeys((c["pair"], c["step"]) for c in comparisons))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtests.backends import BACKEND_NAMES, spec
+from loadtests.records import Results
 from loadtests.report.labels import fmt_ms, fmt_rps, number, official, target_label
 from loadtests.report.templating import template_environment
 
@@ -98,7 +99,7 @@ def _row(name: str, data: Mapping[str, Any], tf_official: bool | None) -> Verdic
     )
 
 
-def verdict(results: Mapping[str, Any]) -> Verdict | None:
+def verdict(results: Results) -> Verdict | None:
     """The rows, best first, or None when the run made no capacity search."""
     capacity = results.get("slo_capacity") or {}
     if not capacity.get("targets"):
@@ -189,7 +190,7 @@ def _cpu(value: float) -> str:
     return "-" if not math.isfinite(value) else f"{value:.2f}"
 
 
-def render_verdict(results: Mapping[str, Any], chart_file: str) -> str | None:
+def render_verdict(results: Results, chart_file: str) -> str | None:
     """The opening section (Markdown), or None without a capacity search."""
     view = verdict(results)
     if view is None:
