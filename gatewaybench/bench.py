@@ -231,9 +231,29 @@ class Meter:
 # -- the run --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BenchConfig:
+    """The bench's command line, typed (``python -m gatewaybench bench --help``)."""
+
+    store: Path | None = None
+    seconds: float = 4.0
+    settle: float = 0.5
+    clients: int = 8
+    batch_clients: int = 32
+    max_batch: int = 32
+    max_delay_ms: float = 1.0
+    prewarm: float = 10.0
+    no_torchserve: bool = False
+    no_batching: bool = False
+    gateway_threads: int = 256
+    gateway_server: str | None = None
+    pin: str = "auto"
+    out: Path = REPO_ROOT / "reports"
+
+
 @dataclass
 class Bench:
-    args: argparse.Namespace
+    config: BenchConfig
     stack: LocalStack
     payloads: Payloads
     pinning: Pinning
@@ -280,13 +300,13 @@ def _available(stack: LocalStack, backends: tuple[str, ...]) -> list[str]:
 
 
 def _measure_pairs(bench: Bench, meter: Meter, backends: list[str]) -> None:
-    clients = bench.args.clients
+    clients = bench.config.clients
     for backend in backends:
         server = bench.server_of(backend)
         say(f"{backend}: direct, gateway, gateway, direct")
         # The server sat idle while the backends before it were measured: after the prewarm,
         # TorchServe's first direct windows here ran at half the rate of its last (286 vs 685 req/s).
-        closed_loop(bench.direct(backend), clients, min(bench.args.prewarm, 5.0), 0.0)
+        closed_loop(bench.direct(backend), clients, min(bench.config.prewarm, 5.0), 0.0)
         for path in ("direct", "gateway", "gateway", "direct"):
             connect = bench.direct(backend) if path == "direct" else bench.via_gateway(backend)
             for n in (1, clients):
@@ -297,7 +317,7 @@ def _measure_embedded(bench: Bench, meter: Meter) -> None:
     say("embedded backends (the model runs in the gateway's process)")
     for backend in EMBEDDED:
         for _ in range(2):
-            for n in (1, bench.args.clients):
+            for n in (1, bench.config.clients):
                 meter.measure(f"gateway/{backend}", bench.via_gateway(backend), n, None)
 
 
@@ -308,8 +328,8 @@ def _set_batching(bench: Bench, enabled: bool) -> None:
     policy = routing["models"][MODEL_NAME]
     policy["batching"] = {
         "enabled": enabled,
-        "max_batch": bench.args.max_batch,
-        "max_delay_ms": bench.args.max_delay_ms,
+        "max_batch": bench.config.max_batch,
+        "max_delay_ms": bench.config.max_delay_ms,
     }
     text = json.dumps(routing, indent=2)
     if text == path.read_text():
@@ -339,17 +359,17 @@ def _reloads(bench: Bench) -> float:
 def _measure_batching(bench: Bench, meter: Meter) -> None:
     """Off and on alternate (A B B A) at 1 client, where the difference is small and the noise is not;
     then the loaded points, with the server alone at the widest one."""
-    wide = bench.args.batch_clients
+    wide = bench.config.batch_clients
     server = bench.server_of(BATCHED)
     connect = bench.via_gateway(BATCHED)
-    say(f"gateway micro-batching, {BATCHED}: off / on (max_batch {bench.args.max_batch})")
+    say(f"gateway micro-batching, {BATCHED}: off / on (max_batch {bench.config.max_batch})")
     try:
         for enabled in (False, True, True, False):
             _set_batching(bench, enabled)
             meter.measure(f"{'batched' if enabled else 'unbatched'}/{BATCHED}", connect, 1, server)
         meter.measure(f"unbatched/{BATCHED}", connect, wide, server)
         _set_batching(bench, True)
-        for n in (bench.args.clients, wide):
+        for n in (bench.config.clients, wide):
             meter.measure(f"batched/{BATCHED}", connect, n, server)
     finally:
         _set_batching(bench, False)
@@ -382,7 +402,7 @@ def _lone_request_cost(bench: Bench, pairs: int = 2000) -> dict[str, float]:
         return backend.predict(MODEL_NAME, batch, None, timeout)
 
     config = BatchingConfig(
-        enabled=True, max_batch=bench.args.max_batch, max_delay_ms=bench.args.max_delay_ms
+        enabled=True, max_batch=bench.config.max_batch, max_delay_ms=bench.config.max_delay_ms
     )
     batcher = MicroBatcher(MODEL_NAME, BATCHED, config, alone, Metrics())
     say(
@@ -417,9 +437,9 @@ def _compare_batching_on_torchserve(bench: Bench, meter: Meter) -> None:
     backend, server, points = (
         "torchserve-rest",
         "torchserve",
-        (1, bench.args.clients, bench.args.batch_clients),
+        (1, bench.config.clients, bench.config.batch_clients),
     )
-    say(f"batching on TorchServe: none, in the gateway, in TorchServe (batchSize {bench.args.max_batch})")
+    say(f"batching on TorchServe: none, in the gateway, in TorchServe (batchSize {bench.config.max_batch})")
     for n in points:
         meter.measure(f"{ALONE}/{backend}", bench.direct(backend), n, server)
     _set_batching(bench, True)
@@ -430,8 +450,8 @@ def _compare_batching_on_torchserve(bench: Bench, meter: Meter) -> None:
         _set_batching(bench, False)
     batching = replace(
         bench.stack.serving,
-        ts_batch_size=bench.args.max_batch,
-        ts_max_batch_delay_ms=int(bench.args.max_delay_ms),
+        ts_batch_size=bench.config.max_batch,
+        ts_max_batch_delay_ms=int(bench.config.max_delay_ms),
     )
     _restart_torchserve(bench, meter, batching)
     try:
@@ -452,7 +472,7 @@ def _restart_torchserve(bench: Bench, meter: Meter, serving: ServingSettings) ->
     meter.groups.servers["torchserve"] = record.pid
     bench.token = TokenSource(Path(bench.stack.endpoints.torchserve_key_file)).token()  # new keys
     headers = {"Authorization": f"Bearer {bench.token}"} if bench.token else {}
-    prewarm(["torchserve-rest"], bench.stack.endpoints, bench.payloads, headers, bench.args.prewarm)
+    prewarm(["torchserve-rest"], bench.stack.endpoints, bench.payloads, headers, bench.config.prewarm)
 
 
 @contextmanager
@@ -464,7 +484,7 @@ def _floor_proxy(
     ``model`` when given, else a fixed answer), until the block ends."""
     port = free_port()
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1"]
-    threads = str(bench.args.gateway_threads)  # the same server settings as the gateway's
+    threads = str(bench.config.gateway_threads)  # the same server settings as the gateway's
     command += ["--blocking-threads", threads, "--host", LOOPBACK, "--port", str(port), "--no-ws"]
     command += ["--log-level", "warning", "gatewaybench.floorproxy:create_app"]
     with pinned(bench.pinning.servers if bench.pinning.active else None):
@@ -510,7 +530,7 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, object]:
     )
     body = bench.payloads.digits[0].rest_body()
     figures: dict[str, object] = {}
-    script = _torchscript(ModelStore(bench.args.store or default_root(), MODEL_NAME))
+    script = _torchscript(ModelStore(bench.config.store or default_root(), MODEL_NAME))
     runs: list[tuple[str, dict[str, str]]] = [  # what the floor stands for, how it is started
         (BATCHED, {"backend": f"{endpoints.tfserving_rest_url}/v1/models/{MODEL_NAME}:predict"}),
         (GRPC_FLOOR_BACKEND, {"grpc_target": endpoints.tfserving_grpc_target}),  # TF runs in every bench
@@ -534,7 +554,7 @@ def _measure_floor(bench: Bench, meter: Meter) -> dict[str, object]:
             elif role == TORCHSERVE_FLOOR_BACKEND:
                 figures["torchserve"] = _floor_beside_direct(bench, floor_meter, connect, role)
             else:
-                alone = floor_meter.measure(f"floor/{role}", connect, bench.args.clients, None)
+                alone = floor_meter.measure(f"floor/{role}", connect, bench.config.clients, None)
                 key = "model_cpu_ms_per_request" if role == "torchscript" else "answer_cpu_ms_per_request"
                 figures[key] = alone.gateway_cpu_ms
             meter.steps.extend(floor_meter.steps)
@@ -547,7 +567,7 @@ def _floor_beside_direct(bench: Bench, meter: Meter, floor: Connect, backend: st
     as the gateway is measured: its added p50 and throughput ratio then come from windows minutes apart
     from the gateway's only as much as from their own direct ones (the machine drifts by a millisecond
     between windows here, twice the added-p50 target)."""
-    clients = bench.args.clients
+    clients = bench.config.clients
     direct = bench.direct(backend)
     server = spec(backend).server
     for path in ("floor-direct", FLOOR_PATH, FLOOR_PATH, "floor-direct"):
@@ -583,7 +603,7 @@ def _measure_generator_ceiling(bench: Bench, meter: Meter) -> float | None:
     if "nullserver" not in bench.stack.records:
         say("  the null endpoints did not start; no ceiling measured")
         return None
-    clients = bench.args.batch_clients
+    clients = bench.config.batch_clients
     say(f"generator ceiling: {clients} clients against null endpoints")
     url = f"{bench.stack.endpoints.null_url}/v1/models/{MODEL_NAME}:predict"
     connect = rest_connect(url, bench.payloads.digits[0].rest_body(), {})
@@ -605,12 +625,12 @@ def _profile(bench: Bench, meter: Meter) -> dict[str, object]:
     if worker is None or not Path(spy).exists():
         return {"skipped": "py-spy or the gateway worker not found"}
     raw = bench.out / "profile.txt"
-    seconds = max(int(bench.args.seconds), 3)
+    seconds = max(int(bench.config.seconds), 3)
     command = [spy, "record", "-p", str(worker), "-d", str(seconds), "-r", "250", "--gil", "--nonblocking"]
     command += ["-f", "raw", "-o", str(raw)]
     spy_run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
-    closed_loop(bench.via_gateway(BATCHED), bench.args.clients, seconds, 0.0)
+    closed_loop(bench.via_gateway(BATCHED), bench.config.clients, seconds, 0.0)
     _, error = spy_run.communicate(timeout=60)
     if spy_run.returncode != 0 or not raw.exists():
         return {"skipped": f"py-spy failed: {error.decode(errors='replace')[-300:]}"}
@@ -684,13 +704,13 @@ def _wrk(bench: Bench) -> dict[str, object]:
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["X-Gateway-Backend"] = "{BATCHED}"\n'
     )
-    seconds = max(int(bench.args.seconds), 2)
+    seconds = max(int(bench.config.seconds), 2)
     command = [wrk, "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", str(script), bench.gateway_url]
     ours: list[float] = []
     theirs: list[float] = []
     for tool in ("ours", "wrk", "wrk", "ours"):
         if tool == "ours":
-            latencies, _, _, _ = closed_loop(bench.via_gateway(BATCHED), 1, seconds, bench.args.settle)
+            latencies, _, _, _ = closed_loop(bench.via_gateway(BATCHED), 1, seconds, bench.config.settle)
             ours.append(1000.0 * percentile(latencies, 50))
             continue
         with pinned(bench.pinning.generator if bench.pinning.active else None):
@@ -704,28 +724,32 @@ def _wrk(bench: Bench) -> dict[str, object]:
 
 def _report(bench: Bench, steps: list[Step], extras: dict[str, object]) -> int:
     """Work out the figures and target lines, write results.json, print the summary and save it."""
-    args = bench.args
+    config = bench.config
     measured = dict.fromkeys(s.backend for s in steps if s.path in ("direct", "gateway"))  # not floor runs
-    figures = [backend_figures(steps, b, 1, args.clients) for b in measured]
+    figures = [backend_figures(steps, b, 1, config.clients) for b in measured]
     figures = [f for f in figures if f.backend != BATCHED or f.gateway_p50_ms is not None]
     floor = extras.get("floor")
     lines = evaluate_targets(
         figures,
         steps,
         BATCHED,
-        args.batch_clients,
+        config.batch_clients,
         Floor.from_dict(floor) if isinstance(floor, dict) else None,
         lone if isinstance(lone := extras.get("lone_request"), dict) else None,
         stages if isinstance(stages := extras.get("stages"), dict) else None,
         startup if isinstance(startup := extras.get("startup"), dict) else None,
     )
-    points = (1, args.clients, args.batch_clients)
+    points = (1, config.clients, config.batch_clients)
     batching = [row for b in (BATCHED, "torchserve-rest") for row in batching_rows(steps, b, points)]
     results = {
         "format": "gateway-bench/1",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
-        "settings": {"seconds": args.seconds, "clients": args.clients, "batch_clients": args.batch_clients},
+        "settings": {
+            "seconds": config.seconds,
+            "clients": config.clients,
+            "batch_clients": config.batch_clients,
+        },
         "environment": {**describe_machine(REPO_ROOT), "pinning": bench.pinning.to_dict()},
         "servers": bench.stack.describe(),
         "steps": [s.to_dict() for s in steps],
@@ -815,8 +839,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    store = ModelStore(args.store or default_root(), MODEL_NAME)
+    config = BenchConfig(**vars(_parser().parse_args(argv)))
+    store = ModelStore(config.store or default_root(), MODEL_NAME)
     if store.latest_version() is None:
         say(f"error: no model in {store.model_dir}; run `make demo` or `make export` first")
         return 2
@@ -824,10 +848,10 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_mnist()
     payloads = payloads_from_store(store, data.test_images, data.test_labels, count=4)
-    pinning = plan_pinning(args.pin)
-    out = args.out / f"gateway-bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    pinning = plan_pinning(config.pin)
+    out = config.out / f"gateway-bench-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
-    servers = ("tfserving",) if args.no_torchserve else ("torchserve", "tfserving")
+    servers = ("tfserving",) if config.no_torchserve else ("torchserve", "tfserving")
     components = (*servers, "gateway", "nullserver")
     say(
         f"Starting {', '.join(components)} (servers on CPUs {list(pinning.servers)}, "
@@ -837,14 +861,14 @@ def main(argv: list[str] | None = None) -> int:
         store_root=store.root,
         run_dir=out / "servers",
         gateway_workers=1,
-        gateway_threads=args.gateway_threads,
-        gateway_server=args.gateway_server,
+        gateway_threads=config.gateway_threads,
+        gateway_server=config.gateway_server,
         components=components,
         pinning=pinning,
     )
     stack = start_stack(options, say)
     try:
-        return _run(args, stack, options, payloads, out)
+        return _run(config, stack, options, payloads, out)
     finally:
         say("Stopping what this run started...")
         leftovers = stack.stop()
@@ -856,9 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         scrub_report(out)  # TorchServe's keys stay out of a report made to be shared
 
 
-def _run(
-    args: argparse.Namespace, stack: LocalStack, options: StackOptions, payloads: Payloads, out: Path
-) -> int:
+def _run(config: BenchConfig, stack: LocalStack, options: StackOptions, payloads: Payloads, out: Path) -> int:
     pinning = options.pinning
     assert pinning is not None, "main() plans the pinning"
     if "gateway" not in stack.records or "tfserving" not in stack.records:
@@ -866,25 +888,25 @@ def _run(
         return 1
     key_file = stack.endpoints.torchserve_key_file
     token = TokenSource(Path(key_file)).token() if key_file else ""
-    bench = Bench(args, stack, payloads, pinning, out, token)
+    bench = Bench(config, stack, payloads, pinning, out, token)
     proxied = _available(stack, PROXIED)
-    say(f"Warming the servers for {args.prewarm:g} s each: {', '.join(proxied)}")
+    say(f"Warming the servers for {config.prewarm:g} s each: {', '.join(proxied)}")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    prewarm(proxied, stack.endpoints, payloads, headers, args.prewarm)
+    prewarm(proxied, stack.endpoints, payloads, headers, config.prewarm)
     for backend in (*proxied, *EMBEDDED):
-        closed_loop(bench.via_gateway(backend), 4, min(args.prewarm, 3.0), 0.0)
+        closed_loop(bench.via_gateway(backend), 4, min(config.prewarm, 3.0), 0.0)
     groups = Groups(stack.records["gateway"].pid, {name: r.pid for name, r in stack.records.items()})
-    meter = Meter(groups, args.seconds, args.settle)
+    meter = Meter(groups, config.seconds, config.settle)
     if pinning.active:
         os.sched_setaffinity(0, set(pinning.generator))  # the client threads start after this
     _measure_pairs(bench, meter, proxied)
     _measure_embedded(bench, meter)
-    if not args.no_batching:
+    if not config.no_batching:
         _measure_batching(bench, meter)
         if "torchserve-rest" in proxied and bench.token:
             _compare_batching_on_torchserve(bench, meter)
     extras: dict[str, object] = {"floor": _measure_floor(bench, meter)}
-    if not args.no_batching:
+    if not config.no_batching:
         extras["lone_request"] = _lone_request_cost(bench)
     say("profile of the gateway worker (py-spy) and an independent cross-check (wrk)")
     extras["profile"] = _profile(bench, meter)

@@ -469,22 +469,35 @@ def _traffic(base: str, clients: int, slow: tuple[int, int]) -> Iterator[tuple[l
             thread.join(15)
 
 
-def soak(args: argparse.Namespace, say: Say) -> int:
+@dataclass(frozen=True)
+class SoakConfig:
+    """The soak's command line, typed (``python -m gatewaybench soak --help``)."""
+
+    seconds: float = 600.0
+    clients: int = 4
+    slow: int = 20
+    """Slow header senders, and as many slow body senders."""
+    gateway_workers: int = 2
+    store: Path | None = None
+    out: Path = Path("reports")
+
+
+def soak(config: SoakConfig, say: Say) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) / f"soak-{stamp}"
+    out = config.out / f"soak-{stamp}"
     out.mkdir(parents=True)
-    source = ModelStore(Path(args.store) if args.store else default_root(), MODEL_NAME)
+    source = ModelStore(config.store or default_root(), MODEL_NAME)
     if source.latest_version() is None:
         say(f"error: no model in {source.model_dir}; run `make demo` or `make export` first")
         return 1
     store_root = out / "store"
     shutil.copytree(source.root, store_root)  # published versions land in this copy, not in yours
-    say(f"Soak for {args.seconds:g} s -> {out}")
+    say(f"Soak for {config.seconds:g} s -> {out}")
     say("Starting TorchServe, TF Serving and the gateway on free loopback ports...")
     options = StackOptions(
         store_root=store_root,
         run_dir=out / "servers",
-        gateway_workers=args.gateway_workers,
+        gateway_workers=config.gateway_workers,
         gateway_threads=256,
         components=("torchserve", "tfserving", "gateway"),
     )
@@ -492,7 +505,7 @@ def soak(args: argparse.Namespace, say: Say) -> int:
     try:
         with terminate_as_interrupt():
             stack = start_stack(options, say)
-            return _soak(args, stack, ModelStore(store_root, MODEL_NAME), out, say)
+            return _soak(config, stack, ModelStore(store_root, MODEL_NAME), out, say)
     except KeyboardInterrupt:
         say("\ninterrupted: stopping everything this run started")
         return 130
@@ -514,20 +527,26 @@ def _clean_up(stack: LocalStack | None, out: Path, store_root: Path, say: Say) -
     shutil.rmtree(store_root, ignore_errors=True)
 
 
-def _soak(args: argparse.Namespace, stack: LocalStack, store: ModelStore, out: Path, say: Say) -> int:
+def _soak(config: SoakConfig, stack: LocalStack, store: ModelStore, out: Path, say: Say) -> int:
     missing = {"torchserve", "tfserving", "gateway"} - set(stack.records)
     if missing:
         say(f"error: {', '.join(sorted(missing))} did not start: {stack.failures}")
         return 1
     routing_file = stack.run_dir / "routing.yaml"
-    soak_state = Soak(stack, store, routing_file, Timeline(), args.clients, say)
-    soak_state.write_routing(routing(WEIGHTS, args.clients))
+    soak_state = Soak(stack, store, routing_file, Timeline(), config.clients, say)
+    soak_state.write_routing(routing(WEIGHTS, config.clients))
     time.sleep(3)  # every worker polls the routing file every 2 s
     gateway_pid = stack.records["gateway"].pid
-    total = float(args.seconds)
-    say(f"Load: {args.clients} clients, bad requests every 50 ms, {args.slow} slow header and body senders")
+    total = float(config.seconds)
+    say(
+        f"Load: {config.clients} clients, bad requests every 50 ms, "
+        f"{config.slow} slow header and body senders"
+    )
     soak_state.event("warm-up")
-    with _traffic(stack.endpoints.gateway_url, args.clients, (args.slow, args.slow)) as (outcomes, hostile):
+    with _traffic(stack.endpoints.gateway_url, config.clients, (config.slow, config.slow)) as (
+        outcomes,
+        hostile,
+    ):
         started = time.monotonic()
         warm = Footprint(0, 0)
         for fraction, action in schedule(total):
@@ -554,7 +573,7 @@ def _soak(args: argparse.Namespace, stack: LocalStack, store: ModelStore, out: P
         checks.append(("bad requests answered 4xx with an envelope", True, f"{hostile.sent} sent"))
     report = {
         "seconds": total,
-        "clients": args.clients,
+        "clients": config.clients,
         "phases": table,
         "footprint": {"warm": warm.__dict__, "end": end.__dict__},
         "bad_requests": {"sent": hostile.sent, "wrong": dict(hostile.wrong)},
@@ -582,12 +601,14 @@ def main(argv: list[str] | None = None, say: Say = print) -> int:
     parser.add_argument("--clients", type=int, default=4, help="closed-loop clients sending valid requests")
     parser.add_argument("--slow", type=int, default=20, help="slow header senders, and as many slow bodies")
     parser.add_argument("--gateway-workers", type=int, default=2, help="gateway worker processes")
-    parser.add_argument("--store", help="model store root (default: the store's default)")
-    parser.add_argument("--out", default="reports", help="report root (default reports/)")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="model store root (default: the store's default)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="report root (default reports/)")
     args = parser.parse_args(argv)
     if args.seconds < 30:
         parser.error("--seconds must be at least 30 (TorchServe alone needs ~15 s to restart)")
-    return soak(args, say)
+    return soak(SoakConfig(**vars(args)), say)
 
 
 if __name__ == "__main__":
