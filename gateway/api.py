@@ -25,7 +25,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
-from gateway import codecs, openapi
+from gateway import openapi
+from gateway.codecs.json_body import check_content_encoding
 from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized, envelope
 from gateway.jsonio import dumps
 from gateway.metrics import CONTENT_TYPE_LATEST
@@ -363,7 +364,7 @@ def _start() -> None:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         span_name = f"{request.method} {rule}"
     g.call = start_call(gateway, headers, span_name)
-    codecs.check_content_encoding(headers.get("Content-Encoding"))
+    check_content_encoding(headers.get("Content-Encoding"))
     if request.endpoint not in _PUBLIC and request.endpoint != "gateway.admin_reload":
         gateway.authenticate(headers.get("X-API-Key"), headers.get("Authorization"))
 

@@ -24,8 +24,8 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import BadRequestKeyError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from gateway import codecs
 from gateway.api import current_call, error_document, finish_call, start_call
+from gateway.codecs.json_body import check_content_encoding
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.jsonio import dumps
 from gateway.service import Gateway
@@ -169,7 +169,7 @@ class FastPath:
         call = start_call(self.gateway, headers, f"POST {route.rule}")
         status = 200
         try:  # the checks of gateway.api's request hook, then the handler
-            codecs.check_content_encoding(headers.get("Content-Encoding"))
+            check_content_encoding(headers.get("Content-Encoding"))
             self.gateway.authenticate(headers.get("X-API-Key"), headers.get("Authorization"))
             incoming = Incoming(
                 headers,

@@ -9,13 +9,14 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from gateway.backends import Backend, BackendPool
 from gateway.breaker import BreakerConfig
-from gateway.codecs import Limits
+from gateway.codecs.json_body import Limits
 from gateway.errors import NotFound, OverCapacity, Unauthorized
 from gateway.metrics import Metrics
 from gateway.registry import BACKENDS
@@ -24,11 +25,19 @@ from gateway.routing import RoutingSource, RoutingTable, default_table
 from gateway.settings import Settings
 from gateway.tracing import Tracing, exporter_from_env
 
-__all__ = ["BackendReport", "Gateway", "bearer_token"]
+__all__ = ["BackendReport", "Gateway", "bearer_token", "server_version"]
 
 log = logging.getLogger(__name__)
 # Without a routing file: the in-process backends, which need no server.
 DEFAULT_BACKENDS = {entry.name: 1.0 for entry in BACKENDS if entry.in_process}
+
+
+def server_version() -> str:
+    """The gateway's package version (server metadata of the V2 APIs)."""
+    try:
+        return metadata.version("mnist-serving-gateway")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,17 @@ class Gateway:
 
     def is_routed(self, model: str) -> bool:
         return model in self.table().models
+
+    def check_version(self, model: str, version: int | None) -> None:
+        """NotFound for a version the routing table does not serve (where it lists versions; else the
+        backend decides). Metadata and readiness reach no backend: without this they would answer for
+        any version."""
+        if version is None:
+            return
+        route = self.table().models[model]
+        served = {*route.versions, *route.labels.values()}
+        if served and version not in served:
+            raise NotFound(f"model {model!r} has no version {version} in the routing table")
 
     # -- status -------------------------------------------------------------------------
 

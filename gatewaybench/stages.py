@@ -130,7 +130,7 @@ def _instrumented(spent: Counter[str]) -> Iterator[None]:
     from gateway.service import Gateway
 
     targets = (
-        (tfserving_rest.codecs, "decode_v1", "decode"),
+        (tfserving_rest, "decode_v1", "decode"),
         (Gateway, "predict", "gateway"),
         (TFServingRestBackend, "predict", "backend"),
         (CurlTransport, "send", "send"),

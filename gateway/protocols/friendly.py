@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from gateway import codecs
 from gateway.api import current_call, json_response, routed_model, selection, service
+from gateway.codecs.image import decode_friendly, encode_friendly
 
 __all__ = ["blueprint"]
 
@@ -25,11 +25,11 @@ def _classify(model: str) -> Response:
         else []
     )
     body = b"" if uploads else request.get_data(cache=False)
-    images = codecs.decode_friendly(request.content_type or "", body, uploads, call.gateway.limits)
+    images = decode_friendly(request.content_type or "", body, uploads, call.gateway.limits)
     routed = call.gateway.predict(selection(call, model), images)
     call.routed(routed)
     reply: dict[str, Any] = {"model": model, "backend": routed.backend, "version": call.version}
-    reply.update(codecs.encode_friendly(routed.prediction.probabilities))
+    reply.update(encode_friendly(routed.prediction.probabilities))
     return json_response(reply)
 
 

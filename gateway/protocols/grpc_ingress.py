@@ -28,10 +28,11 @@ from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
 from gateway import tfserving_proto
 from gateway.api import new_request_id
+from gateway.codecs.tf_tensor import fill_tensor_proto, from_tensor_proto
+from gateway.codecs.v2_json import image_tensor
 from gateway.errors import GatewayError, InvalidInput, NotFound
-from gateway.protocols.v2_rest import image_tensor, known_version, server_version
 from gateway.router import Routed, Selection
-from gateway.service import Gateway
+from gateway.service import Gateway, server_version
 from model_store import CONTRACT, NUM_CLASSES
 from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 
@@ -138,7 +139,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
     def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         def work() -> Any:
             model = self.calls.model(request.name)
-            known_version(self.calls.gateway, model, _version(request.version))
+            self.calls.gateway.check_version(model, _version(request.version))
             return v2.ModelReadyResponse(ready=self.calls.ready(model))
 
         return self.calls.run(context, "grpc_model_ready", request.name, work)
@@ -151,7 +152,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def work() -> Any:
             model = self.calls.model(request.name)
-            known_version(self.calls.gateway, model, _version(request.version))
+            self.calls.gateway.check_version(model, _version(request.version))
             route = self.calls.gateway.table().models[model]
             tensor = v2.ModelMetadataResponse.TensorMetadata
             return v2.ModelMetadataResponse(
@@ -214,7 +215,7 @@ class TFServingServicer:
                 raise InvalidInput(f"unknown signature {request.model_spec.signature_name[:40]!r}")
             if set(request.inputs) != {INPUT}:
                 raise InvalidInput(f"inputs {sorted(request.inputs)}; the model takes {INPUT!r}")
-            images = _from_tensor_proto(request.inputs[INPUT], self.calls.gateway.limits)
+            images = from_tensor_proto(request.inputs[INPUT], self.calls.gateway.limits)
             version = request.model_spec.version.value if request.model_spec.HasField("version") else None
             routed = self.calls.predict(context, model, version, images)
             response = tfserving_proto.messages().PredictResponse()
@@ -222,7 +223,7 @@ class TFServingServicer:
             response.model_spec.signature_name = CONTRACT.signature_name
             if (served := routed.prediction.version or "").isdigit():
                 response.model_spec.version.value = int(served)
-            _fill_tensor_proto(response.outputs[OUTPUT], routed.prediction.probabilities)
+            fill_tensor_proto(response.outputs[OUTPUT], routed.prediction.probabilities)
             return response, routed
 
         return self.calls.run(context, "grpc_predict", request.model_spec.name, work)
@@ -272,23 +273,6 @@ class TFServingServicer:
                 ),
             )
         )
-
-
-def _from_tensor_proto(proto: Any, limits: Any) -> np.ndarray:
-    if proto.dtype != DT_FLOAT:
-        raise InvalidInput(f"input {INPUT!r} must be DT_FLOAT (float32)")
-    shape = [int(dim.size) for dim in proto.tensor_shape.dim]
-    described = {"name": INPUT, "datatype": "FP32", "shape": shape}
-    if proto.tensor_content:
-        return image_tensor(described, proto.tensor_content, limits)
-    return image_tensor({**described, "data": list(proto.float_val)}, None, limits)
-
-
-def _fill_tensor_proto(proto: Any, array: np.ndarray) -> None:
-    proto.dtype = DT_FLOAT
-    for size in array.shape:
-        proto.tensor_shape.dim.add().size = size
-    proto.tensor_content = array.astype("<f4").tobytes()
 
 
 def _tf_metadata(model: str) -> Any:

@@ -10,8 +10,9 @@ import re
 
 from flask import Blueprint
 
-from gateway import codecs
 from gateway.api import Call, routed_model, selection_for
+from gateway.codecs.v1_json import V1_CONTENT_TYPES, decode_v1, encode_v1
+from gateway.errors import UnsupportedMediaType
 from gateway.fastpath import Answer, FastRoute, Incoming, register
 from gateway.jsonio import dumps
 
@@ -27,15 +28,13 @@ def predict(
 ) -> Answer:
     """Decode a V1 body, route it, encode the answer."""
     routed_model(call, model)
-    if incoming.media not in codecs.V1_CONTENT_TYPES:
-        raise codecs.UnsupportedMediaType(
-            f"content type {incoming.media or '(none)'!r}; send application/json"
-        )
-    decoded = codecs.decode_v1(incoming.body(), call.gateway.limits)
+    if incoming.media not in V1_CONTENT_TYPES:
+        raise UnsupportedMediaType(f"content type {incoming.media or '(none)'!r}; send application/json")
+    decoded = decode_v1(incoming.body(), call.gateway.limits)
     chosen = selection_for(call, model, version, label, incoming.headers, incoming.query)
     routed = call.gateway.predict(chosen, decoded.images)
     call.routed(routed)
-    return dumps(codecs.encode_v1(routed.prediction.probabilities, decoded.columnar)), {
+    return dumps(encode_v1(routed.prediction.probabilities, decoded.columnar)), {
         "Content-Type": "application/json"
     }
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gateway import codecs
+from gateway.codecs import image, json_body, v1_json
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
-LIMITS = codecs.Limits(max_instances=4, max_json_depth=8, max_image_side=64)
+LIMITS = json_body.Limits(max_instances=4, max_json_depth=8, max_image_side=64)
 IMAGE = [[0.5] * 28 for _ in range(28)]
 FLAT = [0.25] * 784
 
@@ -39,7 +39,7 @@ def png(size: tuple[int, int] = (28, 28), mode: str = "L", fmt: str = "PNG") -> 
     ],
 )
 def test_v1_bodies_decode(payload: dict[str, object], count: int, columnar: bool) -> None:
-    decoded = codecs.decode_v1(json.dumps(payload).encode(), LIMITS)
+    decoded = v1_json.decode_v1(json.dumps(payload).encode(), LIMITS)
     assert decoded.images.shape == (count, 28, 28) and decoded.images.dtype == np.float32
     assert decoded.columnar is columnar
 
@@ -78,17 +78,17 @@ def test_v1_bodies_decode(payload: dict[str, object], count: int, columnar: bool
 )
 def test_v1_rejects(body: bytes, error: type[GatewayError], fragment: str) -> None:
     with pytest.raises(error) as caught:
-        codecs.decode_v1(body, LIMITS)
+        v1_json.decode_v1(body, LIMITS)
     assert fragment in caught.value.message
     assert 400 <= caught.value.status < 500
 
 
-def _general_path(body: bytes, monkeypatch: pytest.MonkeyPatch) -> codecs.V1Request | GatewayError:
+def _general_path(body: bytes, monkeypatch: pytest.MonkeyPatch) -> v1_json.V1Request | GatewayError:
     """What decode_v1 answers without its shortcut for the usual body."""
     with monkeypatch.context() as patch:
-        patch.setattr(codecs, "_usual_instances", lambda body, limits: None)
+        patch.setattr(v1_json, "_usual_instances", lambda body, limits: None)
         try:
-            return codecs.decode_v1(body, LIMITS)
+            return v1_json.decode_v1(body, LIMITS)
         except GatewayError as error:
             return error
 
@@ -103,10 +103,10 @@ def _general_path(body: bytes, monkeypatch: pytest.MonkeyPatch) -> codecs.V1Requ
     ],
 )
 def test_the_usual_body_is_read_without_python_lists(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    shortcut = codecs._usual_instances(body, LIMITS)
+    shortcut = v1_json._usual_instances(body, LIMITS)
     assert shortcut is not None, "the shortcut did not take a usual body"
     general = _general_path(body, monkeypatch)
-    assert isinstance(general, codecs.V1Request)
+    assert isinstance(general, v1_json.V1Request)
     assert shortcut.dtype == np.float32 and shortcut.tobytes() == general.images.tobytes()
 
 
@@ -146,13 +146,13 @@ def test_the_shortcut_answers_as_the_general_path(
     body = json.dumps({key: instances}, separators=separators).encode()
     general = _general_path(body, monkeypatch)
     try:
-        decoded: codecs.V1Request | GatewayError = codecs.decode_v1(body, LIMITS)
+        decoded: v1_json.V1Request | GatewayError = v1_json.decode_v1(body, LIMITS)
     except GatewayError as error:
         decoded = error
     if isinstance(general, GatewayError):
         assert type(decoded) is type(general) and decoded.message == general.message
     else:
-        assert isinstance(decoded, codecs.V1Request)
+        assert isinstance(decoded, v1_json.V1Request)
         assert decoded.images.tobytes() == general.images.tobytes()
 
 
@@ -160,7 +160,7 @@ def test_the_shortcut_keeps_a_parser_per_thread() -> None:
     bodies = [json.dumps({"instances": [[[i / 10] * 28] * 28] * (1 + i % 3)}).encode() for i in range(10)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(5):
-            decoded = list(pool.map(lambda body: codecs._usual_instances(body, LIMITS), bodies))
+            decoded = list(pool.map(lambda body: v1_json._usual_instances(body, LIMITS), bodies))
             for i, images in enumerate(decoded):
                 assert images is not None and images.shape == (1 + i % 3, 28, 28)
                 assert np.all(images == np.float32(i / 10))
@@ -168,8 +168,8 @@ def test_the_shortcut_keeps_a_parser_per_thread() -> None:
 
 def test_v1_encoding_keeps_the_tf_serving_field_names() -> None:
     probabilities = np.eye(10, dtype=np.float32)[:2]
-    assert list(codecs.encode_v1(probabilities, columnar=False)) == ["predictions"]
-    assert list(codecs.encode_v1(probabilities, columnar=True)) == ["outputs"]
+    assert list(v1_json.encode_v1(probabilities, columnar=False)) == ["predictions"]
+    assert list(v1_json.encode_v1(probabilities, columnar=True)) == ["outputs"]
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_v1_encoding_keeps_the_tf_serving_field_names() -> None:
     ],
 )
 def test_friendly_bodies_decode(content_type: str, body: bytes, uploads: list[bytes], count: int) -> None:
-    images = codecs.decode_friendly(content_type, body, uploads, LIMITS)
+    images = image.decode_friendly(content_type, body, uploads, LIMITS)
     assert images.shape == (count, 28, 28)
     assert images.min() >= 0.0 and images.max() <= 1.0
 
@@ -213,12 +213,12 @@ def test_friendly_bodies_decode(content_type: str, body: bytes, uploads: list[by
 )
 def test_friendly_rejects(content_type: str, body: bytes, error: type[GatewayError]) -> None:
     with pytest.raises(error):
-        codecs.decode_friendly(content_type, body, [], LIMITS)
+        image.decode_friendly(content_type, body, [], LIMITS)
 
 
 def test_friendly_encoding_gives_digit_per_image() -> None:
     probabilities = np.eye(10, dtype=np.float32)[[7, 2]]
-    reply = codecs.encode_friendly(probabilities)
+    reply = image.encode_friendly(probabilities)
     assert [item["digit"] for item in reply["predictions"]] == [7, 2]
     assert len(reply["predictions"][0]["probabilities"]) == 10
 
@@ -226,6 +226,6 @@ def test_friendly_encoding_gives_digit_per_image() -> None:
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
 def test_compressed_bodies_are_refused(encoding: str) -> None:
     with pytest.raises(UnsupportedMediaType):
-        codecs.check_content_encoding(encoding)
-    codecs.check_content_encoding(None)
-    codecs.check_content_encoding("identity")
+        json_body.check_content_encoding(encoding)
+    json_body.check_content_encoding(None)
+    json_body.check_content_encoding("identity")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.codecs import Limits
+from gateway.codecs.json_body import Limits
+from gateway.codecs.v2_json import HEADER_LENGTH, decode_infer, encode_infer
 from gateway.errors import InvalidInput, PayloadTooLarge
-from gateway.protocols.v2_rest import HEADER_LENGTH, decode_infer, encode_infer
 from tests.unit.gateway.conftest import FakeBackend
 
 IMAGES = np.linspace(0, 1, 2 * 784, dtype=np.float32).reshape(2, 28, 28)
