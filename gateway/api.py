@@ -1,9 +1,9 @@
 """What every HTTP protocol shares: per-request bookkeeping, errors, and the status endpoints.
 
-Request bookkeeping (request id, deadline, timing, auth, response headers, metrics) lives in the
-hooks at the bottom and applies to every blueprint; the wire protocols themselves (TF Serving REST,
-the friendly image API, Open Inference Protocol V2) are modules of :mod:`gateway.protocols` that
-decode, call the service through these helpers and encode.
+Request bookkeeping (:mod:`gateway.calls`: request id, deadline, timing, span, metrics) and
+authentication run in the hooks at the bottom for every blueprint; the wire protocols themselves (TF
+Serving REST, the friendly image API, Open Inference Protocol V2) are modules of
+:mod:`gateway.protocols` that decode, call the service through these helpers and encode.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import hmac
 import importlib.util
 import logging
 import mimetypes
-import random
 import re
-import time
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,42 +23,31 @@ from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
 from gateway import openapi
+from gateway.calls import BACKEND_HEADER, REQUEST_ID_HEADER, Call, finish_call, log_refusal, start_call
 from gateway.codecs.json_body import check_content_encoding
 from gateway.errors import GatewayError, InvalidInput, NotFound, Unauthorized, envelope
 from gateway.jsonio import dumps
 from gateway.metrics import CONTENT_TYPE_LATEST
-from gateway.router import Routed, Selection
+from gateway.router import Selection
 from gateway.routing import RoutingError
 from gateway.service import Gateway, bearer_token
-from gateway.tracing import current_trace_id
 
 __all__ = [
-    "BACKEND_HEADER",
-    "REQUEST_ID_HEADER",
-    "Call",
     "ModelNameConverter",
     "blueprint",
     "current_call",
     "error_document",
     "error_response",
-    "finish_call",
     "json_response",
-    "new_request_id",
     "routed_model",
     "selection",
     "selection_for",
     "service",
-    "start_call",
-    "valid_request_id",
 ]
 
 blueprint = Blueprint("gateway", __name__)
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-ID"
-BACKEND_HEADER = "X-Gateway-Backend"
-VERSION_HEADER = "X-Model-Version"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PUBLIC = {
@@ -78,7 +64,6 @@ _PUBLIC = {
     "v2_rest.server_ready",
     "v2_rest.server_metadata",
 }
-_NOT_COUNTED = {"metrics", "livez", "readyz", "server_live", "server_ready"}
 
 
 class ModelNameConverter(BaseConverter):
@@ -86,43 +71,6 @@ class ModelNameConverter(BaseConverter):
     taken for a status request about a model called ``mnist:predict`` (the path takes only POST)."""
 
     regex = _MODEL_NAME.pattern.strip("^$")
-
-
-@dataclass(slots=True)
-class Call:
-    """One request's bookkeeping: set up by ``_start``, filled by the endpoint, read by ``_finish``.
-
-    Kept in one object so the hot path touches Flask's context-local proxies a handful of times
-    per request instead of dozens (each access is a lookup through a context variable)."""
-
-    gateway: Gateway
-    started: float
-    deadline: float
-    request_id: str
-    model: str = ""
-    backend: str = ""
-    version: str = ""
-    backend_seconds: float = 0.0
-    attempts: tuple[str, ...] = ()
-    span: Any = None
-    """The request's server span and its context token, when tracing is on."""
-    span_token: Any = None
-
-    def routed(self, routed: Routed) -> None:
-        self.backend = routed.backend
-        self.version = routed.prediction.version or "default"
-        self.backend_seconds = routed.prediction.backend_seconds
-        self.attempts = routed.attempts
-
-
-def valid_request_id(incoming: str) -> str:
-    """The client's request id if it is one we pass on (length and characters checked), else ""."""
-    return incoming if _REQUEST_ID.match(incoming) else ""
-
-
-def new_request_id() -> str:
-    """Not a secret, only unique: 128 random bits without a system call per request."""
-    return f"{random.getrandbits(128):032x}"
 
 
 def json_response(document: Any) -> Response:
@@ -167,57 +115,11 @@ def selection_for(
     return Selection(model, call.deadline, version, label, explicit or None, headers)
 
 
-def start_call(gateway: Gateway, headers: Any, span_name: str) -> Call:
-    """A request's bookkeeping (id, deadline, clock; its server span when tracing is on)."""
-    call = Call(
-        gateway,
-        time.perf_counter(),
-        time.monotonic() + gateway.settings.deadline_s,
-        valid_request_id(headers.get(REQUEST_ID_HEADER, "")) or new_request_id(),
-    )
-    if gateway.tracing.enabled:
-        call.span, call.span_token = gateway.tracing.start_request(span_name, headers)
-    return call
-
-
-def finish_call(call: Call, status: int, endpoint: str) -> list[tuple[str, str]]:
-    """The answer's bookkeeping headers; ends the span and counts the request in the metrics."""
-    total = time.perf_counter() - call.started
-    backend_s = call.backend_seconds
-    headers = [(REQUEST_ID_HEADER, call.request_id)]
-    if call.backend:
-        headers.append((BACKEND_HEADER, call.backend))
-    if call.version:  # set only once a backend answered
-        headers.append((VERSION_HEADER, call.version))
-        headers.append(("X-Gateway-Attempts", ",".join(call.attempts)))
-    timing = (
-        f"gateway;dur={(total - backend_s) * 1000:.3f}, backend;dur={backend_s * 1000:.3f}, "
-        f"total;dur={total * 1000:.3f}"
-    )
-    headers.append(("Server-Timing", timing))
-    if call.span is not None:
-        attributes = {"gateway.request_id": call.request_id, "gateway.model": call.model}
-        attributes.update({"gateway.backend": call.backend, "gateway.version": call.version})
-        call.gateway.tracing.end_request(call.span, call.span_token, status, attributes)
-    if endpoint not in _NOT_COUNTED:
-        call.gateway.metrics.request(
-            endpoint, call.model, call.backend, call.version, status, total, backend_s
-        )
-    return headers
-
-
 def error_document(error: GatewayError, call: Call | None, v2: bool) -> tuple[dict[str, Any], dict[str, str]]:
     """The error's body and headers: our envelope, or the Open Inference Protocol's ``{"error": ...}``
-    under /v2. What a backend said (``detail``) goes to the log with the request and trace ids only."""
-    if call is not None and error.backend and not call.backend:
-        call.backend = error.backend
+    under /v2."""
+    log_refusal(error, call)
     request_id = call.request_id if call is not None else ""
-    if error.detail:
-        trace_id = current_trace_id()
-        traced = f" (trace {trace_id})" if trace_id else ""
-        log.warning(
-            "request %s%s: %s; the backend said: %r", request_id, traced, error.message, error.detail[:300]
-        )
     headers = error.headers()
     if v2:
         headers[REQUEST_ID_HEADER] = request_id

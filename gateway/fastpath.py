@@ -24,7 +24,8 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import BadRequestKeyError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from gateway.api import current_call, error_document, finish_call, start_call
+from gateway.api import current_call, error_document
+from gateway.calls import finish_call, start_call
 from gateway.codecs.json_body import check_content_encoding
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.jsonio import dumps

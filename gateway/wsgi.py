@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import Flask
 
-from gateway.api import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from gateway.app import create_app
+from gateway.calls import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from gateway.errors import (
     GatewayError,
     InvalidInput,

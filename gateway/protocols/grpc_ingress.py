@@ -27,7 +27,7 @@ from tritonclient.grpc import service_pb2 as v2
 from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
 from gateway import tfserving_proto
-from gateway.api import new_request_id
+from gateway.calls import Call, finish_call, log_refusal, start_call
 from gateway.codecs.tf_tensor import fill_tensor_proto, from_tensor_proto
 from gateway.codecs.v2_json import image_tensor
 from gateway.errors import GatewayError, InvalidInput, NotFound
@@ -56,41 +56,46 @@ STATUS_CODES: dict[int, grpc.StatusCode] = {
 }
 
 
+class _Metadata(dict[str, str]):
+    """An RPC's metadata (lower-case keys, as gRPC sends them), looked up in any case like HTTP headers."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
 class _Calls:
-    """What every RPC shares: authentication, deadline, selection, metrics, error translation."""
+    """Every RPC's bookkeeping (:mod:`gateway.calls`, as HTTP's), authentication, selection and the
+    translation of a refusal into a gRPC status."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    def run(self, context: grpc.ServicerContext, endpoint: str, model: str, work: Callable[[], T]) -> T:
-        started = time.perf_counter()
-        metadata = {key.lower(): value for key, value in context.invocation_metadata()}
-        request_id = metadata.get("x-request-id") or new_request_id()
-        status, backend, version, backend_s = 200, "", "", 0.0
+    def run(self, context: grpc.ServicerContext, endpoint: str, model: str, work: Callable[[Call], T]) -> T:
+        metadata = _Metadata((key.lower(), value) for key, value in context.invocation_metadata())
+        call = start_call(self.gateway, metadata, endpoint)
+        call.model = model
+        left = context.time_remaining()
+        if left is not None:  # the client's own deadline, when it is the shorter one
+            call.deadline = min(call.deadline, time.monotonic() + left)
+        status = 200
         try:
             self.gateway.authenticate(metadata.get("x-api-key"), metadata.get("authorization"))
-            result = work()
+            result = work(call)
             if isinstance(result, tuple):  # (response, routed) from a prediction
                 response, routed = result
-                backend, version = routed.backend, routed.prediction.version or "default"
-                backend_s = routed.prediction.backend_seconds
+                call.routed(routed)
                 return response
             return result
         except GatewayError as error:
             status = error.status
-            if error.detail:
-                log.warning(
-                    "request %s: %s; the backend said: %r", request_id, error.message, error.detail[:300]
-                )
+            log_refusal(error, call)
             context.abort(STATUS_CODES.get(error.status, grpc.StatusCode.INTERNAL), error.message)
         except Exception:
             status = 500
-            log.exception("request %s: unhandled error in %s", request_id, endpoint)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+            log.exception("request %s: unhandled error in %s", call.request_id, endpoint)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {call.request_id})")
         finally:
-            self.gateway.metrics.request(
-                endpoint, model, backend, version, status, time.perf_counter() - started, backend_s
-            )
+            finish_call(call, status, endpoint)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     def model(self, name: str) -> str:
@@ -99,14 +104,13 @@ class _Calls:
         return name
 
     def predict(
-        self, context: grpc.ServicerContext, model: str, version: int | None, images: np.ndarray
+        self, call: Call, context: grpc.ServicerContext, model: str, version: int | None, images: np.ndarray
     ) -> Routed:
-        metadata = {key.lower(): value for key, value in context.invocation_metadata()}
-        budget = self.gateway.settings.deadline_s
-        left = context.time_remaining()
-        deadline = time.monotonic() + (min(budget, left) if left is not None else budget)
+        metadata = _Metadata((key.lower(), value) for key, value in context.invocation_metadata())
         explicit = metadata.get("x-gateway-backend") or None
-        return self.gateway.predict(Selection(model, deadline, version, None, explicit, metadata), images)
+        return self.gateway.predict(
+            Selection(model, call.deadline, version, None, explicit, metadata), images
+        )
 
     def ready(self, model: str) -> bool:
         return any(report.ready for report in self.gateway.model_report(model))
@@ -130,14 +134,14 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return v2.ServerLiveResponse(live=True)
 
     def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> Any:
+        def work(call: Call) -> Any:
             models = self.calls.gateway.readiness()
             return v2.ServerReadyResponse(ready=all(any(r.ready for r in rs) for rs in models.values()))
 
         return self.calls.run(context, "grpc_server_ready", "", work)
 
     def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> Any:
+        def work(call: Call) -> Any:
             model = self.calls.model(request.name)
             self.calls.gateway.check_version(model, _version(request.version))
             return v2.ModelReadyResponse(ready=self.calls.ready(model))
@@ -150,7 +154,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         )
 
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> Any:
+        def work(call: Call) -> Any:
             model = self.calls.model(request.name)
             self.calls.gateway.check_version(model, _version(request.version))
             route = self.calls.gateway.table().models[model]
@@ -166,10 +170,10 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return self.calls.run(context, "grpc_model_metadata", request.name, work)
 
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> tuple[Any, Routed]:
+        def work(call: Call) -> tuple[Any, Routed]:
             model = self.calls.model(request.model_name)
             images = self._images(request)
-            routed = self.calls.predict(context, model, _version(request.model_version), images)
+            routed = self.calls.predict(call, context, model, _version(request.model_version), images)
             probabilities = routed.prediction.probabilities.astype("<f4")
             response = v2.ModelInferResponse(
                 model_name=model,
@@ -209,7 +213,7 @@ class TFServingServicer:
         self.calls = calls
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> tuple[Any, Routed]:
+        def work(call: Call) -> tuple[Any, Routed]:
             model = self.calls.model(request.model_spec.name)
             if request.model_spec.signature_name not in ("", CONTRACT.signature_name):
                 raise InvalidInput(f"unknown signature {request.model_spec.signature_name[:40]!r}")
@@ -217,7 +221,7 @@ class TFServingServicer:
                 raise InvalidInput(f"inputs {sorted(request.inputs)}; the model takes {INPUT!r}")
             images = from_tensor_proto(request.inputs[INPUT], self.calls.gateway.limits)
             version = request.model_spec.version.value if request.model_spec.HasField("version") else None
-            routed = self.calls.predict(context, model, version, images)
+            routed = self.calls.predict(call, context, model, version, images)
             response = tfserving_proto.messages().PredictResponse()
             response.model_spec.name = model
             response.model_spec.signature_name = CONTRACT.signature_name
@@ -229,13 +233,13 @@ class TFServingServicer:
         return self.calls.run(context, "grpc_predict", request.model_spec.name, work)
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> Any:
+        def work(call: Call) -> Any:
             return _tf_metadata(self.calls.model(request.model_spec.name))
 
         return self.calls.run(context, "grpc_model_metadata", request.model_spec.name, work)
 
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def work() -> Any:
+        def work(call: Call) -> Any:
             messages = tfserving_proto.messages()
             reports = self.calls.gateway.model_report(self.calls.model(request.model_spec.name))
             versions = sorted({v for r in reports if r.ready for v in r.versions}) or [0]

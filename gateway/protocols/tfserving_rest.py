@@ -10,7 +10,8 @@ import re
 
 from flask import Blueprint
 
-from gateway.api import Call, routed_model, selection_for
+from gateway.api import routed_model, selection_for
+from gateway.calls import Call
 from gateway.codecs.v1_json import V1_CONTENT_TYPES, decode_v1, encode_v1
 from gateway.errors import UnsupportedMediaType
 from gateway.fastpath import Answer, FastRoute, Incoming, register

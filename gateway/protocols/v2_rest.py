@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response
 
-from gateway.api import Call, current_call, json_response, routed_model, selection_for, service
+from gateway.api import current_call, json_response, routed_model, selection_for, service
+from gateway.calls import Call
 from gateway.codecs.v2_json import EXTENSIONS, HEADER_LENGTH, INPUT, OUTPUT, decode_infer, encode_infer
 from gateway.fastpath import Answer, FastRoute, Incoming, register
 from gateway.service import server_version

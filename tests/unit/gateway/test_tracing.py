@@ -165,3 +165,39 @@ def test_a_failed_requests_log_line_names_its_request_id_and_trace_id(
     ]
     assert lines and all(request_id in line and TRACE_ID in line for line in lines), lines
     assert "the backend's own words" not in reply.get_data(as_text=True)
+
+
+def test_grpc_ingress_requests_get_the_same_bookkeeping_as_http(
+    traced: tuple[Callable[..., Flask], InMemorySpanExporter],
+) -> None:
+    """The gRPC ingress runs :mod:`gateway.calls` too: a server span continuing the caller's trace,
+    the client's request id when valid (a new one when not), counted in the request metrics."""
+    import grpc
+    from tritonclient.grpc import service_pb2 as v2
+    from tritonclient.grpc import service_pb2_grpc as v2_grpc
+
+    from gateway.protocols.grpc_ingress import start_ingress
+    from serving.ports import free_port
+
+    build, exporter = traced
+    gateway = build().extensions["gateway"]
+    port = free_port()
+    server = start_ingress(gateway, f"127.0.0.1:{port}", 2)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = v2_grpc.GRPCInferenceServiceStub(channel)
+            tensor = v2.ModelInferRequest.InferInputTensor(name="image", datatype="FP32", shape=[1, 784])
+            tensor.contents.fp32_contents.extend([0.0] * 784)
+            request = v2.ModelInferRequest(model_name="mnist", inputs=[tensor])
+            for request_id in ("client-id-1", "not valid!"):
+                metadata = (("traceparent", TRACEPARENT), ("x-request-id", request_id))
+                stub.ModelInfer(request, timeout=10, metadata=metadata)
+    finally:
+        server.stop(0).wait(5)
+    servers = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [s.name for s in servers] == ["grpc_model_infer"] * 2
+    assert {format(s.context.trace_id, "032x") for s in servers} == {TRACE_ID}
+    ids = [s.attributes["gateway.request_id"] for s in servers]
+    assert ids[0] == "client-id-1" and ids[1] != "not valid!" and len(str(ids[1])) == 32
+    assert all(s.attributes["gateway.model"] == "mnist" for s in servers)
+    assert 'endpoint="grpc_model_infer"' in gateway.metrics.render().decode()
