@@ -14,6 +14,7 @@ from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
+from gateway.codecs.tf_tensor import fill_tensor_proto
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
 from model_store import CONTRACT
@@ -138,11 +139,7 @@ class TFServingGrpcBackend(Backend):
         request.model_spec.signature_name = CONTRACT.signature_name
         if version is not None:
             request.model_spec.version.value = version
-        tensor = request.inputs[CONTRACT.input.name]  # filled in place: no TensorProto copied in
-        tensor.dtype = tfserving_proto.DT_FLOAT
-        for size in images.shape:
-            tensor.tensor_shape.dim.add(size=size)
-        tensor.tensor_content = np.ascontiguousarray(images, dtype="<f4").tobytes()
+        fill_tensor_proto(request.inputs[CONTRACT.input.name], images)  # in place: no TensorProto copied in
         started = time.perf_counter()
         try:
             response = self._predict(request, timeout=max(timeout, 0.001))
