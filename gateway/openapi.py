@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.codecs.image import SIDE
+from gateway.codecs.tensors import HIGH, ITEM_SHAPE, ITEM_SIZE, LOW
 from gateway.registry import BACKEND_NAMES
 
 __all__ = ["EXAMPLE_SEVEN", "IMAGE_FORMAT", "document"]
@@ -177,10 +179,11 @@ def _classify(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
-            "description": "Images as multipart upload(s) (every file part is an image, whatever its field "
-            "name; other fields are ignored), a raw PNG/JPEG body, or JSON with 28x28 / 784 numbers in "
-            "[0, 1] or base64 PNG/JPEG strings (a data: URL is fine). Any PNG/JPEG mode is converted to "
-            "8-bit grayscale and resized to 28x28 if neither side exceeds 1024 pixels "
+            "description": "Images as multipart upload(s) (every file part is an image, whatever its "
+            "field name; other fields are ignored), a raw PNG/JPEG body, or JSON with "
+            f"{SIDE}x{SIDE} / {SIDE * SIDE} numbers in [0, 1] or base64 PNG/JPEG strings (a data: URL is "
+            f"fine). Any PNG/JPEG mode is converted to 8-bit grayscale and resized to {SIDE}x{SIDE} if "
+            "neither side exceeds 1024 pixels "
             "(``GATEWAY_MAX_IMAGE_SIDE``; 400 above, and for bytes that are not a PNG or JPEG). Digits must "
             "be light on dark, like MNIST. 1 to 256 images per request (413 above).",
             "tags": ["predict"],
@@ -269,21 +272,25 @@ _ERROR_RESPONSES = {
     "E503": _error("unavailable: no ready backend, or its circuit breaker is open", _RETRY_AFTER),
     "E504": _error("deadline_exceeded: the request's deadline ran out"),
 }
-_N = {"type": "number", "minimum": 0, "maximum": 1}
+_N = {"type": "number", "minimum": LOW, "maximum": HIGH}
+
+
+def _nested(shape: tuple[int, ...]) -> dict[str, Any]:
+    """Nested JSON lists of ``shape``, numbers in the model's range at the bottom."""
+    if not shape:
+        return _N
+    return {"type": "array", "minItems": shape[0], "maxItems": shape[0], "items": _nested(shape[1:])}
+
+
 _SCHEMAS: dict[str, Any] = {
     "Flat": {
-        "description": "One 28x28 image as 784 numbers in [0, 1] (pixel / 255), row by row",
-        "type": "array",
-        "minItems": 784,
-        "maxItems": 784,
-        "items": _N,
+        "description": f"One instance as {ITEM_SIZE} numbers in [{LOW:g}, {HIGH:g}], row by row",
+        **_nested((ITEM_SIZE,)),
     },
     "Grid": {
-        "description": "One image as 28 rows of 28 numbers in [0, 1] (pixel / 255)",
-        "type": "array",
-        "minItems": 28,
-        "maxItems": 28,
-        "items": {"type": "array", "minItems": 28, "maxItems": 28, "items": _N},
+        "description": f"One instance as nested lists of shape {list(ITEM_SHAPE)}, "
+        f"numbers in [{LOW:g}, {HIGH:g}]",
+        **_nested(ITEM_SHAPE),
     },
     "Image": {"oneOf": [_schema("Flat"), _schema("Grid")]},
     "FlatBatch": {
@@ -299,7 +306,7 @@ _SCHEMAS: dict[str, Any] = {
         "items": _schema("Grid"),
     },
     "Batch": {
-        "description": "1 to 256 images, all in the same form (all 784 numbers or all 28x28)",
+        "description": f"1 to {_MAX_INSTANCES} instances, all in the same form (all flat or all nested)",
         "oneOf": [_schema("FlatBatch"), _schema("GridBatch")],
     },
     "NamedImage": {
@@ -309,8 +316,8 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"image": _schema("Image")},
     },
     "Instances": {
-        "description": 'Row format: 1 to 256 images, all in the same form, or objects {"image": ...} '
-        "(each 784 numbers or 28x28)",
+        "description": f"Row format: 1 to {_MAX_INSTANCES} instances, all in the same form, or objects "
+        '{"image": ...} (each flat or nested)',
         "oneOf": [
             _schema("FlatBatch"),
             _schema("GridBatch"),

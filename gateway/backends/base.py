@@ -49,7 +49,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, model: str, images: np.ndarray, version: int | None, timeout: float) -> Prediction:
-        """Probabilities for float32 ``images [N, 28, 28]``; ``version=None`` is the server's default."""
+        """Probabilities for float32 ``images [N, *item]``; ``version=None`` is the server's default."""
 
     @abc.abstractmethod
     def status(self, model: str, timeout: float) -> ModelStatus:

@@ -16,6 +16,7 @@ import numpy as np
 
 from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.translate import parse_probabilities
+from gateway.codecs.tensors import ITEM_SHAPE
 from gateway.errors import DeadlineExceeded, GatewayError, NotFound, Unavailable
 from model_store import CONTRACT, ModelStore, StoreError, default_root
 
@@ -145,7 +146,7 @@ class EmbeddedBackend(Backend):
         )
 
     def warm_up(self, model: str) -> None:
-        self.predict(model, np.zeros((1, 28, 28), dtype=np.float32), None, 60.0)
+        self.predict(model, np.zeros((1, *ITEM_SHAPE), dtype=np.float32), None, 60.0)
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
+from gateway.codecs.tensors import OUTPUT_SHAPE, OUTPUT_SIZE
 from gateway.codecs.tf_tensor import fill_tensor_proto
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
@@ -155,9 +156,11 @@ class TFServingGrpcBackend(Backend):
             values: Any = np.frombuffer(output.tensor_content, dtype="<f4")
         else:
             values = np.asarray(output.float_val, dtype=np.float32)
-        if values.size != len(images) * 10:
+        if values.size != len(images) * OUTPUT_SIZE:
             raise BadBackendResponse(f"{self.name} returned {values.size} values", backend=self.name)
-        probabilities = parse_probabilities(values.reshape(len(images), 10), len(images), self.name)
+        probabilities = parse_probabilities(
+            values.reshape(len(images), *OUTPUT_SHAPE), len(images), self.name
+        )
         served = response.model_spec.version.value if response.model_spec.HasField("version") else version
         return Prediction(probabilities, str(served) if served is not None else None, elapsed)
 

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from gateway.codecs.tensors import OUTPUT_SHAPE
 from gateway.errors import (
     BadBackendResponse,
     DeadlineExceeded,
@@ -25,7 +26,6 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.jsonio import loads
-from model_store import NUM_CLASSES
 
 __all__ = ["error_for_grpc", "error_for_http", "parse_json_body", "parse_probabilities", "upstream_message"]
 
@@ -85,14 +85,14 @@ def error_for_grpc(exc: grpc.RpcError, backend: str) -> GatewayError:
 
 
 def parse_probabilities(value: object, count: int, backend: str) -> np.ndarray:
-    """A backend's ``[N, 10]`` output as float32, or BadBackendResponse naming what is wrong."""
+    """A backend's ``[N, *output]`` output as float32, or BadBackendResponse naming what is wrong."""
     try:
         array = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise BadBackendResponse(f"{backend} returned non-numeric predictions", backend=backend) from exc
-    if array.shape != (count, NUM_CLASSES):
+    if array.shape != (count, *OUTPUT_SHAPE):
         raise BadBackendResponse(
-            f"{backend} returned predictions of shape {list(array.shape)}, expected [{count}, {NUM_CLASSES}]",
+            f"{backend} returned predictions of shape {list(array.shape)}, expected {[count, *OUTPUT_SHAPE]}",
             backend=backend,
         )
     if not np.isfinite(array).all():

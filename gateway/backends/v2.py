@@ -17,6 +17,7 @@ from gateway.backends.base import Backend, ModelStatus, Prediction
 from gateway.backends.channels import insecure_channel
 from gateway.backends.http import CurlTransport, HttpRequest, HttpTransport
 from gateway.backends.translate import error_for_grpc, error_for_http, parse_json_body, parse_probabilities
+from gateway.codecs.tensors import OUTPUT_SHAPE, OUTPUT_SIZE
 from gateway.errors import BadBackendResponse, GatewayError
 from gateway.jsonio import dumps
 from model_store import CONTRACT
@@ -89,9 +90,9 @@ class V2RestBackend(Backend):
         binary = (tensor.get("parameters") or {}).get("binary_data_size")
         if binary is not None:
             raw = body[size : size + int(binary)]
-            if len(raw) != count * 10 * 4:
+            if len(raw) != count * OUTPUT_SIZE * 4:
                 raise BadBackendResponse(f"{self.name} sent {len(raw)} output bytes", backend=self.name)
-            values: Any = np.frombuffer(raw, dtype="<f4").reshape(count, 10)
+            values: Any = np.frombuffer(raw, dtype="<f4").reshape(count, *OUTPUT_SHAPE)
         else:
             values = np.asarray(tensor.get("data"), dtype=np.float32).reshape(count, -1)
         served = document.get("model_version") or None
@@ -173,9 +174,11 @@ class V2GrpcBackend(Backend):
             values: Any = np.frombuffer(response.raw_output_contents[index], dtype="<f4")
         else:
             values = np.asarray(response.outputs[index].contents.fp32_contents, dtype=np.float32)
-        if values.size != len(images) * 10:
+        if values.size != len(images) * OUTPUT_SIZE:
             raise BadBackendResponse(f"{self.name} sent {values.size} output values", backend=self.name)
-        probabilities = parse_probabilities(values.reshape(len(images), 10), len(images), self.name)
+        probabilities = parse_probabilities(
+            values.reshape(len(images), *OUTPUT_SHAPE), len(images), self.name
+        )
         served = response.model_version or (str(version) if version is not None else None)
         return Prediction(probabilities, served, elapsed)
 

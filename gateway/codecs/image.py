@@ -18,12 +18,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gateway.codecs.json_body import Limits, check_count, parse_json
-from gateway.codecs.tensors import SIDE, one_image
+from gateway.codecs.tensors import one_item
 from gateway.errors import InvalidInput, UnsupportedMediaType
 
 __all__ = ["IMAGE_CONTENT_TYPES", "decode_friendly", "decode_image_bytes", "encode_friendly"]
 
 IMAGE_CONTENT_TYPES = ("image/png", "image/jpeg")
+SIDE = 28
+"""The MNIST models' image side: this codec is the one place that prepares images for them."""
 _IMAGE_FORMATS = ("PNG", "JPEG")
 
 
@@ -62,7 +64,7 @@ def _friendly_item(item: Any, where: str, limits: Limits) -> np.ndarray:
     if isinstance(item, str):
         return decode_image_bytes(_decode_base64(item, where), where, limits)
     if isinstance(item, list):
-        return one_image(item, where)
+        return one_item(item, where)
     raise InvalidInput(f"{where}: expected 28x28 numbers, 784 numbers or a base64 PNG/JPEG string")
 
 

@@ -16,7 +16,7 @@ __all__ = ["fill_tensor_proto", "from_tensor_proto"]
 
 
 def from_tensor_proto(proto: Any, limits: Limits) -> np.ndarray:
-    """A request's ``inputs["image"]`` -> validated float32 ``[N, 28, 28]``."""
+    """A request's input tensor -> validated float32 ``[N, *item]``."""
     if proto.dtype != DT_FLOAT:
         raise InvalidInput(f"input {INPUT!r} must be DT_FLOAT (float32)")
     shape = [int(dim.size) for dim in proto.tensor_shape.dim]

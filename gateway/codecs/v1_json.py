@@ -1,6 +1,6 @@
-"""TF Serving / KServe V1 JSON: ``{"instances": [...]}`` (row format; an item is 28x28, 784 flat values
-or ``{"image": ...}``) or ``{"inputs": [...] | {"image": [...]}}`` (columnar), answered with
-``predictions`` or ``outputs``.
+"""TF Serving / KServe V1 JSON: ``{"instances": [...]}`` (row format; an item is one instance of the
+model's input, nested or flat, or ``{"<input name>": ...}``) or ``{"inputs": [...] | {"<input name>":
+[...]}}`` (columnar), answered with ``predictions`` or ``outputs``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import simdjson
 
 from gateway.codecs.json_body import Limits, check_count, parse_json
-from gateway.codecs.tensors import PIXELS, SIDE, as_batch, as_pixels, in_range, one_image
+from gateway.codecs.tensors import INPUT_NAME, ITEM_SHAPE, ITEM_SIZE, as_batch, as_pixels, in_range, one_item
 from gateway.errors import InvalidInput
 from model_store import CONTRACT
 
@@ -28,20 +28,29 @@ class V1Request(NamedTuple):
 
 _SHAPE_MARKS = b'[]{},"'
 _NOT_SHAPE_MARKS = bytes(sorted(set(range(256)) - set(_SHAPE_MARKS)))
-_IMAGE_ROWS = b"[" + b",".join([b"[" + b"," * (SIDE - 1) + b"]"] * SIDE) + b"]"
-_IMAGE_FLAT = b"[" + b"," * (PIXELS - 1) + b"]"
+
+
+def _brackets(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of one instance of ``shape`` written as nested JSON lists."""
+    inner = b"" if len(shape) == 1 else _brackets(shape[1:])
+    return b"[" + b",".join([inner] * shape[0]) + b"]"
+
+
+_ITEM_NESTED = _brackets(ITEM_SHAPE)
+_ITEM_FLAT = _brackets((ITEM_SIZE,))
 _USUAL_MAX_BYTES = 256 * 1024
-"""Bodies up to this size may take :func:`_usual_instances` (a 28x28 image is 5-16 KB of JSON); the
+"""Bodies up to this size may take :func:`_usual_instances` (an MNIST image is 5-16 KB of JSON); the
 bound also caps the memory each thread's parser keeps."""
 _parsers = threading.local()
 
 
 def _usual_shape(marks: bytes, max_instances: int) -> tuple[int, ...] | None:
     """The shape of ``{"key": N images}`` whose brackets, braces, commas and quote marks are
-    ``marks``, when the key is the only string, the images are all 28x28 or all 784 flat numbers and
+    ``marks``, when the key is the only string, the instances are all nested or all flat and
     1 <= N <= ``max_instances``; else None."""
     opening = marks.count(b"[")
-    for image, per_image, shape in ((_IMAGE_ROWS, SIDE + 1, (SIDE, SIDE)), (_IMAGE_FLAT, 1, (PIXELS,))):
+    for image, shape in ((_ITEM_NESTED, ITEM_SHAPE), (_ITEM_FLAT, (ITEM_SIZE,))):
+        per_image = image.count(b"[")
         count, rest = divmod(opening - 1, per_image)
         if not rest and 1 <= count <= max_instances and marks == b'{""[' + b",".join([image] * count) + b"]}":
             return (count, *shape)
@@ -82,7 +91,7 @@ def _usual_instances(body: bytes, limits: Limits) -> np.ndarray | None:
         return None  # the general path says what is wrong
     if not in_range(values):
         return None
-    return values.astype(np.float32).reshape(shape[0], SIDE, SIDE)
+    return values.astype(np.float32).reshape(shape[0], *ITEM_SHAPE)
 
 
 def decode_v1(body: bytes, limits: Limits) -> V1Request:
@@ -114,18 +123,18 @@ def _instances(value: Any, limits: Limits) -> np.ndarray:
     if all(isinstance(item, dict) for item in value):
         rows = []
         for index, item in enumerate(value):
-            if set(item) != {CONTRACT.input.name}:
-                raise InvalidInput(f'instance {index}: expected an object with only "{CONTRACT.input.name}"')
-            rows.append(one_image(item[CONTRACT.input.name], f"instance {index}"))
+            if set(item) != {INPUT_NAME}:
+                raise InvalidInput(f'instance {index}: expected an object with only "{INPUT_NAME}"')
+            rows.append(one_item(item[INPUT_NAME], f"instance {index}"))
         return np.stack(rows)
     return as_batch(as_pixels(value, "instances"), "instances")
 
 
 def _inputs(value: Any, limits: Limits) -> np.ndarray:
     if isinstance(value, dict):
-        if set(value) != {CONTRACT.input.name}:
-            raise InvalidInput(f'"inputs" object must have only "{CONTRACT.input.name}"')
-        value = value[CONTRACT.input.name]
+        if set(value) != {INPUT_NAME}:
+            raise InvalidInput(f'"inputs" object must have only "{INPUT_NAME}"')
+        value = value[INPUT_NAME]
     if not isinstance(value, list):
         raise InvalidInput('"inputs" must be a list of images or {"image": [...]}')
     check_count(len(value), limits)

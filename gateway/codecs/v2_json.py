@@ -1,5 +1,5 @@
-"""Open Inference Protocol (KServe V2) infer bodies: one input ``image``, FP32, shape ``[N, 28, 28]``
-or ``[N, 784]``, values in [0, 1]; one output ``probabilities``, FP32 ``[N, 10]``.
+"""Open Inference Protocol (KServe V2) infer bodies: the model's one input, FP32, shape ``[N, *item]``
+or ``[N, item size]``, values in its range; its one output, FP32 (:mod:`gateway.codecs.tensors`).
 
 Tensor data comes as JSON (flat or nested) or as the binary tensor data extension: the body starts with
 a JSON header of ``Inference-Header-Content-Length`` bytes, and an input whose
@@ -17,11 +17,9 @@ from typing import Any
 import numpy as np
 
 from gateway.codecs.json_body import Limits, check_count, parse_json, reject_booleans
-from gateway.codecs.tensors import PIXELS, as_pixels
+from gateway.codecs.tensors import INPUT_NAME, ITEM_SHAPE, ITEM_SIZE, OUTPUT_NAME, as_pixels
 from gateway.errors import InvalidInput
 from gateway.jsonio import dumps
-from model_store import CONTRACT
-from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 
 __all__ = [
     "EXTENSIONS",
@@ -35,8 +33,9 @@ __all__ = [
 ]
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-INPUT, OUTPUT = CONTRACT.input.name, CONTRACT.output.name
+INPUT, OUTPUT = INPUT_NAME, OUTPUT_NAME
 EXTENSIONS = ["binary_tensor_data"]
+_BATCH_FORMS = f"[N, {', '.join(map(str, ITEM_SHAPE))}] or [N, {ITEM_SIZE}]"
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class V2Request:
 
 
 def decode_infer(body: bytes, header_length: str | None, limits: Limits) -> V2Request:
-    """An infer request body (JSON, or JSON header + binary tensors) -> validated ``[N, 28, 28]``."""
+    """An infer request body (JSON, or JSON header + binary tensors) -> validated ``[N, *item]``."""
     head, binary = _split(body, header_length)
     document = parse_json(head, limits, booleans=True)  # parameters may be booleans
     if not isinstance(document, dict):
@@ -111,13 +110,13 @@ def image_tensor(tensor: dict[str, Any], raw: bytes | None, limits: Limits) -> n
     if (
         not isinstance(shape, list)
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        or [d for d in shape[1:]] not in ([IMAGE_HEIGHT, IMAGE_WIDTH], [PIXELS])
+        or [d for d in shape[1:]] not in (list(ITEM_SHAPE), [ITEM_SIZE])
     ):
-        raise InvalidInput(f"input {INPUT!r} has shape {str(shape)[:60]}; expected [N, 28, 28] or [N, 784]")
+        raise InvalidInput(f"input {INPUT!r} has shape {str(shape)[:60]}; expected {_BATCH_FORMS}")
     count = shape[0]
     check_count(count, limits)
     if raw is not None:
-        if len(raw) != count * PIXELS * 4:
+        if len(raw) != count * ITEM_SIZE * 4:
             raise InvalidInput(f"input {INPUT!r}: {len(raw)} binary bytes for shape {shape} of FP32")
         values = as_pixels(np.frombuffer(raw, dtype="<f4"), f"input {INPUT!r}")
     else:
@@ -125,9 +124,9 @@ def image_tensor(tensor: dict[str, Any], raw: bytes | None, limits: Limits) -> n
             raise InvalidInput(f"input {INPUT!r} has no 'data' and no binary data")
         reject_booleans(tensor["data"])  # numpy would read true as 1.0
         values = as_pixels(tensor["data"], f"input {INPUT!r}")
-        if values.size != count * PIXELS:
+        if values.size != count * ITEM_SIZE:
             raise InvalidInput(f"input {INPUT!r}: {values.size} values for shape {shape}")
-    return values.reshape(count, IMAGE_HEIGHT, IMAGE_WIDTH)
+    return values.reshape(count, *ITEM_SHAPE)
 
 
 def _binary_output(document: dict[str, Any]) -> bool:

@@ -28,19 +28,19 @@ from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
 from gateway import tfserving_proto
 from gateway.calls import Call, finish_call, log_refusal, start_call
+from gateway.codecs.tensors import INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME, OUTPUT_SHAPE, wire_shape
 from gateway.codecs.tf_tensor import fill_tensor_proto, from_tensor_proto
 from gateway.codecs.v2_json import image_tensor
 from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.router import Routed, Selection
 from gateway.service import Gateway, server_version
-from model_store import CONTRACT, NUM_CLASSES
-from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
+from model_store import CONTRACT
 
 __all__ = ["STATUS_CODES", "start_ingress"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-INPUT, OUTPUT = CONTRACT.input.name, CONTRACT.output.name
+INPUT, OUTPUT = INPUT_NAME, OUTPUT_NAME
 DT_FLOAT = tfserving_proto.DT_FLOAT
 STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -163,8 +163,8 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
                 name=model,
                 versions=[str(v) for v in sorted({*route.versions, *route.labels.values()})],
                 platform="mnist-serving-gateway",
-                inputs=[tensor(name=INPUT, datatype="FP32", shape=[-1, IMAGE_HEIGHT, IMAGE_WIDTH])],
-                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, NUM_CLASSES])],
+                inputs=[tensor(name=INPUT, datatype="FP32", shape=wire_shape(ITEM_SHAPE))],
+                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=wire_shape(OUTPUT_SHAPE))],
             )
 
         return self.calls.run(context, "grpc_model_metadata", request.name, work)
@@ -283,8 +283,8 @@ def _tf_metadata(model: str) -> Any:
     messages = tfserving_proto.messages()
     signature = messages.SignatureDef(method_name="tensorflow/serving/predict")
     for name, dims, target in (
-        (INPUT, (-1, IMAGE_HEIGHT, IMAGE_WIDTH), signature.inputs),
-        (OUTPUT, (-1, NUM_CLASSES), signature.outputs),
+        (INPUT, wire_shape(ITEM_SHAPE), signature.inputs),
+        (OUTPUT, wire_shape(OUTPUT_SHAPE), signature.outputs),
     ):
         info = target[name]
         info.name, info.dtype = name, DT_FLOAT

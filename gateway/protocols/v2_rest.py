@@ -17,11 +17,10 @@ from flask import Blueprint, Response
 
 from gateway.api import current_call, json_response, routed_model, selection_for, service
 from gateway.calls import Call
+from gateway.codecs.tensors import ITEM_SHAPE, OUTPUT_SHAPE, wire_shape
 from gateway.codecs.v2_json import EXTENSIONS, HEADER_LENGTH, INPUT, OUTPUT, decode_infer, encode_infer
 from gateway.fastpath import Answer, FastRoute, Incoming, register
 from gateway.service import server_version
-from model_store import NUM_CLASSES
-from model_store.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 
 if TYPE_CHECKING:
     pass
@@ -67,8 +66,8 @@ def model_metadata(model: str, version: int | None = None) -> Response:
             "name": model,
             "versions": [str(v) for v in versions],
             "platform": "mnist-serving-gateway",
-            "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, IMAGE_HEIGHT, IMAGE_WIDTH]}],
-            "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, NUM_CLASSES]}],
+            "inputs": [{"name": INPUT, "datatype": "FP32", "shape": wire_shape(ITEM_SHAPE)}],
+            "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": wire_shape(OUTPUT_SHAPE)}],
         }
     )
 
