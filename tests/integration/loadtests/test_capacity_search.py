@@ -10,6 +10,7 @@ trivial answer. Real Locust, real open-loop users and the real shape run the sea
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,8 +91,13 @@ def test_the_search_finds_the_fake_servers_known_capacity(fake_server: str, tmp_
     for step in results["steps"]:
         verdict, arrivals = step["verdict"], step["arrivals"]
         if verdict["outcome"] == "pass":
-            # What was sent is a Poisson process at the offered rate (tolerances far outside sampling noise).
-            assert abs(verdict["sent_rps"] / step["offered_rps"] - 1) < 0.2, step
+            # What was sent is a Poisson process at the offered rate. A Poisson count varies by the
+            # square root of its mean: four of those (about one step in 16,000 beyond, by chance) plus
+            # 5% for the pacing. A fixed 20% was three of them at 113/s over 2 s, and one CI run sent
+            # 20.8% more than offered.
+            expected = step["offered_rps"] * (step["window"][1] - step["window"][0])
+            allowed = 0.05 + 4.0 / math.sqrt(expected)
+            assert abs(verdict["sent_rps"] / step["offered_rps"] - 1) < allowed, step
             assert 0.75 < arrivals["cv"] < 1.25, step
             assert arrivals["ks_distance"] < 0.2, step
     assert json.dumps(results, allow_nan=True)
