@@ -33,7 +33,7 @@ __all__ = [
     "valid_request_id",
 ]
 
-log = logging.getLogger("gateway.api")
+log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 BACKEND_HEADER = "X-Gateway-Backend"
