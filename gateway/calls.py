@@ -63,6 +63,8 @@ class Call:
     span: Any = None
     """The request's server span and its context token, when tracing is on."""
     span_token: Any = None
+    headers: Any = None
+    """The request's headers (HTTP) or metadata (gRPC), looked up in any case."""
 
     def routed(self, routed: Routed) -> None:
         self.backend = routed.backend
@@ -89,6 +91,7 @@ def start_call(gateway: Gateway, headers: Any, span_name: str) -> Call:
         time.perf_counter(),
         time.monotonic() + gateway.settings.deadline_s,
         valid_request_id(headers.get(REQUEST_ID_HEADER, "")) or new_request_id(),
+        headers=headers,
     )
     if gateway.tracing.enabled:
         call.span, call.span_token = gateway.tracing.start_request(span_name, headers)

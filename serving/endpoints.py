@@ -8,7 +8,6 @@ gives the addresses of the servers it starts on free loopback ports.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from gateway import registry
@@ -87,7 +86,7 @@ def default_endpoints() -> Endpoints:
         servers[hosting.endpoint] = f"{scheme}{serving.host}:{getattr(serving, hosting.port)}"
     return Endpoints(
         **servers,
-        torchserve_key_file=str(Path(serving.key_file)) if serving.ts_token_auth else "",
+        torchserve_key_file=str(serving.key_file) if serving.ts_token_auth else "",
         torchserve_management_url=f"http://{LOOPBACK}:{serving.ts_management_port}",
         gateway_url=f"http://{Settings().bind}",
     )

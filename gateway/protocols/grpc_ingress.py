@@ -103,10 +103,8 @@ class _Calls:
             raise NotFound(f"unknown model {name[:80]!r}")
         return name
 
-    def predict(
-        self, call: Call, context: grpc.ServicerContext, model: str, version: int | None, images: np.ndarray
-    ) -> Routed:
-        metadata = _Metadata((key.lower(), value) for key, value in context.invocation_metadata())
+    def predict(self, call: Call, model: str, version: int | None, images: np.ndarray) -> Routed:
+        metadata = call.headers  # what run() read once
         explicit = metadata.get("x-gateway-backend") or None
         return self.gateway.predict(
             Selection(model, call.deadline, version, None, explicit, metadata), images
@@ -173,7 +171,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         def work(call: Call) -> tuple[Any, Routed]:
             model = self.calls.model(request.model_name)
             images = self._images(request)
-            routed = self.calls.predict(call, context, model, _version(request.model_version), images)
+            routed = self.calls.predict(call, model, _version(request.model_version), images)
             probabilities = routed.prediction.probabilities.astype("<f4")
             response = v2.ModelInferResponse(
                 model_name=model,
@@ -221,7 +219,7 @@ class TFServingServicer:
                 raise InvalidInput(f"inputs {sorted(request.inputs)}; the model takes {INPUT!r}")
             images = from_tensor_proto(request.inputs[INPUT], self.calls.gateway.limits)
             version = request.model_spec.version.value if request.model_spec.HasField("version") else None
-            routed = self.calls.predict(call, context, model, version, images)
+            routed = self.calls.predict(call, model, version, images)
             response = tfserving_proto.messages().PredictResponse()
             response.model_spec.name = model
             response.model_spec.signature_name = CONTRACT.signature_name
